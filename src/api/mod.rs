@@ -1,0 +1,1 @@
+//! The custom resources of `migration.ferry.dev/v1alpha1` (DESIGN.md §2).

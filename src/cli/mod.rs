@@ -1,0 +1,84 @@
+//! The `ferry` command line. Each subcommand lives in its own file with an `Args` struct and a `run`;
+//! this file only parses, sets up logging and turns the outcome into an exit code (one policy, here).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod controller;
+mod crds;
+mod demo;
+
+/// Ferry migrates the persistent state of applications between Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller (out of cluster with a kubeconfig, or in cluster).
+    Controller(controller::Args),
+    /// Print or write the CustomResourceDefinitions generated from the API types.
+    Crds(crds::Args),
+    /// Run the local sandbox: two real control planes and the controller, with an example plan.
+    Demo(demo::Args),
+}
+
+/// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
+/// 0 on success, 1 with a one-line cause on stderr on failure (subcommands may return other codes).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ferry: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ferry: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli { command } = cli;
+    match command {
+        Command::Controller(args) => controller::run(args).await,
+        Command::Crds(args) => crds::run(args),
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+/// Joins an error and its causes into one line, skipping causes already quoted by their parent.
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
+/// Installs the tracing subscriber: JSON lines when `json` is set (in cluster), human text otherwise.
+/// The filter comes from `RUST_LOG`, defaulting to `info` for Ferry and `warn` for everything else.
+pub(crate) fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,ferry=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    // A second initialisation (tests) is harmless: the first subscriber stays.
+    drop(result);
+}

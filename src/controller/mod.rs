@@ -1,0 +1,1 @@
+//! The reconcilers that drive the custom resources.

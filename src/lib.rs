@@ -1,0 +1,18 @@
+//! Ferry migrates the persistent state of applications between Kubernetes clusters, the GitOps way.
+//!
+//! The crate is organised by domain: [`api`] holds the custom resources, [`controller`] the reconcilers
+//! that drive them, [`mover`] the rsync-over-mutual-TLS data plane, [`git`] manifest reading and
+//! comment-preserving quiesce commits, [`dns`] the record flip at cutover, and [`cli`] the `ferry`
+//! command line that ties them together. [`sandbox`] runs real local control planes for `make demo`
+//! and the e2e tests.
+
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod dns;
+mod error;
+pub mod git;
+pub mod mover;
+pub mod sandbox;
+
+pub use error::{Error, Result};

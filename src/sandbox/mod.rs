@@ -1,0 +1,1 @@
+//! Local sandbox: real control planes started as processes, for `make demo` and the e2e tests.
