@@ -1,4 +1,4 @@
-module github.com/ferry/e2e/controlplane
+module ferry/e2e/controlplane
 
 go 1.26.0
 

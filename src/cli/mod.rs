@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod controller;
-mod crds;
+pub mod crds;
 mod demo;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
@@ -77,8 +77,14 @@ pub(crate) fn one_line(err: &anyhow::Error) -> String {
 pub(crate) fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,ferry=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
     // A second initialisation (tests) is harmless: the first subscriber stays.
     drop(result);
 }

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+)
+
+const (
+	serviceClusterIPRange = "10.96.0.0/16"
+	kubernetesServiceIP   = "10.96.0.1"
+	serviceAccountIssuer  = "https://kubernetes.default.svc.cluster.local"
+)
+
+// startAPIServer builds kube-apiserver's options from a command line, exactly
+// as the real binary would parse it, and runs the server chain (aggregator ->
+// kube APIs -> apiextensions) in a goroutine. The returned channel receives
+// the result of the server's Run once it stops.
+func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pkiFiles) (<-chan error, error) {
+	port := ln.Addr().(*net.TCPAddr).Port
+	s := options.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	args := []string{
+		"--etcd-servers=" + etcdURL,
+		"--advertise-address=127.0.0.1",
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + pki.ServingCert,
+		"--tls-private-key-file=" + pki.ServingKey,
+		"--client-ca-file=" + pki.CACert,
+		"--service-account-issuer=" + serviceAccountIssuer,
+		"--service-account-key-file=" + pki.SAPublicKey,
+		"--service-account-signing-key-file=" + pki.SAPrivateKey,
+		"--authorization-mode=Node,RBAC",
+		"--service-cluster-ip-range=" + serviceClusterIPRange,
+		"--allow-privileged=true",
+		// Without a node lifecycle controller nothing would ever lift the
+		// not-ready taint this plugin puts on new nodes.
+		"--disable-admission-plugins=TaintNodesByCondition",
+		// The advertised address is loopback, which Endpoints may not carry.
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		"--event-ttl=1h",
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("kube-apiserver flags: %w", err)
+	}
+	s.SecureServing.Listener = ln
+	s.SecureServing.BindPort = port
+
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	if completed.InformerName == nil {
+		name, err := cache.NewInformerName("kube-apiserver")
+		if err != nil {
+			return nil, err
+		}
+		completed.InformerName = name
+	}
+	config, err := app.NewConfig(completed)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	completedConfig, err := config.Complete()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	server, err := app.CreateServerChain(completedConfig)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver server chain: %w", err)
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver prepare: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- prepared.Run(ctx)
+	}()
+	return done, nil
+}

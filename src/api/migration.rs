@@ -1,0 +1,216 @@
+//! `MigMigration`: one run of a plan — a stage, a cutover (MTC's "Final" itinerary) or a rollback —
+//! with MTC-shaped status: conditions, itinerary, phase and a pipeline of steps.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, ResourceRef};
+
+/// Spec of a `MigMigration` (MTC field names).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[kube(
+    group = "migration.ferry.dev",
+    version = "v1alpha1",
+    kind = "MigMigration",
+    namespaced,
+    status = "MigMigrationStatus",
+    shortname = "migmigration",
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".spec.migPlanRef.name"}"#,
+    printcolumn = r#"{"name":"Itinerary","type":"string","jsonPath":".status.itinerary"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MigMigrationSpec {
+    /// The plan to run.
+    pub mig_plan_ref: ResourceRef,
+    /// A stage: copy the data while the app keeps running.
+    #[serde(default)]
+    pub stage: bool,
+    /// Stop the source app before the final sync (cutover).
+    #[serde(default)]
+    pub quiesce_pods: bool,
+    /// Undo a completed or failed cutover.
+    #[serde(default)]
+    pub rollback: bool,
+    /// State only: sync the volumes, leave the app's manifests to Argo CD.
+    #[serde(default)]
+    pub migrate_state: bool,
+    /// Verify the copied data with checksums.
+    #[serde(default)]
+    pub verify: bool,
+    /// Cancel a running migration.
+    #[serde(default)]
+    pub canceled: bool,
+}
+
+/// The sequence of steps a migration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Itinerary {
+    /// Copy the data while the app runs.
+    Stage,
+    /// Cutover: quiesce, final sync, start on the target, flip DNS.
+    Final,
+    /// Undo a cutover.
+    Rollback,
+}
+
+impl Itinerary {
+    /// The itinerary a spec asks for. `rollback` wins over `stage`; state-only runs the stage steps.
+    pub fn for_spec(spec: &MigMigrationSpec) -> Self {
+        if spec.rollback {
+            Itinerary::Rollback
+        } else if spec.stage || spec.migrate_state {
+            Itinerary::Stage
+        } else {
+            Itinerary::Final
+        }
+    }
+
+    /// The step names of the itinerary, in order (DESIGN.md §3).
+    pub fn steps(self) -> &'static [&'static str] {
+        match self {
+            Itinerary::Stage => &[
+                "Prepare",
+                "CreateDestinationNamespaces",
+                "CreateDestinationPVCs",
+                "CreateMoverSecrets",
+                "CreateMoverEndpoints",
+                "CreateMoverPods",
+                "WaitForTransfer",
+                "CleanupMovers",
+            ],
+            Itinerary::Final => &[
+                "Prepare",
+                "StageSync",
+                "LowerDNSTTL",
+                "QuiesceSource",
+                "EnsureSourceQuiesced",
+                "FinalSync",
+                "Verify",
+                "UnquiesceTarget",
+                "EnsureTargetReady",
+                "FlipDNS",
+                "VerifyDNS",
+                "Cleanup",
+            ],
+            Itinerary::Rollback => &[
+                "Prepare",
+                "RestoreDNS",
+                "QuiesceTarget",
+                "UnquiesceSource",
+                "RevertCommits",
+            ],
+        }
+    }
+}
+
+/// Status of a `MigMigration`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigMigrationStatus {
+    /// `Ready`, `Running` (`Step: N/M`), `Succeeded`, `Failed`, and Critical conditions for problems.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The itinerary being run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itinerary: Option<Itinerary>,
+    /// The current phase (a step name, `Waiting`, `Completed` or `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// One entry per step of the itinerary.
+    #[serde(default)]
+    pub pipeline: Vec<PipelineStep>,
+    /// When the migration started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<String>,
+    /// Errors that failed the migration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// The cutover's downtime window: QuiesceSource start to VerifyDNS end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime: Option<Downtime>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One step of the pipeline, as MTC shows it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStep {
+    /// Step name, e.g. `FinalSync`.
+    pub name: String,
+    /// When the step started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When the step completed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<String>,
+    /// A short message: `Not started`, `Completed`, or what it is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Progress lines (e.g. bytes and files transferred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<String>,
+    /// Whether the step failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// Whether the step was skipped (not configured for this plan).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+impl PipelineStep {
+    /// A step that has not started yet.
+    pub fn not_started(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            message: Some("Not started".to_string()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A cutover's downtime window.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Downtime {
+    /// QuiesceSource started (RFC 3339).
+    pub start: String,
+    /// VerifyDNS completed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Length of the window in seconds, once ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_selects_the_itinerary() {
+        let spec = |stage, rollback, migrate_state| MigMigrationSpec {
+            stage,
+            rollback,
+            migrate_state,
+            ..MigMigrationSpec::default()
+        };
+        assert_eq!(Itinerary::for_spec(&spec(true, false, false)), Itinerary::Stage);
+        assert_eq!(Itinerary::for_spec(&spec(false, false, true)), Itinerary::Stage);
+        assert_eq!(Itinerary::for_spec(&spec(false, false, false)), Itinerary::Final);
+        assert_eq!(Itinerary::for_spec(&spec(true, true, false)), Itinerary::Rollback);
+    }
+
+    #[test]
+    fn the_cutover_quiesces_before_the_final_sync_and_flips_dns_after_it() {
+        let steps = Itinerary::Final.steps();
+        let at = |name| steps.iter().position(|s| *s == name).unwrap();
+        assert!(at("QuiesceSource") < at("FinalSync"));
+        assert!(at("FinalSync") < at("FlipDNS"));
+        assert!(at("FlipDNS") < at("VerifyDNS"));
+    }
+}

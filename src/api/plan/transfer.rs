@@ -1,0 +1,51 @@
+//! The plan's data transfer settings: how the movers reach each other and how rsync runs (DESIGN.md §6).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Transfer settings; every field has a safe default.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transfer {
+    /// How the send pod reaches the receive pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_type: Option<EndpointType>,
+    /// HTTP CONNECT proxy with basic auth, e.g. `http://user:pass@proxy:3128` (MTC's
+    /// `stunnel_tcp_proxy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub proxy: Option<String>,
+    /// Supplemental groups of the send pod (to read volumes owned by a group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src_supplemental_groups: Vec<i64>,
+    /// Supplemental groups of the receive pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_supplemental_groups: Vec<i64>,
+    /// Image for the mover pods; the controller's own image when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover_image: Option<String>,
+    /// Compare checksums of every file (rsync `--checksum`) on the final sync.
+    #[serde(default)]
+    pub verify: bool,
+    /// Bandwidth limit in KiB/s (rsync `--bwlimit`); unlimited when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub bw_limit: Option<u32>,
+    /// Create NetworkPolicies that allow traffic between the movers.
+    #[serde(default)]
+    pub network_policies: bool,
+}
+
+/// How the receive pod is exposed to the send pod.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum EndpointType {
+    /// An OpenShift Route (passthrough TLS); only where the Route API exists.
+    Route,
+    /// A NodePort Service.
+    NodePort,
+    /// A ClusterIP Service: both clusters must share a network that routes Service IPs.
+    #[default]
+    ClusterIP,
+    /// A LoadBalancer Service; Ferry waits (bounded) for its address.
+    LoadBalancer,
+}
