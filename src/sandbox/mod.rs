@@ -1,1 +1,11 @@
-//! Local sandbox: real control planes started as processes, for `make demo` and the e2e tests.
+//! Local sandbox: real control planes (kube-apiserver + etcd + kube-controller-manager, built from Go
+//! modules by `e2e/controlplane`) and the Ferry controller, started as processes for `make demo` and the
+//! e2e tests. Nothing here is a fake: it only starts and stops real components on loopback.
+
+mod apply;
+mod controlplane;
+mod process;
+
+pub use apply::{apply_yaml, install_crds, wait_for_crds, wait_for_default_service_account};
+pub use controlplane::{ControlPlane, controlplane_binary};
+pub use process::ControllerProcess;

@@ -1,0 +1,179 @@
+//! `MigMigration` reconciler: validate a migration against its plan (the plan exists and is Ready, and
+//! no older unfinished migration of the same plan exists), then accept it. Running the itineraries is
+//! the pipeline's work; until that lands an accepted migration waits with a condition that says so.
+
+use std::sync::Arc;
+
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::{Context, status};
+use crate::Result;
+use crate::api::condition::{self, READY};
+use crate::api::{Category, Condition, Itinerary, MigMigration, MigPlan, PipelineStep};
+
+/// Condition types that mark a migration as finished.
+const FINISHED: &[&str] = &["Succeeded", "Failed", "Canceled"];
+
+/// Reconciles one `MigMigration`.
+pub async fn reconcile(migration: Arc<MigMigration>, ctx: Arc<Context>) -> Result<Action> {
+    let current = migration.status.as_ref();
+    let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if is_finished(current_conditions) {
+        return Ok(Action::await_change());
+    }
+    let own_ns = migration.namespace().unwrap_or_default();
+    let plan_ref = &migration.spec.mig_plan_ref;
+    let plan_ns = plan_ref.namespace_or(&own_ns);
+    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ns).get_opt(&plan_ref.name).await?;
+    let siblings = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns).list(&ListParams::default()).await?;
+    let conditions = admission(&migration, plan.as_ref(), &siblings.items);
+    let accepted = condition::is_true(&conditions, READY);
+
+    let itinerary = Itinerary::for_spec(&migration.spec);
+    let mut desired = current.cloned().unwrap_or_default();
+    desired.conditions = condition::merge(current_conditions, conditions, &status::now());
+    desired.itinerary = Some(itinerary);
+    desired.phase = Some(if accepted { "Waiting" } else { "Validating" }.to_string());
+    if desired.pipeline.is_empty() {
+        desired.pipeline = itinerary.steps().iter().map(|name| PipelineStep::not_started(name)).collect();
+    }
+    desired.observed_generation = migration.metadata.generation;
+    status::apply(&ctx, migration.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
+    Ok(Action::requeue(ctx.retry))
+}
+
+fn is_finished(conditions: &[condition::Condition]) -> bool {
+    FINISHED.iter().any(|t| condition::is_true(conditions, t))
+}
+
+/// The conditions deciding whether `migration` may run: problems with its plan, an older unfinished
+/// migration of the same plan, or `Ready` plus the waiting notice.
+pub(crate) fn admission(migration: &MigMigration, plan: Option<&MigPlan>, siblings: &[MigMigration]) -> Vec<Condition> {
+    let own_ns = migration.namespace().unwrap_or_default();
+    let plan_ref = &migration.spec.mig_plan_ref;
+    let plan_name = format!("{}/{}", plan_ref.namespace_or(&own_ns), plan_ref.name);
+    let mut conditions = Vec::new();
+    match plan {
+        None => conditions.push(Condition::holds(
+            "InvalidPlanRef",
+            Category::Critical,
+            "NotFound",
+            format!("MigPlan {plan_name} does not exist."),
+        )),
+        Some(plan) => {
+            let plan_conditions = plan.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+            if !condition::is_true(plan_conditions, READY) {
+                conditions.push(Condition::holds(
+                    "PlanNotReady",
+                    Category::Critical,
+                    "NotReady",
+                    format!("MigPlan {plan_name} is not ready; fix the problems its conditions list."),
+                ));
+            }
+        }
+    }
+    if let Some(older) = older_unfinished(migration, siblings) {
+        conditions.push(Condition::holds(
+            "MigrationInProgress",
+            Category::Critical,
+            "AnotherMigrationRunning",
+            format!("MigMigration {older} of plan {plan_name} has not finished; this one waits for it."),
+        ));
+    }
+    if conditions.is_empty() {
+        conditions.push(Condition::holds(READY, Category::Required, "Ready", "The migration is ready."));
+        conditions.push(Condition::holds(
+            "Waiting",
+            Category::Advisory,
+            "ItinerariesNotImplemented",
+            "Accepted. This Ferry build validates migrations but does not run itineraries yet; it waits.",
+        ));
+    } else {
+        conditions.push(Condition::fails(
+            READY,
+            Category::Required,
+            "NotReady",
+            "The migration cannot start; see the other conditions.",
+        ));
+    }
+    conditions
+}
+
+/// The name of the oldest unfinished migration of the same plan created before `migration` (ties
+/// broken by name), which must finish first.
+fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Option<String> {
+    let key = |m: &MigMigration| (m.metadata.creation_timestamp.clone().map(|t| t.0), m.name_any());
+    let own_ns = migration.namespace().unwrap_or_default();
+    let same_plan = |m: &MigMigration| {
+        m.spec.mig_plan_ref.name == migration.spec.mig_plan_ref.name
+            && m.spec.mig_plan_ref.namespace_or(&own_ns) == migration.spec.mig_plan_ref.namespace_or(&own_ns)
+    };
+    siblings
+        .iter()
+        .filter(|m| m.uid() != migration.uid() && same_plan(m))
+        .filter(|m| !is_finished(m.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()))
+        .filter(|m| key(m) < key(migration))
+        .min_by_key(|m| key(m))
+        .map(|m| m.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MigMigrationStatus;
+
+    fn migration(name: &str, created: i64, finished: bool) -> MigMigration {
+        let mut m: MigMigration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "migration.ferry.dev/v1alpha1", "kind": "MigMigration",
+            "metadata": {"name": name, "namespace": "ferry", "uid": name,
+                         "creationTimestamp": k8s_openapi::jiff::Timestamp::from_second(created).unwrap().to_string()},
+            "spec": {"migPlanRef": {"name": "plan"}}
+        }))
+        .unwrap();
+        if finished {
+            let done = Condition::holds("Succeeded", Category::Advisory, "Completed", "done").durable();
+            m.status = Some(MigMigrationStatus { conditions: vec![done], ..Default::default() });
+        }
+        m
+    }
+
+    fn plan(ready: bool) -> MigPlan {
+        let mut plan = MigPlan::new("plan", Default::default());
+        let condition = if ready {
+            Condition::holds(READY, Category::Required, "Ready", "ok")
+        } else {
+            Condition::fails(READY, Category::Required, "NotReady", "no")
+        };
+        plan.status = Some(crate::api::MigPlanStatus { conditions: vec![condition], ..Default::default() });
+        plan
+    }
+
+    fn types(conditions: &[Condition]) -> Vec<(&str, bool)> {
+        conditions.iter().map(|c| (c.type_.as_str(), c.is_true())).collect()
+    }
+
+    #[test]
+    fn a_ready_plan_accepts_the_migration_and_says_it_waits() {
+        let m = migration("a", 10, false);
+        assert_eq!(types(&admission(&m, Some(&plan(true)), &[m.clone()])), [("Ready", true), ("Waiting", true)]);
+    }
+
+    #[test]
+    fn a_missing_or_unready_plan_blocks() {
+        let m = migration("a", 10, false);
+        assert_eq!(types(&admission(&m, None, &[])), [("InvalidPlanRef", true), ("Ready", false)]);
+        assert_eq!(types(&admission(&m, Some(&plan(false)), &[])), [("PlanNotReady", true), ("Ready", false)]);
+    }
+
+    #[test]
+    fn only_the_oldest_unfinished_migration_of_a_plan_runs() {
+        let (old, new, done) = (migration("old", 10, false), migration("new", 20, false), migration("done", 5, true));
+        let all = [old.clone(), new.clone(), done];
+        assert_eq!(types(&admission(&old, Some(&plan(true)), &all))[0], ("Ready", true));
+        let blocked = admission(&new, Some(&plan(true)), &all);
+        assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
+        assert!(blocked[0].message.as_deref().unwrap().contains("old"));
+    }
+}

@@ -1,0 +1,161 @@
+//! `MigPlan` reconciler: validate the spec, check that both clusters (and the storage, when named) are
+//! Ready, that the source namespaces exist, and discover the PVCs to move. Every problem is its own
+//! condition; `Ready` holds only when there is no Critical one.
+
+mod discovery;
+mod validate;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, Client, ResourceExt};
+
+use super::{Context, remote, status};
+use crate::Result;
+use crate::api::condition::{self, READY};
+use crate::api::plan::{DiscoveredVolume, NameMapping};
+use crate::api::{Category, Condition, MigCluster, MigPlan, MigStorage, ResourceRef};
+
+/// Reconciles one `MigPlan`.
+pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> {
+    let own_ns = plan.namespace().unwrap_or_default();
+    let spec = &plan.spec;
+    let mut conditions = validate::unsupported(spec);
+    let mappings = validate::namespace_mappings(spec).unwrap_or_else(|problems| {
+        conditions.extend(problems);
+        Vec::new()
+    });
+
+    let source = ready_cluster(&ctx, &spec.src_mig_cluster_ref, &own_ns, "Source", &mut conditions).await?;
+    ready_cluster(&ctx, &spec.dest_mig_cluster_ref, &own_ns, "Destination", &mut conditions).await?;
+    if let Some(storage_ref) = &spec.mig_storage_ref {
+        check_storage(&ctx, storage_ref, &own_ns, &mut conditions).await?;
+    }
+
+    let mut volumes = Vec::new();
+    if let Some(source) = source.filter(|_| !mappings.is_empty()) {
+        match remote::client_for(&ctx.client, &source).await {
+            Ok(client) => volumes = inspect_source(&client, &mappings, spec, &mut conditions).await?,
+            Err(problem) => conditions.push(Condition::holds(
+                "SourceClusterNotReady",
+                Category::Critical,
+                problem.reason,
+                problem.message,
+            )),
+        }
+    }
+
+    let critical = conditions.iter().filter(|c| c.category == Category::Critical).count();
+    conditions.push(if critical == 0 {
+        Condition::holds(READY, Category::Required, "Ready", "The migration plan is ready.")
+    } else {
+        Condition::fails(
+            READY,
+            Category::Required,
+            "NotReady",
+            format!("The migration plan has {critical} problem(s); see the other conditions."),
+        )
+    });
+
+    let current = plan.status.as_ref();
+    let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut desired = current.cloned().unwrap_or_default();
+    desired.conditions = condition::merge(current_conditions, conditions, &status::now());
+    desired.volumes = volumes;
+    desired.observed_generation = plan.metadata.generation;
+    let ok = critical == 0;
+    status::apply(&ctx, plan.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
+    Ok(Action::requeue(if ok { ctx.resync } else { ctx.retry }))
+}
+
+/// Looks up a referenced MigCluster; records a condition when it is missing or not Ready.
+async fn ready_cluster(
+    ctx: &Context,
+    reference: &ResourceRef,
+    own_ns: &str,
+    role: &str,
+    conditions: &mut Vec<Condition>,
+) -> Result<Option<MigCluster>> {
+    let ns = reference.namespace_or(own_ns);
+    let api: Api<MigCluster> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(cluster) = api.get_opt(&reference.name).await? else {
+        conditions.push(Condition::holds(
+            &format!("Invalid{role}ClusterRef"),
+            Category::Critical,
+            "NotFound",
+            format!("{role} MigCluster {ns}/{} does not exist.", reference.name),
+        ));
+        return Ok(None);
+    };
+    let cluster_conditions = cluster.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if !condition::is_true(cluster_conditions, READY) {
+        let why = condition::find(cluster_conditions, READY)
+            .and_then(|c| c.message.clone())
+            .unwrap_or_else(|| "it has not been checked yet".into());
+        conditions.push(Condition::holds(
+            &format!("{role}ClusterNotReady"),
+            Category::Critical,
+            "NotReady",
+            format!("{role} MigCluster {ns}/{} is not ready: {why}", reference.name),
+        ));
+        return Ok(None);
+    }
+    Ok(Some(cluster))
+}
+
+async fn check_storage(
+    ctx: &Context,
+    reference: &ResourceRef,
+    own_ns: &str,
+    conditions: &mut Vec<Condition>,
+) -> Result<()> {
+    let ns = reference.namespace_or(own_ns);
+    let storage = Api::<MigStorage>::namespaced(ctx.client.clone(), ns).get_opt(&reference.name).await?;
+    let problem = match storage {
+        None => Some(format!("MigStorage {ns}/{} does not exist.", reference.name)),
+        Some(storage) => {
+            let list = storage.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+            (!condition::is_true(list, READY)).then(|| format!("MigStorage {ns}/{} is not ready.", reference.name))
+        }
+    };
+    if let Some(message) = problem {
+        conditions.push(Condition::holds("InvalidStorageRef", Category::Critical, "NotReady", message));
+    }
+    Ok(())
+}
+
+/// Checks the source namespaces exist and discovers their PVCs.
+async fn inspect_source(
+    client: &Client,
+    mappings: &[NameMapping],
+    spec: &crate::api::MigPlanSpec,
+    conditions: &mut Vec<Condition>,
+) -> Result<Vec<DiscoveredVolume>> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut missing = Vec::new();
+    let mut pvcs = Vec::new();
+    let mut pods = Vec::new();
+    for mapping in mappings {
+        if namespaces.get_opt(&mapping.source).await?.is_none() {
+            missing.push(mapping.source.clone());
+            continue;
+        }
+        let params = ListParams::default();
+        pvcs.extend(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &mapping.source).list(&params).await?);
+        pods.extend(Api::<Pod>::namespaced(client.clone(), &mapping.source).list(&params).await?);
+    }
+    if !missing.is_empty() {
+        conditions.push(Condition::holds(
+            "NamespaceNotFoundOnSourceCluster",
+            Category::Critical,
+            "NotFound",
+            format!("Namespaces not found on the source cluster: {}.", missing.join(", ")),
+        ));
+    }
+    let found = discovery::discover(mappings, spec.persistent_volumes.as_ref(), &pvcs, &pods);
+    conditions.extend(found.conditions);
+    Ok(found.volumes)
+}
+

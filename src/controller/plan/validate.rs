@@ -1,0 +1,131 @@
+//! Pure checks of a `MigPlan` spec that need no cluster. Every problem found becomes its own
+//! Critical condition, so a user sees all of them at once.
+
+use std::collections::BTreeMap;
+
+use crate::api::plan::{MigPlanSpec, NameMapping};
+use crate::api::{Category, Condition};
+
+/// Parsed namespace mappings, or the conditions explaining why they are invalid.
+pub(crate) fn namespace_mappings(spec: &MigPlanSpec) -> Result<Vec<NameMapping>, Vec<Condition>> {
+    let mut mappings = Vec::new();
+    let mut problems = Vec::new();
+    for entry in &spec.namespaces {
+        match NameMapping::parse(entry) {
+            Ok(mapping) => mappings.push(mapping),
+            Err(why) => problems.push(why),
+        }
+    }
+    if spec.namespaces.is_empty() {
+        problems.push("spec.namespaces is empty; list at least one source namespace".into());
+    }
+    let mut targets: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for mapping in &mappings {
+        targets.entry(&mapping.target).or_default().push(&mapping.source);
+    }
+    for (target, sources) in targets.iter().filter(|(_, sources)| sources.len() > 1) {
+        problems.push(format!("namespaces {} all map to {target:?}", sources.join(", ")));
+    }
+    if problems.is_empty() {
+        Ok(mappings)
+    } else {
+        Err(vec![Condition::holds(
+            "InvalidNamespaceMapping",
+            Category::Critical,
+            "InvalidNamespaceMapping",
+            format!("Invalid spec.namespaces: {}.", problems.join("; ")),
+        )])
+    }
+}
+
+/// Problems with settings Ferry does not support or that contradict each other.
+pub(crate) fn unsupported(spec: &MigPlanSpec) -> Vec<Condition> {
+    let mut conditions = Vec::new();
+    let indirect: Vec<&str> = [
+        ("indirectVolumeMigration", spec.indirect_volume_migration),
+        ("indirectImageMigration", spec.indirect_image_migration),
+    ]
+    .into_iter()
+    .filter(|(_, value)| *value == Some(true))
+    .map(|(field, _)| field)
+    .collect();
+    if !indirect.is_empty() {
+        conditions.push(Condition::holds(
+            "UnsupportedIndirectMigration",
+            Category::Critical,
+            "IndirectMigrationUnsupported",
+            format!(
+                "Ferry transfers data directly with rsync; set {} to false (images are not migrated).",
+                indirect.join(" and ")
+            ),
+        ));
+    }
+    if let Some(gitops) = &spec.gitops {
+        let mut missing = Vec::new();
+        if gitops.repo.url.trim().is_empty() {
+            missing.push("gitops.repo.url");
+        }
+        if gitops.source_path.trim().is_empty() {
+            missing.push("gitops.sourcePath");
+        }
+        if !missing.is_empty() {
+            conditions.push(Condition::holds(
+                "InvalidGitOps",
+                Category::Critical,
+                "InvalidGitOps",
+                format!("{} must not be empty.", missing.join(" and ")),
+            ));
+        }
+    }
+    if let Some(volumes) = &spec.persistent_volumes {
+        let bad: Vec<String> = volumes
+            .overrides
+            .iter()
+            .filter_map(|o| NameMapping::parse(&o.pvc).err())
+            .collect();
+        if !bad.is_empty() {
+            conditions.push(Condition::holds(
+                "InvalidVolumeMapping",
+                Category::Critical,
+                "InvalidVolumeMapping",
+                format!("Invalid spec.persistentVolumes.overrides: {}.", bad.join("; ")),
+            ));
+        }
+    }
+    conditions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(namespaces: &[&str]) -> MigPlanSpec {
+        MigPlanSpec { namespaces: namespaces.iter().map(|s| s.to_string()).collect(), ..MigPlanSpec::default() }
+    }
+
+    #[test]
+    fn all_mapping_problems_are_reported_together() {
+        let problems = namespace_mappings(&spec(&["ok", "Bad", "a:b:c", "x:ok"])).unwrap_err();
+        let message = problems[0].message.as_deref().unwrap();
+        assert!(message.contains("\"Bad\""), "{message}");
+        assert!(message.contains("\"a:b:c\""), "{message}");
+        assert!(message.contains("all map to \"ok\""), "{message}");
+    }
+
+    #[test]
+    fn valid_mappings_parse() {
+        let mappings = namespace_mappings(&spec(&["app", "db:db-new"])).unwrap();
+        assert_eq!(mappings[1].target, "db-new");
+    }
+
+    #[test]
+    fn indirect_migration_is_refused_with_the_fields_named() {
+        let mut plan = spec(&["app"]);
+        plan.indirect_volume_migration = Some(true);
+        plan.indirect_image_migration = Some(false);
+        let conditions = unsupported(&plan);
+        assert_eq!(conditions.len(), 1);
+        let message = conditions[0].message.as_deref().unwrap();
+        assert!(message.contains("indirectVolumeMigration") && !message.contains("indirectImageMigration"));
+    }
+}
