@@ -26,7 +26,10 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     namespace(&clusters.source_client, "app").await;
     let namespaces_before = namespace_names(&clusters.source_client).await;
 
-    let good_token = clusters.source.mint_token("ferry", "migration-controller", true).unwrap();
+    let good_token = clusters
+        .source
+        .mint_token("ferry", "migration-controller", true)
+        .unwrap();
     let weak_token = clusters.source.mint_token("ferry", "no-rights", false).unwrap();
     secret(&host, "good", &good_token).await;
     secret(&host, "weak", &weak_token).await;
@@ -35,12 +38,38 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     let url = clusters.source.url.clone();
 
     let cases = [
-        ("wrong-token", format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: garbage}}\n"), "InvalidToken"),
-        ("unreachable", format!("  url: https://127.0.0.1:1\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: good}}\n"), "Unreachable"),
-        ("untrusted", format!("  url: {url}\n  serviceAccountSecretRef: {{name: good}}\n"), "TLSError"),
-        ("no-secret", format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: missing}}\n"), "SecretNotFound"),
-        ("forbidden", format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: weak}}\n"), "Forbidden"),
-        ("remote", format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: good}}\n"), "Ready"),
+        (
+            "wrong-token",
+            format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: garbage}}\n"),
+            "InvalidToken",
+        ),
+        (
+            "unreachable",
+            format!(
+                "  url: https://127.0.0.1:1\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: good}}\n"
+            ),
+            "Unreachable",
+        ),
+        (
+            "untrusted",
+            format!("  url: {url}\n  serviceAccountSecretRef: {{name: good}}\n"),
+            "TLSError",
+        ),
+        (
+            "no-secret",
+            format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: missing}}\n"),
+            "SecretNotFound",
+        ),
+        (
+            "forbidden",
+            format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: weak}}\n"),
+            "Forbidden",
+        ),
+        (
+            "remote",
+            format!("  url: {url}\n  caBundle: {ca}\n  serviceAccountSecretRef: {{name: good}}\n"),
+            "Ready",
+        ),
     ];
     for (name, spec, _) in &cases {
         apply(&host, NS, &format!(
@@ -51,7 +80,10 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     apply(&host, NS, "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigCluster\nmetadata:\n  name: host\nspec:\n  isHostCluster: true\n").await;
     let api: Api<MigCluster> = Api::namespaced(host.clone(), NS);
     for (name, _, reason) in &cases {
-        let ready = wait_for(&api, name, WAIT, |c| condition(&c.status.as_ref()?.conditions, "Ready").cloned()).await;
+        let ready = wait_for(&api, name, WAIT, |c| {
+            condition(&c.status.as_ref()?.conditions, "Ready").cloned()
+        })
+        .await;
         assert_eq!(ready.reason.as_deref(), Some(*reason), "{name}: {ready:?}");
         assert_eq!(ready.is_true(), *reason == "Ready", "{name}: {ready:?}");
         eprintln!("{name}: {} — {}", reason, ready.message.unwrap_or_default());
@@ -60,7 +92,13 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     // A plan over the wrong-token cluster is not Ready and discovers nothing.
     plan(&host, "over-bad-cluster", "wrong-token", "[app]").await;
     // A plan naming namespaces the source lacks lists all of them at once.
-    plan(&host, "missing-namespaces", "remote", "[app, ghost-one, \"ghost-two:elsewhere\"]").await;
+    plan(
+        &host,
+        "missing-namespaces",
+        "remote",
+        "[app, ghost-one, \"ghost-two:elsewhere\"]",
+    )
+    .await;
     let plans: Api<MigPlan> = Api::namespaced(host.clone(), NS);
     let bad_cluster = wait_for(&plans, "over-bad-cluster", WAIT, |p| {
         condition(&p.status.as_ref()?.conditions, "SourceClusterNotReady").cloned()
@@ -72,11 +110,17 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     })
     .await;
     let message = missing.message.unwrap();
-    assert!(message.contains("ghost-one") && message.contains("ghost-two"), "{message}");
+    assert!(
+        message.contains("ghost-one") && message.contains("ghost-two"),
+        "{message}"
+    );
     for name in ["over-bad-cluster", "missing-namespaces"] {
         let plan = plans.get(name).await.unwrap();
         let status = plan.status.unwrap();
-        assert!(!condition(&status.conditions, "Ready").unwrap().is_true(), "{name}");
+        assert!(
+            !condition(&status.conditions, "Ready").unwrap().is_true(),
+            "{name}"
+        );
         if name == "over-bad-cluster" {
             assert!(status.volumes.is_empty());
         }
@@ -85,20 +129,43 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     // Nothing else changed: no namespace was created in the source, none for the plans in the host.
     assert_eq!(namespace_names(&clusters.source_client).await, namespaces_before);
     let host_namespaces = namespace_names(&host).await;
-    assert!(!host_namespaces.iter().any(|n| n.starts_with("ghost") || n == "elsewhere"), "{host_namespaces:?}");
+    assert!(
+        !host_namespaces
+            .iter()
+            .any(|n| n.starts_with("ghost") || n == "elsewhere"),
+        "{host_namespaces:?}"
+    );
 
     // Fixing the cause heals the cluster: the wrong token replaced by a good one.
     secret(&host, "garbage", &good_token).await;
-    wait_for(&api, "wrong-token", WAIT, |c| condition(&c.status.as_ref()?.conditions, "Ready").filter(|r| r.is_true()).map(|_| ())).await;
-    wait_for(&plans, "over-bad-cluster", WAIT, |p| condition(&p.status.as_ref()?.conditions, "Ready").filter(|r| r.is_true()).map(|_| ())).await;
+    wait_for(&api, "wrong-token", WAIT, |c| {
+        condition(&c.status.as_ref()?.conditions, "Ready")
+            .filter(|r| r.is_true())
+            .map(|_| ())
+    })
+    .await;
+    wait_for(&plans, "over-bad-cluster", WAIT, |p| {
+        condition(&p.status.as_ref()?.conditions, "Ready")
+            .filter(|r| r.is_true())
+            .map(|_| ())
+    })
+    .await;
 
-    assert!(!clusters.controller_log().contains(&good_token), "a token was logged");
+    assert!(
+        !clusters.controller_log().contains(&good_token),
+        "a token was logged"
+    );
     clusters.stop();
 }
 
 async fn secret(client: &Client, name: &str, token: &str) {
     let encoded = base64::engine::general_purpose::STANDARD.encode(token);
-    apply(client, NS, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ndata:\n  saToken: {encoded}\n")).await;
+    apply(
+        client,
+        NS,
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ndata:\n  saToken: {encoded}\n"),
+    )
+    .await;
 }
 
 async fn plan(client: &Client, name: &str, source: &str, namespaces: &str) {
@@ -111,7 +178,14 @@ async fn plan(client: &Client, name: &str, source: &str, namespaces: &str) {
 
 async fn namespace_names(client: &Client) -> Vec<String> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let mut names: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.iter().map(|n| n.name_any()).collect();
+    let mut names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
     names.sort();
     names
 }

@@ -30,9 +30,17 @@ async fn seed_procedure_steps_1_to_9() {
     seed_source_app(&clusters.source_client).await;
 
     // 1. The host MigCluster.
-    apply(&host, MIGRATION_NS, &migcluster("host", "  isHostCluster: true\n")).await;
+    apply(
+        &host,
+        MIGRATION_NS,
+        &migcluster("host", "  isHostCluster: true\n"),
+    )
+    .await;
     // 2. The remote cluster's Secret: a real token minted in the remote (source) control plane.
-    let token = clusters.source.mint_token(MIGRATION_NS, "migration-controller", true).unwrap();
+    let token = clusters
+        .source
+        .mint_token(MIGRATION_NS, "migration-controller", true)
+        .unwrap();
     let encoded = base64::engine::general_purpose::STANDARD.encode(&token);
     apply(&host, CONFIG_NS, &format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: remote-cluster-secret\n  namespace: {CONFIG_NS}\n\
@@ -75,7 +83,9 @@ async fn seed_procedure_steps_1_to_9() {
     // 7. The MigStorage is Ready.
     let storages: Api<MigStorage> = Api::namespaced(host.clone(), MIGRATION_NS);
     wait_for(&storages, "migstorage", WAIT, |s| {
-        condition(&s.status.as_ref()?.conditions, "Ready").filter(|c| c.is_true()).map(|_| ())
+        condition(&s.status.as_ref()?.conditions, "Ready")
+            .filter(|c| c.is_true())
+            .map(|_| ())
     })
     .await;
     // 8. The MigPlan (direct transfer: indirect* false).
@@ -96,8 +106,14 @@ async fn seed_procedure_steps_1_to_9() {
     })
     .await;
     let volumes = &plan.status.as_ref().unwrap().volumes;
-    let data = volumes.iter().find(|v| v.name == "data").expect("app1/data discovered");
-    assert_eq!((data.namespace.as_str(), data.size.as_deref()), ("app1", Some("1Gi")));
+    let data = volumes
+        .iter()
+        .find(|v| v.name == "data")
+        .expect("app1/data discovered");
+    assert_eq!(
+        (data.namespace.as_str(), data.size.as_deref()),
+        ("app1", Some("1Gi"))
+    );
     assert_eq!(data.storage_class.as_deref(), Some("manual"));
     assert_eq!(data.access_modes, ["ReadWriteOnce"]);
     assert!(data.bound, "{data:?}");
@@ -113,12 +129,26 @@ async fn seed_procedure_steps_1_to_9() {
     // No churn: a Ready plan is not rewritten while nothing changes (resync is 5s in the sandbox).
     let version = plan.metadata.resource_version.clone();
     tokio::time::sleep(Duration::from_secs(12)).await;
-    assert_eq!(plans.get("migplan").await.unwrap().metadata.resource_version, version, "status churn");
+    assert_eq!(
+        plans.get("migplan").await.unwrap().metadata.resource_version,
+        version,
+        "status churn"
+    );
 
     // Events were recorded on the objects.
     let events: Api<Event> = Api::namespaced(host.clone(), MIGRATION_NS);
-    let on_remote = events.list(&ListParams::default().fields("involvedObject.name=remote")).await.unwrap();
-    assert!(on_remote.items.iter().any(|e| e.reason.as_deref() == Some("Ready")), "{:?}", on_remote.items);
+    let on_remote = events
+        .list(&ListParams::default().fields("involvedObject.name=remote"))
+        .await
+        .unwrap();
+    assert!(
+        on_remote
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Ready")),
+        "{:?}",
+        on_remote.items
+    );
 
     // 10. A MigMigration is validated against its plan, accepted, and waits (itineraries come later).
     apply(&host, MIGRATION_NS, &format!(
@@ -139,10 +169,14 @@ async fn seed_procedure_steps_1_to_9() {
     assert_eq!(status.pipeline.first().map(|s| s.name.as_str()), Some("Prepare"));
 
     // A second migration of the same plan waits for the first.
-    apply(&host, MIGRATION_NS, &format!(
-        "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigMigration\nmetadata:\n  name: second\n\
+    apply(
+        &host,
+        MIGRATION_NS,
+        &format!(
+            "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigMigration\nmetadata:\n  name: second\n\
          \x20 namespace: {MIGRATION_NS}\nspec:\n  migPlanRef:\n    name: migplan\n  stage: true\n"
-    ))
+        ),
+    )
     .await;
     let reason = wait_for(&migrations, "second", WAIT, |m| {
         condition(&m.status.as_ref()?.conditions, "MigrationInProgress").and_then(|c| c.message.clone())
@@ -161,7 +195,10 @@ async fn schema_rejects_malformed_plans(host: &Client) {
     for (what, extra) in [
         ("namespace mapping", "  namespaces: [\"Bad_Namespace:x\"]\n"),
         ("namespace mapping", "  namespaces: [\"a:b:c\"]\n"),
-        ("quiesce method", "  namespaces: [app1]\n  gitops:\n    repo: {url: file:///r}\n    sourcePath: s\n    quiesce: {method: Scale}\n"),
+        (
+            "quiesce method",
+            "  namespaces: [app1]\n  gitops:\n    repo: {url: file:///r}\n    sourcePath: s\n    quiesce: {method: Scale}\n",
+        ),
     ] {
         let yaml = format!(
             "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigPlan\nmetadata:\n  name: malformed\n\
@@ -169,7 +206,10 @@ async fn schema_rejects_malformed_plans(host: &Client) {
         );
         let result = ferry::sandbox::apply_yaml(host, &yaml, MIGRATION_NS).await;
         let err = result.expect_err(&format!("a plan with a bad {what} was accepted"));
-        assert!(err.to_string().contains("Invalid") || err.to_string().contains("422"), "{what}: {err}");
+        assert!(
+            err.to_string().contains("Invalid") || err.to_string().contains("422"),
+            "{what}: {err}"
+        );
     }
     assert!(plans.get_opt("malformed").await.unwrap().is_none());
 }
@@ -185,7 +225,11 @@ async fn seed_source_app(source: &Client) {
     for ns in ["app1", "app2", "app3"] {
         namespace(source, ns).await;
     }
-    for (ns, pvc, pv) in [("app1", "data", Some("pv-data")), ("app2", "pending", None), ("app3", "files", Some("pv-files"))] {
+    for (ns, pvc, pv) in [
+        ("app1", "data", Some("pv-data")),
+        ("app2", "pending", None),
+        ("app3", "files", Some("pv-files")),
+    ] {
         if let Some(pv) = pv {
             apply(source, ns, &format!(
                 "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {pv}\nspec:\n  capacity: {{storage: 1Gi}}\n\

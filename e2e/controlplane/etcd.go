@@ -18,6 +18,8 @@ import (
 type embeddedEtcd struct {
 	etcd      *embed.Etcd
 	clientURL string
+	logLevel  zap.AtomicLevel
+	verbosity int
 }
 
 // freePort asks the kernel for an unused loopback TCP port. The port is free
@@ -31,7 +33,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func etcdLogger(verbosity int) *zap.Logger {
+func etcdLogger(verbosity int) (*zap.Logger, zap.AtomicLevel) {
 	level := zapcore.ErrorLevel
 	switch {
 	case verbosity >= 4:
@@ -39,18 +41,20 @@ func etcdLogger(verbosity int) *zap.Logger {
 	case verbosity >= 2:
 		level = zapcore.WarnLevel
 	}
+	atomicLevel := zap.NewAtomicLevelAt(level)
 	cfg := zap.Config{
-		Level:            zap.NewAtomicLevelAt(level),
-		Encoding:         "console",
-		EncoderConfig:    zap.NewDevelopmentEncoderConfig(),
-		OutputPaths:      []string{"stderr"},
-		ErrorOutputPaths: []string{"stderr"},
+		Level:             atomicLevel,
+		DisableStacktrace: verbosity < 2,
+		Encoding:          "console",
+		EncoderConfig:     zap.NewDevelopmentEncoderConfig(),
+		OutputPaths:       []string{"stderr"},
+		ErrorOutputPaths:  []string{"stderr"},
 	}
 	lg, err := cfg.Build(zap.AddCaller())
 	if err != nil {
-		return zap.NewNop()
+		return zap.NewNop(), atomicLevel
 	}
-	return lg.Named("etcd")
+	return lg.Named("etcd"), atomicLevel
 }
 
 func startEtcd(dataDir string, verbosity int) (*embeddedEtcd, error) {
@@ -90,7 +94,8 @@ func startEtcdOnce(dataDir string, verbosity int) (*embeddedEtcd, error) {
 	// Test clusters are throw-away: trade durability for speed.
 	cfg.UnsafeNoFsync = true
 	cfg.Logger = "zap"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(verbosity))
+	logger, logLevel := etcdLogger(verbosity)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -106,9 +111,13 @@ func startEtcdOnce(dataDir string, verbosity int) (*embeddedEtcd, error) {
 		e.Close()
 		return nil, fmt.Errorf("etcd did not become ready within 60s")
 	}
-	return &embeddedEtcd{etcd: e, clientURL: clientURL.String()}, nil
+	return &embeddedEtcd{etcd: e, clientURL: clientURL.String(), logLevel: logLevel, verbosity: verbosity}, nil
 }
 
 func (e *embeddedEtcd) Close() {
+	if e.verbosity < 2 {
+		// Closing makes etcd log "server closed" errors for every listener.
+		e.logLevel.SetLevel(zapcore.FatalLevel)
+	}
 	e.etcd.Close()
 }

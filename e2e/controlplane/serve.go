@@ -156,17 +156,20 @@ func (cp *controlPlane) start(sigCtx context.Context) error {
 		return fmt.Errorf("generate certificates: %w", err)
 	}
 
+	// Claim the API server's port first, so a busy --port fails at once.
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)))
+	if err != nil {
+		return fmt.Errorf("listen on 127.0.0.1:%d: %w", o.port, err)
+	}
+
 	e, err := startEtcd(o.dataDir, o.verbosity)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	cp.etcd = e
 	logf("etcd serving on %s", e.clientURL)
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)))
-	if err != nil {
-		return fmt.Errorf("listen on 127.0.0.1:%d: %w", o.port, err)
-	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	cp.server = fmt.Sprintf("https://127.0.0.1:%d", port)
 	cp.kubeconfig = filepath.Join(o.dataDir, "kubeconfig")

@@ -38,7 +38,10 @@ impl Clusters {
             let host = scope.spawn(|| ControlPlane::start("host", &dir.path().join("host"), &[NODE]));
             (source.join().unwrap(), host.join().unwrap())
         });
-        let (source, host) = (source.expect("source control plane"), host.expect("host control plane"));
+        let (source, host) = (
+            source.expect("source control plane"),
+            host.expect("host control plane"),
+        );
         eprintln!("control planes ready in {:.1}s", started.elapsed().as_secs_f64());
         let source_client = source.client().await.unwrap();
         let host_client = host.client().await.unwrap();
@@ -49,7 +52,14 @@ impl Clusters {
             &dir.path().join("controller.log"),
         )
         .unwrap();
-        Clusters { source, host, source_client, host_client, controller: Some(controller), dir }
+        Clusters {
+            source,
+            host,
+            source_client,
+            host_client,
+            controller: Some(controller),
+            dir,
+        }
     }
 
     /// The controller's log, for failure messages.
@@ -60,9 +70,15 @@ impl Clusters {
     /// Stops everything, checking that each process exits cleanly.
     pub fn stop(mut self) {
         if let Some(controller) = self.controller.take() {
-            assert!(controller.stop(), "the controller did not exit cleanly on SIGTERM");
+            assert!(
+                controller.stop(),
+                "the controller did not exit cleanly on SIGTERM"
+            );
         }
-        assert!(self.source.stop(), "the source control plane did not exit cleanly");
+        assert!(
+            self.source.stop(),
+            "the source control plane did not exit cleanly"
+        );
         assert!(self.host.stop(), "the host control plane did not exit cleanly");
     }
 }
@@ -81,7 +97,9 @@ pub async fn install_crds(client: &Client) {
             names.push(object.metadata.name.unwrap());
         }
     }
-    wait_for_crds(client, &names, Duration::from_secs(30)).await.unwrap();
+    wait_for_crds(client, &names, Duration::from_secs(30))
+        .await
+        .unwrap();
 }
 
 /// Applies YAML (server-side apply) into `namespace`.
@@ -93,7 +111,12 @@ pub async fn apply(client: &Client, namespace: &str, yaml: &str) {
 
 /// Creates a namespace (idempotent).
 pub async fn namespace(client: &Client, name: &str) {
-    apply(client, "default", &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")).await;
+    apply(
+        client,
+        "default",
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
+    )
+    .await;
 }
 
 /// Polls `name` until `check` returns `Some`, or panics after `timeout` with the object's last state.
@@ -127,5 +150,7 @@ pub async fn create<K>(api: &Api<K>, object: &K) -> K
 where
     K: Resource + Clone + DeserializeOwned + serde::Serialize + Debug,
 {
-    api.create(&PostParams::default(), object).await.unwrap_or_else(|err| panic!("create failed: {err}"))
+    api.create(&PostParams::default(), object)
+        .await
+        .unwrap_or_else(|err| panic!("create failed: {err}"))
 }

@@ -30,7 +30,12 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Args { kubeconfig, json_logs, resync_seconds, retry_seconds } = args;
+    let Args {
+        kubeconfig,
+        json_logs,
+        resync_seconds,
+        retry_seconds,
+    } = args;
     super::init_logging(json_logs);
     let client = host_client(kubeconfig.as_deref()).await?;
     let mut ctx = Context::new(client);
@@ -51,7 +56,9 @@ pub(crate) async fn host_client(kubeconfig: Option<&std::path::Path>) -> anyhow:
                 .await
                 .with_context(|| format!("loading {}", path.display()))?
         }
-        None => Config::infer().await.context("no kubeconfig given and none could be inferred")?,
+        None => Config::infer()
+            .await
+            .context("no kubeconfig given and none could be inferred")?,
     };
     Client::try_from(config).context("building the Kubernetes client")
 }

@@ -34,7 +34,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Args { dir, keep, timeout_seconds } = args;
+    let Args {
+        dir,
+        keep,
+        timeout_seconds,
+    } = args;
     let started = Instant::now();
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -42,36 +46,68 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
 
-    step(started, "starting the source and target control planes (kube-apiserver + etcd + controller-manager)");
+    step(
+        started,
+        "starting the source and target control planes (kube-apiserver + etcd + controller-manager)",
+    );
     let (source, target) = std::thread::scope(|scope| {
         let source = scope.spawn(|| ControlPlane::start("source", &dir.join("source"), &["node-a"]));
         let target = scope.spawn(|| ControlPlane::start("target", &dir.join("target"), &["node-b"]));
-        (source.join().expect("source thread"), target.join().expect("target thread"))
+        (
+            source.join().expect("source thread"),
+            target.join().expect("target thread"),
+        )
     });
     let (source, target) = (source?, target?);
-    step(started, &format!("source at {}, target at {}", source.url, target.url));
+    step(
+        started,
+        &format!("source at {}, target at {}", source.url, target.url),
+    );
     let source_client = source.client().await?;
     let host = target.client().await?;
 
-    step(started, "installing Ferry's CRDs into the target (the host cluster)");
+    step(
+        started,
+        "installing Ferry's CRDs into the target (the host cluster)",
+    );
     sandbox::install_crds(&host).await?;
     let ferry = std::env::current_exe().context("locating the ferry binary")?;
     let controller = ControllerProcess::start(&ferry, &target.kubeconfig, &dir.join("controller.log"))?;
-    step(started, &format!("controller running (pid {}, log {})", controller.pid(), controller.log.display()));
+    step(
+        started,
+        &format!(
+            "controller running (pid {}, log {})",
+            controller.pid(),
+            controller.log.display()
+        ),
+    );
 
-    step(started, "creating the app in the source: namespace shop, PVC db-data, pod db-0 on node-a");
+    step(
+        started,
+        "creating the app in the source: namespace shop, PVC db-data, pod db-0 on node-a",
+    );
     sandbox::apply_yaml(&source_client, SOURCE_APP, "default").await?;
     sandbox::wait_for_default_service_account(&source_client, "shop").await?;
     sandbox::apply_yaml(&source_client, DB_POD, "shop").await?;
 
-    step(started, "registering the clusters and the plan (e2e/examples/demo-plan.yaml)");
+    step(
+        started,
+        "registering the clusters and the plan (e2e/examples/demo-plan.yaml)",
+    );
     let token = source.mint_token("ferry-system", "ferry-migration", true)?;
     let plan_yaml = PLAN
         .replace("${SOURCE_URL}", &source.url)
         .replace("${SOURCE_CA}", &source.ca_bundle()?)
-        .replace("${SA_TOKEN}", &base64::engine::general_purpose::STANDARD.encode(token));
-    sandbox::apply_yaml(&host, &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {DEMO_NS}\n"), "default")
-        .await?;
+        .replace(
+            "${SA_TOKEN}",
+            &base64::engine::general_purpose::STANDARD.encode(token),
+        );
+    sandbox::apply_yaml(
+        &host,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {DEMO_NS}\n"),
+        "default",
+    )
+    .await?;
     sandbox::apply_yaml(&host, &plan_yaml, DEMO_NS).await?;
 
     let ready = wait_plan_ready(&host, Duration::from_secs(timeout_seconds), started).await;
@@ -83,8 +119,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if keep && ready.is_ok() {
         println!("\nThe sandbox keeps running; press Ctrl-C to stop it. Try:");
-        println!("  kubectl --kubeconfig {} -n {DEMO_NS} get migclusters,migplans", target.kubeconfig.display());
-        println!("  kubectl --kubeconfig {} -n shop get pvc,pods", source.kubeconfig.display());
+        println!(
+            "  kubectl --kubeconfig {} -n {DEMO_NS} get migclusters,migplans",
+            target.kubeconfig.display()
+        );
+        println!(
+            "  kubectl --kubeconfig {} -n shop get pvc,pods",
+            source.kubeconfig.display()
+        );
         tokio::signal::ctrl_c().await.ok();
     }
 
@@ -111,11 +153,18 @@ async fn wait_plan_ready(host: &kube::Client, timeout: Duration, started: Instan
     let mut last_message = String::new();
     loop {
         let plan = plans.get("shop").await?;
-        let conditions = plan.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        let conditions = plan
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
         if let Some(ready) = condition::find(conditions, condition::READY) {
             let message = ready.message.clone().unwrap_or_default();
             if message != last_message {
-                step(started, &format!("MigPlan shop: Ready={} — {message}", ready.status));
+                step(
+                    started,
+                    &format!("MigPlan shop: Ready={} — {message}", ready.status),
+                );
                 last_message = message;
             }
             if ready.is_true() {
@@ -123,9 +172,15 @@ async fn wait_plan_ready(host: &kube::Client, timeout: Duration, started: Instan
             }
         }
         if Instant::now() > deadline {
-            let problems: Vec<String> =
-                conditions.iter().filter(|c| c.type_ != condition::READY).filter_map(|c| c.message.clone()).collect();
-            bail!("the plan did not become Ready within {timeout:?}: {}", problems.join(" "));
+            let problems: Vec<String> = conditions
+                .iter()
+                .filter(|c| c.type_ != condition::READY)
+                .filter_map(|c| c.message.clone())
+                .collect();
+            bail!(
+                "the plan did not become Ready within {timeout:?}: {}",
+                problems.join(" ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -133,7 +188,10 @@ async fn wait_plan_ready(host: &kube::Client, timeout: Duration, started: Instan
 
 async fn print_summary(host: &kube::Client) -> anyhow::Result<()> {
     println!("\nMigClusters:");
-    for cluster in Api::<MigCluster>::namespaced(host.clone(), DEMO_NS).list(&Default::default()).await? {
+    for cluster in Api::<MigCluster>::namespaced(host.clone(), DEMO_NS)
+        .list(&Default::default())
+        .await?
+    {
         let status = cluster.status.unwrap_or_default();
         let ready = condition::find(&status.conditions, condition::READY);
         println!(
@@ -143,9 +201,14 @@ async fn print_summary(host: &kube::Client) -> anyhow::Result<()> {
             ready.and_then(|c| c.message.clone()).unwrap_or_default()
         );
     }
-    let plan = Api::<MigPlan>::namespaced(host.clone(), DEMO_NS).get("shop").await?;
+    let plan = Api::<MigPlan>::namespaced(host.clone(), DEMO_NS)
+        .get("shop")
+        .await?;
     println!("\nMigPlan shop volumes:");
-    println!("  {:<20} {:<6} {:<8} {:<16} {:<6} {}", "PVC", "SIZE", "CLASS", "ACCESS", "BOUND", "NODE");
+    println!(
+        "  {:<20} {:<6} {:<8} {:<16} {:<6} NODE",
+        "PVC", "SIZE", "CLASS", "ACCESS", "BOUND"
+    );
     for v in plan.status.unwrap_or_default().volumes {
         println!(
             "  {:<20} {:<6} {:<8} {:<16} {:<6} {}",

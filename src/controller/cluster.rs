@@ -18,12 +18,18 @@ pub async fn reconcile(cluster: Arc<MigCluster>, ctx: Arc<Context>) -> Result<Ac
     };
     let (ready, server_version) = match &outcome {
         Ok(version) => (
-            Condition::holds(READY, Category::Required, "Ready", format!("The cluster is ready ({version}).")),
+            Condition::holds(
+                READY,
+                Category::Required,
+                "Ready",
+                format!("The cluster is ready ({version})."),
+            ),
             Some(version.clone()),
         ),
-        Err(problem) => {
-            (Condition::fails(READY, Category::Critical, problem.reason, problem.message.clone()), None)
-        }
+        Err(problem) => (
+            Condition::fails(READY, Category::Critical, problem.reason, problem.message.clone()),
+            None,
+        ),
     };
     let current = cluster.status.as_ref();
     let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -32,6 +38,18 @@ pub async fn reconcile(cluster: Arc<MigCluster>, ctx: Arc<Context>) -> Result<Ac
         observed_generation: cluster.metadata.generation,
         server_version,
     };
-    status::apply(&ctx, cluster.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
-    Ok(Action::requeue(if outcome.is_ok() { ctx.resync } else { ctx.retry }))
+    status::apply(
+        &ctx,
+        cluster.as_ref(),
+        current,
+        &desired,
+        current_conditions,
+        &desired.conditions,
+    )
+    .await?;
+    Ok(Action::requeue(if outcome.is_ok() {
+        ctx.resync
+    } else {
+        ctx.retry
+    }))
 }

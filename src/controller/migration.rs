@@ -26,8 +26,12 @@ pub async fn reconcile(migration: Arc<MigMigration>, ctx: Arc<Context>) -> Resul
     let own_ns = migration.namespace().unwrap_or_default();
     let plan_ref = &migration.spec.mig_plan_ref;
     let plan_ns = plan_ref.namespace_or(&own_ns);
-    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ns).get_opt(&plan_ref.name).await?;
-    let siblings = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns).list(&ListParams::default()).await?;
+    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ns)
+        .get_opt(&plan_ref.name)
+        .await?;
+    let siblings = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns)
+        .list(&ListParams::default())
+        .await?;
     let conditions = admission(&migration, plan.as_ref(), &siblings.items);
     let accepted = condition::is_true(&conditions, READY);
 
@@ -37,10 +41,22 @@ pub async fn reconcile(migration: Arc<MigMigration>, ctx: Arc<Context>) -> Resul
     desired.itinerary = Some(itinerary);
     desired.phase = Some(if accepted { "Waiting" } else { "Validating" }.to_string());
     if desired.pipeline.is_empty() {
-        desired.pipeline = itinerary.steps().iter().map(|name| PipelineStep::not_started(name)).collect();
+        desired.pipeline = itinerary
+            .steps()
+            .iter()
+            .map(|name| PipelineStep::not_started(name))
+            .collect();
     }
     desired.observed_generation = migration.metadata.generation;
-    status::apply(&ctx, migration.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
+    status::apply(
+        &ctx,
+        migration.as_ref(),
+        current,
+        &desired,
+        current_conditions,
+        &desired.conditions,
+    )
+    .await?;
     Ok(Action::requeue(ctx.retry))
 }
 
@@ -50,7 +66,11 @@ fn is_finished(conditions: &[condition::Condition]) -> bool {
 
 /// The conditions deciding whether `migration` may run: problems with its plan, an older unfinished
 /// migration of the same plan, or `Ready` plus the waiting notice.
-pub(crate) fn admission(migration: &MigMigration, plan: Option<&MigPlan>, siblings: &[MigMigration]) -> Vec<Condition> {
+pub(crate) fn admission(
+    migration: &MigMigration,
+    plan: Option<&MigPlan>,
+    siblings: &[MigMigration],
+) -> Vec<Condition> {
     let own_ns = migration.namespace().unwrap_or_default();
     let plan_ref = &migration.spec.mig_plan_ref;
     let plan_name = format!("{}/{}", plan_ref.namespace_or(&own_ns), plan_ref.name);
@@ -63,7 +83,11 @@ pub(crate) fn admission(migration: &MigMigration, plan: Option<&MigPlan>, siblin
             format!("MigPlan {plan_name} does not exist."),
         )),
         Some(plan) => {
-            let plan_conditions = plan.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+            let plan_conditions = plan
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
             if !condition::is_true(plan_conditions, READY) {
                 conditions.push(Condition::holds(
                     "PlanNotReady",
@@ -83,7 +107,12 @@ pub(crate) fn admission(migration: &MigMigration, plan: Option<&MigPlan>, siblin
         ));
     }
     if conditions.is_empty() {
-        conditions.push(Condition::holds(READY, Category::Required, "Ready", "The migration is ready."));
+        conditions.push(Condition::holds(
+            READY,
+            Category::Required,
+            "Ready",
+            "The migration is ready.",
+        ));
         conditions.push(Condition::holds(
             "Waiting",
             Category::Advisory,
@@ -113,7 +142,14 @@ fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Opti
     siblings
         .iter()
         .filter(|m| m.uid() != migration.uid() && same_plan(m))
-        .filter(|m| !is_finished(m.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()))
+        .filter(|m| {
+            !is_finished(
+                m.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default(),
+            )
+        })
         .filter(|m| key(m) < key(migration))
         .min_by_key(|m| key(m))
         .map(|m| m.name_any())
@@ -134,7 +170,10 @@ mod tests {
         .unwrap();
         if finished {
             let done = Condition::holds("Succeeded", Category::Advisory, "Completed", "done").durable();
-            m.status = Some(MigMigrationStatus { conditions: vec![done], ..Default::default() });
+            m.status = Some(MigMigrationStatus {
+                conditions: vec![done],
+                ..Default::default()
+            });
         }
         m
     }
@@ -146,32 +185,54 @@ mod tests {
         } else {
             Condition::fails(READY, Category::Required, "NotReady", "no")
         };
-        plan.status = Some(crate::api::MigPlanStatus { conditions: vec![condition], ..Default::default() });
+        plan.status = Some(crate::api::MigPlanStatus {
+            conditions: vec![condition],
+            ..Default::default()
+        });
         plan
     }
 
     fn types(conditions: &[Condition]) -> Vec<(&str, bool)> {
-        conditions.iter().map(|c| (c.type_.as_str(), c.is_true())).collect()
+        conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.is_true()))
+            .collect()
     }
 
     #[test]
     fn a_ready_plan_accepts_the_migration_and_says_it_waits() {
         let m = migration("a", 10, false);
-        assert_eq!(types(&admission(&m, Some(&plan(true)), &[m.clone()])), [("Ready", true), ("Waiting", true)]);
+        assert_eq!(
+            types(&admission(&m, Some(&plan(true)), std::slice::from_ref(&m))),
+            [("Ready", true), ("Waiting", true)]
+        );
     }
 
     #[test]
     fn a_missing_or_unready_plan_blocks() {
         let m = migration("a", 10, false);
-        assert_eq!(types(&admission(&m, None, &[])), [("InvalidPlanRef", true), ("Ready", false)]);
-        assert_eq!(types(&admission(&m, Some(&plan(false)), &[])), [("PlanNotReady", true), ("Ready", false)]);
+        assert_eq!(
+            types(&admission(&m, None, &[])),
+            [("InvalidPlanRef", true), ("Ready", false)]
+        );
+        assert_eq!(
+            types(&admission(&m, Some(&plan(false)), &[])),
+            [("PlanNotReady", true), ("Ready", false)]
+        );
     }
 
     #[test]
     fn only_the_oldest_unfinished_migration_of_a_plan_runs() {
-        let (old, new, done) = (migration("old", 10, false), migration("new", 20, false), migration("done", 5, true));
+        let (old, new, done) = (
+            migration("old", 10, false),
+            migration("new", 20, false),
+            migration("done", 5, true),
+        );
         let all = [old.clone(), new.clone(), done];
-        assert_eq!(types(&admission(&old, Some(&plan(true)), &all))[0], ("Ready", true));
+        assert_eq!(
+            types(&admission(&old, Some(&plan(true)), &all))[0],
+            ("Ready", true)
+        );
         let blocked = admission(&new, Some(&plan(true)), &all);
         assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
         assert!(blocked[0].message.as_deref().unwrap().contains("old"));

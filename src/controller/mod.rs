@@ -78,16 +78,24 @@ pub async fn run(ctx: Arc<Context>) {
     let plan_store = plan_controller.store();
     let plan_store_for_storage = plan_store.clone();
     let plans = plan_controller
-        .watches(Api::<MigCluster>::all(client.clone()), config.clone(), move |cluster| {
-            referring(&plan_store.state(), &cluster, |plan| {
-                vec![&plan.spec.src_mig_cluster_ref, &plan.spec.dest_mig_cluster_ref]
-            })
-        })
-        .watches(Api::<MigStorage>::all(client.clone()), config.clone(), move |storage| {
-            referring(&plan_store_for_storage.state(), &storage, |plan| {
-                plan.spec.mig_storage_ref.iter().collect()
-            })
-        })
+        .watches(
+            Api::<MigCluster>::all(client.clone()),
+            config.clone(),
+            move |cluster| {
+                referring(&plan_store.state(), &cluster, |plan| {
+                    vec![&plan.spec.src_mig_cluster_ref, &plan.spec.dest_mig_cluster_ref]
+                })
+            },
+        )
+        .watches(
+            Api::<MigStorage>::all(client.clone()),
+            config.clone(),
+            move |storage| {
+                referring(&plan_store_for_storage.state(), &storage, |plan| {
+                    plan.spec.mig_storage_ref.iter().collect()
+                })
+            },
+        )
         .shutdown_on_signal()
         .run(plan::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
@@ -96,7 +104,9 @@ pub async fn run(ctx: Arc<Context>) {
     let migration_store = migration_controller.store();
     let migrations = migration_controller
         .watches(Api::<MigPlan>::all(client), config, move |plan| {
-            referring(&migration_store.state(), &plan, |migration| vec![&migration.spec.mig_plan_ref])
+            referring(&migration_store.state(), &plan, |migration| {
+                vec![&migration.spec.mig_plan_ref]
+            })
         })
         .shutdown_on_signal()
         .run(migration::reconcile, error_policy, ctx)

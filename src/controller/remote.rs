@@ -27,7 +27,10 @@ pub struct Problem {
 
 impl Problem {
     fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
+        Self {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -60,7 +63,10 @@ pub async fn client_for(host: &Client, cluster: &MigCluster) -> Result<Client, P
         .parse()
         .map_err(|err| Problem::new("InvalidSpec", format!("spec.url {url:?} is not a URL: {err}")))?;
     let secret_ref = spec.service_account_secret_ref.as_ref().ok_or_else(|| {
-        Problem::new("InvalidSpec", "spec.serviceAccountSecretRef is required when isHostCluster is false")
+        Problem::new(
+            "InvalidSpec",
+            "spec.serviceAccountSecretRef is required when isHostCluster is false",
+        )
     })?;
     let own_ns = cluster.namespace().unwrap_or_default();
     let secret_ns = secret_ref.namespace_or(&own_ns);
@@ -89,7 +95,10 @@ pub async fn client_for(host: &Client, cluster: &MigCluster) -> Result<Client, P
         .ok_or_else(|| {
             Problem::new(
                 "SecretNotFound",
-                format!("Secret {secret_ns}/{} has no non-empty key {SA_TOKEN_KEY:?}", secret_ref.name),
+                format!(
+                    "Secret {secret_ns}/{} has no non-empty key {SA_TOKEN_KEY:?}",
+                    secret_ref.name
+                ),
             )
         })?;
 
@@ -97,7 +106,10 @@ pub async fn client_for(host: &Client, cluster: &MigCluster) -> Result<Client, P
     config.accept_invalid_certs = spec.insecure;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(20));
-    config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..AuthInfo::default()
+    };
     if let Some(bundle) = spec.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
         config.root_cert = Some(parse_ca_bundle(bundle).map_err(|why| Problem::new("TLSError", why))?);
     }
@@ -140,16 +152,26 @@ pub async fn probe(client: &Client) -> Result<String, Problem> {
             },
             ..SelfSubjectAccessReview::default()
         };
-        let answer = reviews.create(&PostParams::default(), &review).await.map_err(|err| classify(&err))?;
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|err| classify(&err))?;
         if !answer.status.is_some_and(|s| s.allowed) {
-            let group = if group.is_empty() { String::new() } else { format!("{group}/") };
+            let group = if group.is_empty() {
+                String::new()
+            } else {
+                format!("{group}/")
+            };
             missing.push(format!("{verb} {group}{resource}"));
         }
     }
     if !missing.is_empty() {
         return Err(Problem::new(
             "Forbidden",
-            format!("the credentials lack cluster-wide permissions: {}", missing.join(", ")),
+            format!(
+                "the credentials lack cluster-wide permissions: {}",
+                missing.join(", ")
+            ),
         ));
     }
     Ok(version.git_version)
@@ -159,15 +181,30 @@ pub async fn probe(client: &Client) -> Result<String, Problem> {
 pub(crate) fn classify(err: &kube::Error) -> Problem {
     if let kube::Error::Api(status) = err {
         return match status.code {
-            401 => Problem::new("InvalidToken", format!("the API server rejected the token: {}", status.message)),
-            403 => Problem::new("Forbidden", format!("the API server denied access: {}", status.message)),
-            _ => Problem::new("Unreachable", format!("the API server answered {}: {}", status.code, status.message)),
+            401 => Problem::new(
+                "InvalidToken",
+                format!("the API server rejected the token: {}", status.message),
+            ),
+            403 => Problem::new(
+                "Forbidden",
+                format!("the API server denied access: {}", status.message),
+            ),
+            _ => Problem::new(
+                "Unreachable",
+                format!("the API server answered {}: {}", status.code, status.message),
+            ),
         };
     }
     let chain = error_chain(err);
     let lower = chain.to_lowercase();
-    if ["certificate", "tls", "handshake", "unknownissuer", "x509"].iter().any(|word| lower.contains(word)) {
-        Problem::new("TLSError", format!("TLS verification failed: {chain}; set spec.caBundle or fix the URL"))
+    if ["certificate", "tls", "handshake", "unknownissuer", "x509"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        Problem::new(
+            "TLSError",
+            format!("TLS verification failed: {chain}; set spec.caBundle or fix the URL"),
+        )
     } else {
         Problem::new("Unreachable", format!("cannot reach the API server: {chain}"))
     }
@@ -208,14 +245,24 @@ mod tests {
     #[test]
     fn transport_errors_map_to_tls_or_unreachable() {
         let io = |text: &str| kube::Error::ReadEvents(std::io::Error::other(text.to_string()));
-        assert_eq!(classify(&io("invalid peer certificate: UnknownIssuer")).reason, "TLSError");
-        assert_eq!(classify(&io("Connection refused (os error 111)")).reason, "Unreachable");
+        assert_eq!(
+            classify(&io("invalid peer certificate: UnknownIssuer")).reason,
+            "TLSError"
+        );
+        assert_eq!(
+            classify(&io("Connection refused (os error 111)")).reason,
+            "Unreachable"
+        );
     }
 
     #[test]
     fn bad_ca_bundles_are_explained() {
         assert!(parse_ca_bundle("%%%").unwrap_err().contains("base64"));
         let not_pem = base64::engine::general_purpose::STANDARD.encode("hello");
-        assert!(parse_ca_bundle(&not_pem).unwrap_err().contains("no PEM certificate"));
+        assert!(
+            parse_ca_bundle(&not_pem)
+                .unwrap_err()
+                .contains("no PEM certificate")
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! server-side apply on the status subresource) only when it differs from what is stored, and every
 //! condition that changed is also published as a Kubernetes Event on the object.
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -35,7 +35,10 @@ pub(crate) async fn apply<K, S>(
     desired_conditions: &[Condition],
 ) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(desired) {
@@ -47,8 +50,12 @@ where
         "kind": K::kind(&()),
         "status": desired,
     });
-    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     publish_changes(ctx, object, current_conditions, desired_conditions).await;
     Ok(())
 }
@@ -61,10 +68,16 @@ where
 {
     let reference = object.object_ref(&());
     for changed in changed_conditions(before, after) {
-        let warning = matches!(changed.category, Category::Critical | Category::Error | Category::Warn)
-            || (changed.type_ == condition::READY && !changed.is_true());
+        let warning = matches!(
+            changed.category,
+            Category::Critical | Category::Error | Category::Warn
+        ) || (changed.type_ == condition::READY && !changed.is_true());
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: changed.reason.clone().unwrap_or_else(|| changed.type_.clone()),
             note: changed.message.clone(),
             action: changed.type_.clone(),

@@ -26,8 +26,20 @@ pub async fn reconcile(storage: Arc<MigStorage>, ctx: Arc<Context>) -> Result<Ac
         conditions: condition::merge(current_conditions, vec![ready], &status::now()),
         observed_generation: storage.metadata.generation,
     };
-    status::apply(&ctx, storage.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
-    Ok(Action::requeue(if verdict.is_ok() { ctx.resync } else { ctx.retry }))
+    status::apply(
+        &ctx,
+        storage.as_ref(),
+        current,
+        &desired,
+        current_conditions,
+        &desired.conditions,
+    )
+    .await?;
+    Ok(Action::requeue(if verdict.is_ok() {
+        ctx.resync
+    } else {
+        ctx.retry
+    }))
 }
 
 type Verdict = std::result::Result<(), (&'static str, String)>;
@@ -42,18 +54,30 @@ async fn check(ctx: &Context, storage: &MigStorage) -> Result<Verdict> {
         )));
     };
     let Some(secret_ref) = spec.backup_storage_config.creds_secret_ref.as_ref() else {
-        return Ok(Err(("SecretNotFound", "spec.backupStorageConfig.credsSecretRef is not set".into())));
+        return Ok(Err((
+            "SecretNotFound",
+            "spec.backupStorageConfig.credsSecretRef is not set".into(),
+        )));
     };
     let own_ns = storage.namespace().unwrap_or_default();
     let ns = secret_ref.namespace_or(&own_ns);
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&secret_ref.name).await?;
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&secret_ref.name)
+        .await?;
     let Some(secret) = secret else {
-        return Ok(Err(("SecretNotFound", format!("Secret {ns}/{} does not exist", secret_ref.name))));
+        return Ok(Err((
+            "SecretNotFound",
+            format!("Secret {ns}/{} does not exist", secret_ref.name),
+        )));
     };
     Ok(missing_keys(&secret, keys).map_or(Ok(()), |missing| {
         Err((
             "SecretKeyMissing",
-            format!("Secret {ns}/{} lacks the {provider} key(s) {}", secret_ref.name, missing.join(", ")),
+            format!(
+                "Secret {ns}/{} lacks the {provider} key(s) {}",
+                secret_ref.name,
+                missing.join(", ")
+            ),
         ))
     }))
 }
@@ -61,8 +85,16 @@ async fn check(ctx: &Context, storage: &MigStorage) -> Result<Verdict> {
 /// The `keys` absent (or empty) in the Secret, or `None` when all are there.
 fn missing_keys(secret: &Secret, keys: &[&str]) -> Option<Vec<String>> {
     let has = |key: &str| {
-        secret.data.as_ref().and_then(|d| d.get(key)).is_some_and(|v| !v.0.is_empty())
-            || secret.string_data.as_ref().and_then(|d| d.get(key)).is_some_and(|v| !v.is_empty())
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .is_some_and(|v| !v.0.is_empty())
+            || secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .is_some_and(|v| !v.is_empty())
     };
     let missing: Vec<String> = keys.iter().filter(|k| !has(k)).map(|k| k.to_string()).collect();
     (!missing.is_empty()).then_some(missing)
@@ -75,11 +107,20 @@ mod tests {
 
     #[test]
     fn missing_keys_are_listed() {
-        let mut secret = Secret::default();
-        secret.data = Some([("aws-access-key-id".to_string(), ByteString(b"id".to_vec()))].into());
+        let mut secret = Secret {
+            data: Some([("aws-access-key-id".to_string(), ByteString(b"id".to_vec()))].into()),
+            ..Secret::default()
+        };
         let keys = required_secret_keys("aws").unwrap();
-        assert_eq!(missing_keys(&secret, keys), Some(vec!["aws-secret-access-key".to_string()]));
-        secret.data.as_mut().unwrap().insert("aws-secret-access-key".into(), ByteString(b"k".to_vec()));
+        assert_eq!(
+            missing_keys(&secret, keys),
+            Some(vec!["aws-secret-access-key".to_string()])
+        );
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("aws-secret-access-key".into(), ByteString(b"k".to_vec()));
         assert_eq!(missing_keys(&secret, keys), None);
     }
 }

@@ -20,20 +20,28 @@ pub async fn apply_yaml(client: &Client, yaml: &str, default_namespace: &str) ->
     for document in documents.into_iter().filter(|d| !d.is_null()) {
         let object: DynamicObject = serde_json::from_value(document)?;
         let types = object.types.clone().ok_or_else(|| {
-            Error::InvalidSpec(format!("object {:?} has no apiVersion/kind", object.metadata.name))
+            Error::InvalidSpec(format!(
+                "object {:?} has no apiVersion/kind",
+                object.metadata.name
+            ))
         })?;
         let gvk = GroupVersionKind::try_from(&types)
             .map_err(|err| Error::InvalidSpec(format!("bad apiVersion {:?}: {err}", types.api_version)))?;
         let (resource, capabilities) = pinned_kind(client, &gvk).await?;
         let api: Api<DynamicObject> = match capabilities.scope {
             Scope::Namespaced => {
-                let ns = object.namespace().unwrap_or_else(|| default_namespace.to_string());
+                let ns = object
+                    .namespace()
+                    .unwrap_or_else(|| default_namespace.to_string());
                 Api::namespaced_with(client.clone(), &ns, &resource)
             }
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         let params = PatchParams::apply("ferry-sandbox").force();
-        applied.push(api.patch(&object.name_any(), &params, &Patch::Apply(&object)).await?);
+        applied.push(
+            api.patch(&object.name_any(), &params, &Patch::Apply(&object))
+                .await?,
+        );
     }
     Ok(applied)
 }
@@ -44,14 +52,24 @@ pub async fn wait_for_crds(client: &Client, names: &[String], timeout: Duration)
     let deadline = Instant::now() + timeout;
     for name in names {
         loop {
-            let established = api.get_opt(name).await?.and_then(|crd| crd.status).is_some_and(|status| {
-                status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
-            });
+            let established = api
+                .get_opt(name)
+                .await?
+                .and_then(|crd| crd.status)
+                .is_some_and(|status| {
+                    status
+                        .conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
             if established {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(Error::Sandbox(format!("CRD {name} was not established within {timeout:?}")));
+                return Err(Error::Sandbox(format!(
+                    "CRD {name} was not established within {timeout:?}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -79,7 +97,9 @@ pub async fn wait_for_default_service_account(client: &Client, namespace: &str) 
     let deadline = Instant::now() + Duration::from_secs(30);
     while api.get_opt("default").await?.is_none() {
         if Instant::now() > deadline {
-            return Err(Error::Sandbox(format!("namespace {namespace} got no default ServiceAccount in 30s")));
+            return Err(Error::Sandbox(format!(
+                "namespace {namespace} got no default ServiceAccount in 30s"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

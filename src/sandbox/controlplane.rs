@@ -92,8 +92,17 @@ impl ControlPlane {
         })?;
         let mut words = ready.split_whitespace();
         let url = words.next().unwrap_or_default().to_string();
-        let kubeconfig = words.next().map(PathBuf::from).unwrap_or_else(|| dir.join("kubeconfig"));
-        Ok(Self { name: name.to_string(), url, kubeconfig, dir: dir.to_path_buf(), process })
+        let kubeconfig = words
+            .next()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("kubeconfig"));
+        Ok(Self {
+            name: name.to_string(),
+            url,
+            kubeconfig,
+            dir: dir.to_path_buf(),
+            process,
+        })
     }
 
     /// An admin client.
@@ -128,7 +137,9 @@ impl ControlPlane {
         if cluster_admin {
             command.arg("--cluster-admin");
         }
-        let output = command.output().map_err(Error::io("running controlplane token"))?;
+        let output = command
+            .output()
+            .map_err(Error::io("running controlplane token"))?;
         if !output.status.success() {
             return Err(Error::Sandbox(format!(
                 "minting a token for {namespace}/{name} failed: {}",

@@ -21,7 +21,9 @@ impl Supervised {
         let stdout = if pipe_stdout {
             Stdio::piped()
         } else {
-            file.try_clone().map_err(Error::io("duplicating a log handle"))?.into()
+            file.try_clone()
+                .map_err(Error::io("duplicating a log handle"))?
+                .into()
         };
         let child = command
             .stdin(Stdio::null())
@@ -29,7 +31,10 @@ impl Supervised {
             .stderr(file)
             .spawn()
             .map_err(|err| Error::Sandbox(format!("cannot start {name} ({command:?}): {err}")))?;
-        Ok(Self { child, name: name.to_string() })
+        Ok(Self {
+            child,
+            name: name.to_string(),
+        })
     }
 
     /// The child, e.g. to take its stdout.
@@ -94,9 +99,15 @@ impl ControllerProcess {
             .arg("--kubeconfig")
             .arg(host_kubeconfig)
             .args(["--retry-seconds", "2", "--resync-seconds", "5"])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,ferry=debug".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,ferry=debug".into()),
+            );
         let process = Supervised::spawn("ferry controller", command, log, false)?;
-        Ok(Self { process, log: log.to_path_buf() })
+        Ok(Self {
+            process,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Process id (for crash tests).

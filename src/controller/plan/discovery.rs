@@ -29,7 +29,9 @@ pub(crate) fn discover(
     let mut volumes = Vec::new();
     for pvc in pvcs {
         let ns = pvc.namespace().unwrap_or_default();
-        let Some(mapping) = namespaces.iter().find(|m| m.source == ns) else { continue };
+        let Some(mapping) = namespaces.iter().find(|m| m.source == ns) else {
+            continue;
+        };
         if !is_selected(selection, pvc) {
             continue;
         }
@@ -47,7 +49,9 @@ pub(crate) fn discover(
             !pvcs.iter().any(|pvc| {
                 pvc.name_any() == name
                     && ns.is_none_or(|ns| pvc.namespace().as_deref() == Some(ns))
-                    && namespaces.iter().any(|m| Some(&m.source) == pvc.namespace().as_ref())
+                    && namespaces
+                        .iter()
+                        .any(|m| Some(&m.source) == pvc.namespace().as_ref())
             })
         })
         .map(String::as_str)
@@ -63,14 +67,20 @@ pub(crate) fn discover(
             ),
         ));
     }
-    let unbound: Vec<String> =
-        volumes.iter().filter(|v| !v.bound).map(|v| format!("{}/{}", v.namespace, v.name)).collect();
+    let unbound: Vec<String> = volumes
+        .iter()
+        .filter(|v| !v.bound)
+        .map(|v| format!("{}/{}", v.namespace, v.name))
+        .collect();
     if !unbound.is_empty() {
         conditions.push(Condition::holds(
             "UnboundVolumes",
             Category::Warn,
             "PersistentVolumeClaimUnbound",
-            format!("These PVCs are not bound and hold no data yet: {}.", unbound.join(", ")),
+            format!(
+                "These PVCs are not bound and hold no data yet: {}.",
+                unbound.join(", ")
+            ),
         ));
     }
     Discovery { volumes, conditions }
@@ -93,7 +103,10 @@ fn is_selected(selection: &PersistentVolumes, pvc: &PersistentVolumeClaim) -> bo
     let included = selection.include.is_empty() || selection.include.iter().any(|e| matches_entry(e, pvc));
     let excluded = selection.exclude.iter().any(|e| matches_entry(e, pvc));
     let labels = pvc.labels();
-    let labelled = selection.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v));
+    let labelled = selection
+        .match_labels
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
     included && !excluded && labelled
 }
 
@@ -135,7 +148,9 @@ fn describe(
         access_modes: spec.access_modes.clone().unwrap_or_default(),
         bound,
         volume_name: spec.volume_name.clone().filter(|v| !v.is_empty()),
-        node: mounting.iter().find_map(|pod| pod.spec.as_ref()?.node_name.clone()),
+        node: mounting
+            .iter()
+            .find_map(|pod| pod.spec.as_ref()?.node_name.clone()),
         pods: mounting.iter().map(|pod| pod.name_any()).collect(),
         name,
     }
@@ -147,9 +162,16 @@ fn is_live(pod: &Pod) -> bool {
 }
 
 fn mounts(pod: &Pod, claim: &str) -> bool {
-    pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).is_some_and(|volumes| {
-        volumes.iter().any(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == claim))
-    })
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|volumes| {
+            volumes.iter().any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == claim)
+            })
+        })
 }
 
 #[cfg(test)]
@@ -189,24 +211,44 @@ mod tests {
         let found = discover(&[mapping("app:app-new")], None, &pvcs, &pods);
         assert_eq!(found.volumes.len(), 1);
         let v = &found.volumes[0];
-        assert_eq!((v.size.as_deref(), v.storage_class.as_deref()), (Some("2Gi"), Some("standard")));
+        assert_eq!(
+            (v.size.as_deref(), v.storage_class.as_deref()),
+            (Some("2Gi"), Some("standard"))
+        );
         assert_eq!(v.access_modes, ["ReadWriteOnce"]);
-        assert_eq!((v.node.as_deref(), v.pods.as_slice()), (Some("node-a"), &["db-0".to_string()][..]));
-        assert_eq!((v.target_namespace.as_str(), v.target_name.as_str()), ("app-new", "data"));
+        assert_eq!(
+            (v.node.as_deref(), v.pods.as_slice()),
+            (Some("node-a"), &["db-0".to_string()][..])
+        );
+        assert_eq!(
+            (v.target_namespace.as_str(), v.target_name.as_str()),
+            ("app-new", "data")
+        );
         assert!(found.conditions.is_empty());
     }
 
     #[test]
     fn selection_renames_and_missing_names() {
-        let pvcs = [pvc("app", "data", true), pvc("app", "cache", false), pvc("app", "logs", true)];
+        let pvcs = [
+            pvc("app", "data", true),
+            pvc("app", "cache", false),
+            pvc("app", "logs", true),
+        ];
         let selection = PersistentVolumes {
             exclude: vec!["app/logs".into()],
-            overrides: vec![VolumeOverride { pvc: "data:data-v2".into(), ..VolumeOverride::default() }],
+            overrides: vec![VolumeOverride {
+                pvc: "data:data-v2".into(),
+                ..VolumeOverride::default()
+            }],
             include: vec!["data".into(), "cache".into(), "ghost".into()],
             ..PersistentVolumes::default()
         };
         let found = discover(&[mapping("app")], Some(&selection), &pvcs, &[]);
-        let names: Vec<_> = found.volumes.iter().map(|v| (v.name.as_str(), v.target_name.as_str())).collect();
+        let names: Vec<_> = found
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.target_name.as_str()))
+            .collect();
         assert_eq!(names, [("cache", "cache"), ("data", "data-v2")]);
         let types: Vec<_> = found.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["PersistentVolumeClaimNotFound", "UnboundVolumes"]);

@@ -28,8 +28,22 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
         Vec::new()
     });
 
-    let source = ready_cluster(&ctx, &spec.src_mig_cluster_ref, &own_ns, "Source", &mut conditions).await?;
-    ready_cluster(&ctx, &spec.dest_mig_cluster_ref, &own_ns, "Destination", &mut conditions).await?;
+    let source = ready_cluster(
+        &ctx,
+        &spec.src_mig_cluster_ref,
+        &own_ns,
+        "Source",
+        &mut conditions,
+    )
+    .await?;
+    ready_cluster(
+        &ctx,
+        &spec.dest_mig_cluster_ref,
+        &own_ns,
+        "Destination",
+        &mut conditions,
+    )
+    .await?;
     if let Some(storage_ref) = &spec.mig_storage_ref {
         check_storage(&ctx, storage_ref, &own_ns, &mut conditions).await?;
     }
@@ -47,7 +61,10 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
         }
     }
 
-    let critical = conditions.iter().filter(|c| c.category == Category::Critical).count();
+    let critical = conditions
+        .iter()
+        .filter(|c| c.category == Category::Critical)
+        .count();
     conditions.push(if critical == 0 {
         Condition::holds(READY, Category::Required, "Ready", "The migration plan is ready.")
     } else {
@@ -66,7 +83,15 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
     desired.volumes = volumes;
     desired.observed_generation = plan.metadata.generation;
     let ok = critical == 0;
-    status::apply(&ctx, plan.as_ref(), current, &desired, current_conditions, &desired.conditions).await?;
+    status::apply(
+        &ctx,
+        plan.as_ref(),
+        current,
+        &desired,
+        current_conditions,
+        &desired.conditions,
+    )
+    .await?;
     Ok(Action::requeue(if ok { ctx.resync } else { ctx.retry }))
 }
 
@@ -89,7 +114,11 @@ async fn ready_cluster(
         ));
         return Ok(None);
     };
-    let cluster_conditions = cluster.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let cluster_conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     if !condition::is_true(cluster_conditions, READY) {
         let why = condition::find(cluster_conditions, READY)
             .and_then(|c| c.message.clone())
@@ -112,16 +141,28 @@ async fn check_storage(
     conditions: &mut Vec<Condition>,
 ) -> Result<()> {
     let ns = reference.namespace_or(own_ns);
-    let storage = Api::<MigStorage>::namespaced(ctx.client.clone(), ns).get_opt(&reference.name).await?;
+    let storage = Api::<MigStorage>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&reference.name)
+        .await?;
     let problem = match storage {
         None => Some(format!("MigStorage {ns}/{} does not exist.", reference.name)),
         Some(storage) => {
-            let list = storage.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-            (!condition::is_true(list, READY)).then(|| format!("MigStorage {ns}/{} is not ready.", reference.name))
+            let list = storage
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            (!condition::is_true(list, READY))
+                .then(|| format!("MigStorage {ns}/{} is not ready.", reference.name))
         }
     };
     if let Some(message) = problem {
-        conditions.push(Condition::holds("InvalidStorageRef", Category::Critical, "NotReady", message));
+        conditions.push(Condition::holds(
+            "InvalidStorageRef",
+            Category::Critical,
+            "NotReady",
+            message,
+        ));
     }
     Ok(())
 }
@@ -143,19 +184,29 @@ async fn inspect_source(
             continue;
         }
         let params = ListParams::default();
-        pvcs.extend(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &mapping.source).list(&params).await?);
-        pods.extend(Api::<Pod>::namespaced(client.clone(), &mapping.source).list(&params).await?);
+        pvcs.extend(
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), &mapping.source)
+                .list(&params)
+                .await?,
+        );
+        pods.extend(
+            Api::<Pod>::namespaced(client.clone(), &mapping.source)
+                .list(&params)
+                .await?,
+        );
     }
     if !missing.is_empty() {
         conditions.push(Condition::holds(
             "NamespaceNotFoundOnSourceCluster",
             Category::Critical,
             "NotFound",
-            format!("Namespaces not found on the source cluster: {}.", missing.join(", ")),
+            format!(
+                "Namespaces not found on the source cluster: {}.",
+                missing.join(", ")
+            ),
         ));
     }
     let found = discovery::discover(mappings, spec.persistent_volumes.as_ref(), &pvcs, &pods);
     conditions.extend(found.conditions);
     Ok(found.volumes)
 }
-

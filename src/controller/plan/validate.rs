@@ -100,7 +100,10 @@ mod tests {
     use super::*;
 
     fn spec(namespaces: &[&str]) -> MigPlanSpec {
-        MigPlanSpec { namespaces: namespaces.iter().map(|s| s.to_string()).collect(), ..MigPlanSpec::default() }
+        MigPlanSpec {
+            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            ..MigPlanSpec::default()
+        }
     }
 
     #[test]
