@@ -24,13 +24,13 @@ async fn each_failure_has_its_condition_and_changes_nothing() {
     let host = clusters.host_client.clone();
     namespace(&host, NS).await;
     namespace(&clusters.source_client, "app").await;
-    let namespaces_before = namespace_names(&clusters.source_client).await;
 
     let good_token = clusters
         .source
         .mint_token("ferry", "migration-controller", true)
         .unwrap();
     let weak_token = clusters.source.mint_token("ferry", "no-rights", false).unwrap();
+    let namespaces_before = namespace_names(&clusters.source_client).await;
     secret(&host, "good", &good_token).await;
     secret(&host, "weak", &weak_token).await;
     secret(&host, "garbage", "this-is-not-a-token").await;

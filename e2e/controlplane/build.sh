@@ -18,7 +18,7 @@ start=$(date +%s)
 
 cd "$here"
 key=$(
-    for f in go.mod go.sum $(LC_ALL=C ls -1 -- *.go); do
+    for f in build.sh go.mod go.sum $(LC_ALL=C ls -1 -- *.go); do
         printf '%s\n' "== $f"
         cat -- "$f"
     done | sha256sum | cut -d' ' -f1
@@ -34,7 +34,11 @@ else
     go mod download
     tmp=$(mktemp "$cache_dir/.controlplane.XXXXXX")
     trap 'rm -f "$tmp"' EXIT
-    go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$tmp" .
+    # Stamp the Kubernetes version the module requires, as release builds do, so /version is truthful.
+    k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
+    ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version"
+    ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$k8s_version")"
+    go build -trimpath -buildvcs=false -ldflags="$ldflags" -o "$tmp" .
     chmod 0755 "$tmp"
     mv -f "$tmp" "$cached"
     trap - EXIT
