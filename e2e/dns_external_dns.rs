@@ -1,0 +1,145 @@
+//! The external-dns provider against a real kube-apiserver (`controlplane serve`): a missing CRD is
+//! named, the CRD from manifests/ is applied, then record / lower TTL / replace / verify / restore on a
+//! DNSEndpoint that also holds an unrelated endpoint, which must survive. Fails (never skips) without
+//! the control plane binary: run `make controlplane`.
+
+#[path = "support/dns.rs"]
+mod support;
+
+use std::time::Duration;
+
+use ferry::Error;
+use ferry::dns::{ExternalDns, ObjectRef, Provider, RecordKey, RecordType, lower_ttl};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::{ControlPlane, set};
+
+const NAMESPACE: &str = "ferry-dns-e2e";
+
+fn dns_endpoints(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("externaldns.k8s.io", "v1alpha1", "DNSEndpoint");
+    Api::namespaced_with(
+        client.clone(),
+        NAMESPACE,
+        &ApiResource::from_gvk_with_plural(&gvk, "dnsendpoints"),
+    )
+}
+
+async fn apply_crd(client: &Client) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/external-dns/dnsendpoint-crd.yaml"
+    );
+    let crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).expect("parse the CRD manifest");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create the DNSEndpoint CRD");
+    // Wait until the new resource is served (Established, then usable by a list).
+    let endpoints = dns_endpoints(client);
+    for _ in 0..100 {
+        if endpoints.list(&Default::default()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("DNSEndpoint resource not served 10 s after creating its CRD");
+}
+
+#[tokio::test]
+async fn replace_read_and_restore_a_dns_endpoint() {
+    let control_plane = ControlPlane::start().await;
+    println!("control plane at {}", control_plane.url);
+    let client = control_plane.client().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let reference = ObjectRef {
+        name: "app-records".into(),
+        namespace: NAMESPACE.into(),
+    };
+    let dns = ExternalDns::new(client.clone(), &reference);
+
+    // Before the CRD exists: a clear error naming it.
+    let err = dns.check_credentials().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::DnsExternalDns(m) if m.contains("dnsendpoints.externaldns.k8s.io")),
+        "{err:?}"
+    );
+    apply_crd(&client).await;
+
+    // Credentials check is a dry run: the resource is still absent afterwards.
+    dns.check_credentials().await.unwrap();
+    assert!(
+        dns_endpoints(&client)
+            .get_opt("app-records")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The user's existing DNSEndpoint: our record plus an unrelated one.
+    let existing: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
+        "metadata": {"name": "app-records", "namespace": NAMESPACE},
+        "spec": {"endpoints": [
+            {"dnsName": "txt.example.test", "recordType": "TXT", "targets": ["keep me"]},
+            {"dnsName": "app.example.test", "recordType": "A", "targets": ["192.0.2.1"], "recordTTL": 300}
+        ]}
+    }))
+    .unwrap();
+    dns_endpoints(&client)
+        .create(&PostParams::default(), &existing)
+        .await
+        .unwrap();
+
+    let keys = [RecordKey {
+        fqdn: "app.example.test".into(),
+        record_type: RecordType::A,
+    }];
+    let recorded = lower_ttl(&dns, &keys, 30).await.unwrap();
+    assert_eq!(
+        recorded,
+        [set("app.example.test", RecordType::A, 300, &["192.0.2.1"])]
+    );
+    assert_eq!(dns.read(&keys).await.unwrap(), [recorded[0].with_ttl(30)]);
+
+    let target = [set("app.example.test", RecordType::A, 60, &["198.51.100.7"])];
+    dns.replace(&target).await.unwrap();
+    assert_eq!(dns.read(&keys).await.unwrap(), target);
+
+    // No external-dns runs here, so verification must time out and say what it waited for.
+    let err = dns.verify(&target, Duration::from_millis(600)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::DnsVerifyTimeout { last_seen, .. } if last_seen.contains("observedGeneration"))
+    );
+    println!("verify without external-dns: {err}");
+    // Play external-dns's part (what its CRD source does after publishing): report the generation.
+    let object = dns_endpoints(&client).get("app-records").await.unwrap();
+    let generation = object.metadata.generation.expect("generation");
+    let status = json!({"status": {"observedGeneration": generation}});
+    dns_endpoints(&client)
+        .patch_status("app-records", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let took = dns.verify(&target, Duration::from_secs(10)).await.unwrap();
+    println!("external-dns verify after observedGeneration: {took:?}");
+
+    dns.restore(&recorded).await.unwrap();
+    assert_eq!(dns.read(&keys).await.unwrap(), recorded);
+    let object = dns_endpoints(&client).get("app-records").await.unwrap();
+    let endpoints = object.data["spec"]["endpoints"].as_array().unwrap().clone();
+    assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+    assert!(
+        endpoints
+            .iter()
+            .any(|e| e["dnsName"] == "txt.example.test" && e["targets"][0] == "keep me")
+    );
+}
