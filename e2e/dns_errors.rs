@@ -55,6 +55,25 @@ async fn an_unknown_key_name_is_rejected_with_badkey() {
 }
 
 #[tokio::test]
+async fn a_valid_key_without_update_rights_is_refused() {
+    let bind = start_bind().await;
+    let dns = Rfc2136::new(&bind.server(), &bind.zone, bind.no_update_key.clone())
+        .await
+        .unwrap();
+    let err = dns.check_credentials().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::DnsUpdateRefused { rcode, .. } if rcode.mnemonic() == "REFUSED"),
+        "{err:?}"
+    );
+    println!("key without update rights: {err}");
+    let flip = dns
+        .replace(&[set("app.example.test", RecordType::A, 60, &["192.0.2.9"])])
+        .await;
+    assert!(matches!(flip, Err(Error::DnsUpdateRefused { .. })), "{flip:?}");
+    assert!(dig(&bind, "app.example.test", "A").is_empty());
+}
+
+#[tokio::test]
 async fn a_zone_the_server_does_not_serve_is_reported_as_such() {
     let bind = start_bind().await;
     let dns = Rfc2136::new(&bind.server(), "other.test", bind.key.clone())
@@ -159,4 +178,27 @@ async fn an_unreachable_server_fails_fast_with_a_clear_error() {
         started.elapsed()
     );
     println!("unreachable ({:?}): {err}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    // A bound UDP socket that nobody reads: datagrams vanish, like a filtered port.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let key = TsigKey::new("ferry-key", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+    let dns = Rfc2136::with_timeout(&server, "example.test", key, Duration::from_millis(900))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = dns.check_credentials().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, Error::DnsUnreachable { detail, .. } if detail.contains("no UDP answer")),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    println!("silent server ({took:?}): {err}");
 }

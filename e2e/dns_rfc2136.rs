@@ -23,7 +23,7 @@ async fn flip_verify_and_restore_an_a_record() {
     // Cutover: record, flip, verify.
     let keys = [RecordKey::of(&original)];
     let recorded = dns.read(&keys).await.unwrap();
-    assert_eq!(recorded, [original.clone()]);
+    assert_eq!(recorded, std::slice::from_ref(&original));
     let target = set(
         "app.example.test",
         RecordType::A,
@@ -145,16 +145,32 @@ async fn cname_flip_and_an_hmac_sha512_key() {
 
 #[tokio::test]
 async fn many_values_force_tcp_and_still_flip() {
-    // 60 A records make the update and the answers exceed 512 bytes: the update goes over TCP and the
-    // UDP answers come back truncated, so reads fall back to TCP too.
+    // 100 A records: the update (~1.9 KB) exceeds 512 bytes so it goes over TCP, and the answer (~1.6 KB)
+    // exceeds the 1232-byte EDNS buffer so UDP answers are truncated and reads fall back to TCP.
     let bind = start_bind().await;
     let dns = bind.provider().await.unwrap();
-    let values: Vec<String> = (1..=60).map(|i| format!("198.51.100.{i}")).collect();
+    let values: Vec<String> = (1..=100).map(|i| format!("198.51.100.{i}")).collect();
     let big = ferry::dns::RecordSet::new("big.example.test", RecordType::A, 60, &values).unwrap();
     dns.replace(std::slice::from_ref(&big)).await.unwrap();
     dns.verify(std::slice::from_ref(&big), VERIFY_TIMEOUT)
         .await
         .unwrap();
     let read = dns.read(&[RecordKey::of(&big)]).await.unwrap();
-    assert_eq!(read[0].values.len(), 60);
+    assert_eq!(read[0].values.len(), 100);
+    // Witness: the same question over UDP with a 1232-byte buffer is answered truncated (flag tc).
+    let udp = std::process::Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &bind.addr.port().to_string(),
+            "+norec",
+            "+notcp",
+            "+ignore",
+        ])
+        .args(["+bufsize=1232", "big.example.test", "A"])
+        .output()
+        .unwrap();
+    let udp = String::from_utf8_lossy(&udp.stdout);
+    assert!(udp.contains(" tc"), "expected a truncated UDP answer: {udp}");
+    assert_eq!(dig(&bind, "big.example.test", "A").len(), 100);
 }

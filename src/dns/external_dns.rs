@@ -289,7 +289,7 @@ mod tests {
         let merged = merge_endpoints(&json!(null), std::slice::from_ref(&alias));
         assert_eq!(merged["endpoints"][0]["targets"][0], "lb.example.net");
         let absent = RecordSet::absent("www.example.test", RecordType::CNAME).unwrap();
-        let removed = merge_endpoints(&merged, &[absent.clone()]);
+        let removed = merge_endpoints(&merged, std::slice::from_ref(&absent));
         assert!(removed["endpoints"].as_array().unwrap().is_empty());
         assert_eq!(
             endpoint_record_set(&removed, &RecordKey::of(&absent)).unwrap(),

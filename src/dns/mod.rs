@@ -17,6 +17,7 @@ mod config;
 mod external_dns;
 mod message;
 mod record;
+mod response;
 mod rfc2136;
 mod targets;
 mod transport;
@@ -24,8 +25,8 @@ mod tsig;
 
 pub use config::{DnsRecordSpec, DnsSpec, ExternalDnsSpec, ObjectRef, Rfc2136Spec, TargetSource};
 pub use external_dns::{DNS_ENDPOINT_CRD_NAME, ExternalDns};
-pub use message::Rcode;
 pub use record::{DEFAULT_TTL, RecordSet, RecordType, canonical_name};
+pub use response::Rcode;
 pub use rfc2136::{DEFAULT_EXCHANGE_TIMEOUT, Rfc2136};
 pub use targets::{
     Address, desired_record_sets, ingress_addresses, resolve_values, service_addresses, values_for,

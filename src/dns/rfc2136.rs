@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType as HickoryType, TSigner};
 
-use super::message::{self, Rcode, absolute_name};
+use super::message::{self, absolute_name};
+use super::response::{Rcode, check_soa_response, check_update_response};
 use super::transport::Server;
 use super::{Provider, RecordKey, RecordSet, TsigKey, describe_sets};
 use crate::{Error, Result};
@@ -65,15 +66,14 @@ impl Rfc2136 {
             .server
             .exchange(&message::query(&self.zone, HickoryType::SOA), None)
             .await?;
-        message::check_soa_response(&response, &self.server.label, &self.zone)
+        check_soa_response(&response, &self.server.label, &self.zone)
     }
 
     /// Sends a signed update and maps the answer to an error a user can act on. A refused update is
     /// reported as "zone not found" when the server turns out not to serve the zone at all.
     pub async fn send_update(&self, update: &Message) -> Result<()> {
         let response = self.server.exchange(update, Some(&self.signer)).await?;
-        let checked =
-            message::check_update_response(&response, &self.server.label, &self.zone(), &self.key.name);
+        let checked = check_update_response(&response, &self.server.label, &self.zone(), &self.key.name);
         if let Err(Error::DnsUpdateRefused { rcode, .. }) = &checked {
             match self.check_zone().await {
                 Err(Error::DnsZoneNotFound {

@@ -14,6 +14,8 @@ use crate::{Error, Result};
 
 /// The key name the sandbox zone allows to update it.
 pub const KEY_NAME: &str = "ferry-key";
+/// A second key the server knows but does not allow to update the zone (to exercise REFUSED).
+pub const NO_UPDATE_KEY_NAME: &str = "ferry-no-update-key";
 /// How long `named` may take to load the zone and answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// Attempts with a new port when another process grabbed the one picked.
@@ -28,6 +30,8 @@ pub struct Bind {
     pub zone: String,
     /// The TSIG key allowed to update the zone.
     pub key: TsigKey,
+    /// A TSIG key the server accepts but that may not update the zone.
+    pub no_update_key: TsigKey,
     /// Its working directory (config, zone file, journal, log).
     pub dir: PathBuf,
     child: Child,
@@ -41,12 +45,15 @@ impl Bind {
 
     /// Starts `named` with a key of the given algorithm.
     pub async fn start_with_algorithm(dir: &Path, zone: &str, algorithm: TsigAlgorithm) -> Result<Self> {
-        let key = TsigKey::generate(KEY_NAME, algorithm);
+        let keys = [
+            TsigKey::generate(KEY_NAME, algorithm),
+            TsigKey::generate(NO_UPDATE_KEY_NAME, algorithm),
+        ];
         let zone = zone.trim_end_matches('.').to_string();
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            match Self::start_on(dir, &zone, &key, port).await {
+            match Self::start_on(dir, &zone, &keys, port).await {
                 Ok(bind) => return Ok(bind),
                 Err(err) => last_error = Some(err),
             }
@@ -54,13 +61,14 @@ impl Bind {
         Err(last_error.unwrap_or_else(|| Error::Sandbox("named did not start".into())))
     }
 
-    async fn start_on(dir: &Path, zone: &str, key: &TsigKey, port: u16) -> Result<Self> {
+    async fn start_on(dir: &Path, zone: &str, keys: &[TsigKey; 2], port: u16) -> Result<Self> {
+        let [key, no_update_key] = keys;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let write = |name: &str, text: String| {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))
         };
-        write("named.conf", named_conf(dir, zone, key, port))?;
+        write("named.conf", named_conf(dir, zone, keys, port))?;
         write(&format!("{zone}.zone"), zone_file(zone))?;
         // A previous attempt's journal would not match the fresh zone file.
         let _ = std::fs::remove_file(dir.join(format!("{zone}.zone.jnl")));
@@ -91,6 +99,7 @@ impl Bind {
             addr,
             zone: zone.to_string(),
             key: key.clone(),
+            no_update_key: no_update_key.clone(),
             dir: dir.to_path_buf(),
             child,
         };
@@ -182,10 +191,10 @@ fn free_port() -> Result<u16> {
     ))
 }
 
-fn named_conf(dir: &Path, zone: &str, key: &TsigKey, port: u16) -> String {
+fn named_conf(dir: &Path, zone: &str, keys: &[TsigKey; 2], port: u16) -> String {
     let dir = dir.display();
     format!(
-        r#"{key_statement}
+        r#"{key_statements}
 options {{
     directory "{dir}";
     pid-file "{dir}/named.pid";
@@ -206,8 +215,8 @@ zone "{zone}" {{
     allow-update {{ key {key_name}; }};
 }};
 "#,
-        key_statement = key.to_bind_statement(),
-        key_name = key.name,
+        key_statements = keys.iter().map(TsigKey::to_bind_statement).collect::<String>(),
+        key_name = keys[0].name,
     )
 }
 
