@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ferry::dns::{Provider, RecordKey, RecordType, TsigAlgorithm, lower_ttl};
+use ferry::dns::{
+    DnsSpec, Provider, RecordKey, RecordType, TargetSource, TsigAlgorithm, desired_record_set, lower_ttl,
+};
 use ferry::sandbox::bind::Bind;
 use support::{dig, set, start_bind};
 
@@ -32,16 +34,17 @@ async fn flip_verify_and_restore_an_a_record() {
     );
     let sent = Instant::now();
     dns.replace(std::slice::from_ref(&target)).await.unwrap();
+    let replaced = sent.elapsed();
     let verify_took = dns
         .verify(std::slice::from_ref(&target), VERIFY_TIMEOUT)
         .await
         .unwrap();
-    let update_to_verified = sent.elapsed();
     println!(
-        "update-to-verified (A flip, BIND {}): {:.1} ms (verify loop {:.1} ms)",
+        "update-to-verified (A flip, BIND {}): replace {:.1} ms + verify {:.1} ms = {:.1} ms",
         bind.server(),
-        update_to_verified.as_secs_f64() * 1000.0,
-        verify_took.as_secs_f64() * 1000.0
+        replaced.as_secs_f64() * 1000.0,
+        verify_took.as_secs_f64() * 1000.0,
+        sent.elapsed().as_secs_f64() * 1000.0
     );
     assert_eq!(
         dig(&bind, "app.example.test", "A"),
@@ -173,4 +176,58 @@ async fn many_values_force_tcp_and_still_flip() {
     let udp = String::from_utf8_lossy(&udp.stdout);
     assert!(udp.contains(" tc"), "expected a truncated UDP answer: {udp}");
     assert_eq!(dig(&bind, "big.example.test", "A").len(), 100);
+}
+
+#[tokio::test]
+async fn cutover_sequence_from_a_spec_lowers_flips_restores_ttl_and_rolls_back() {
+    let bind = start_bind().await;
+    let dns = bind.provider().await.unwrap();
+    dns.replace(&[set("app.example.test", RecordType::A, 3600, &["192.0.2.1"])])
+        .await
+        .unwrap();
+    let spec: DnsSpec = serde_json::from_value(serde_json::json!({
+        "records": [{"fqdn": "app.example.test", "type": "A", "value": "198.51.100.7"}],
+        "rfc2136": {"server": bind.server(), "zone": "example.test",
+                    "tsigSecretRef": {"name": "unused-here", "namespace": "ferry"}},
+        "preCutoverTTL": 30
+    }))
+    .unwrap();
+
+    // Ahead of cutover: lower the TTL, keep what was there.
+    let recorded = lower_ttl(&dns, &RecordKey::of_spec(&spec), spec.pre_cutover_ttl.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(dig(&bind, "app.example.test", "A"), [(30, "192.0.2.1".into())]);
+
+    // Flip: no ttl in the spec, so the recorded (pre-lowering) TTL comes back with the new value.
+    let desired: Vec<_> = spec
+        .records
+        .iter()
+        .zip(&recorded)
+        .map(|(record, recorded)| {
+            let TargetSource::Literal(values) = record.target_source().unwrap() else {
+                unreachable!()
+            };
+            desired_record_set(record, &values, Some(recorded)).unwrap()
+        })
+        .collect();
+    let sent = Instant::now();
+    dns.replace(&desired).await.unwrap();
+    let replaced = sent.elapsed();
+    let verify_took = dns.verify(&desired, VERIFY_TIMEOUT).await.unwrap();
+    println!(
+        "update-to-verified (spec flip): replace {:.1} ms + verify {:.1} ms = {:.1} ms",
+        replaced.as_secs_f64() * 1000.0,
+        verify_took.as_secs_f64() * 1000.0,
+        sent.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(
+        dig(&bind, "app.example.test", "A"),
+        [(3600, "198.51.100.7".into())]
+    );
+
+    // Rollback.
+    dns.restore(&recorded).await.unwrap();
+    dns.verify(&recorded, VERIFY_TIMEOUT).await.unwrap();
+    assert_eq!(dig(&bind, "app.example.test", "A"), [(3600, "192.0.2.1".into())]);
 }

@@ -29,7 +29,8 @@ pub use record::{DEFAULT_TTL, RecordSet, RecordType, canonical_name};
 pub use response::Rcode;
 pub use rfc2136::{DEFAULT_EXCHANGE_TIMEOUT, Rfc2136};
 pub use targets::{
-    Address, desired_record_sets, ingress_addresses, resolve_values, service_addresses, values_for,
+    Address, desired_record_set, desired_record_sets, ingress_addresses, resolve_values, service_addresses,
+    values_for,
 };
 pub use tsig::{TsigAlgorithm, TsigKey};
 

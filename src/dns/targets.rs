@@ -125,21 +125,32 @@ fn not_found(label: &str) -> Error {
     Error::DnsTargetNotReady(format!("{label} not found in the target cluster"))
 }
 
-/// The record sets a cutover writes: each record's target values, with its `ttl`, else the TTL it has
-/// now (`current`, same order as `spec.records`), else [`DEFAULT_TTL`].
+/// The record sets a cutover writes: each record's target values, with its `ttl`, else the TTL it had
+/// when recorded before the TTL was lowered (`recorded`, same order as `spec.records`), else
+/// [`DEFAULT_TTL`]. Pass the sets `lower_ttl` returned, not a read made after lowering, so the flip
+/// also puts the original TTL back.
 pub async fn desired_record_sets(
     spec: &DnsSpec,
-    current: &[RecordSet],
+    recorded: &[RecordSet],
     target: &kube::Client,
 ) -> Result<Vec<RecordSet>> {
     let mut desired = Vec::with_capacity(spec.records.len());
     for (index, record) in spec.records.iter().enumerate() {
         let values = resolve_values(record, target).await?;
-        let current_ttl = current.get(index).filter(|set| set.exists()).map(|set| set.ttl);
-        let ttl = record.ttl.or(current_ttl).unwrap_or(DEFAULT_TTL);
-        desired.push(RecordSet::new(&record.fqdn, record.record_type, ttl, &values)?);
+        desired.push(desired_record_set(record, &values, recorded.get(index))?);
     }
     Ok(desired)
+}
+
+/// One record's target set from resolved `values` (the TTL rule of [`desired_record_sets`]).
+pub fn desired_record_set(
+    record: &DnsRecordSpec,
+    values: &[String],
+    recorded: Option<&RecordSet>,
+) -> Result<RecordSet> {
+    let recorded_ttl = recorded.filter(|set| set.exists()).map(|set| set.ttl);
+    let ttl = record.ttl.or(recorded_ttl).unwrap_or(DEFAULT_TTL);
+    RecordSet::new(&record.fqdn, record.record_type, ttl, values)
 }
 
 #[cfg(test)]
@@ -177,6 +188,34 @@ mod tests {
         assert_eq!(
             ingress_addresses(&ingress),
             [Address::Hostname("router.apps.example".into())]
+        );
+    }
+
+    #[test]
+    fn ttl_comes_from_the_spec_else_the_recorded_set_else_the_default() {
+        let mut record = DnsRecordSpec {
+            fqdn: "app.example.test".into(),
+            record_type: RecordType::A,
+            value: Some("192.0.2.1".into()),
+            from_service: None,
+            from_ingress: None,
+            ttl: None,
+        };
+        let values = ["198.51.100.1".to_string()];
+        let recorded =
+            RecordSet::new("app.example.test", RecordType::A, 3600, &["192.0.2.1".into()]).unwrap();
+        assert_eq!(
+            desired_record_set(&record, &values, Some(&recorded)).unwrap().ttl,
+            3600
+        );
+        assert_eq!(
+            desired_record_set(&record, &values, None).unwrap().ttl,
+            DEFAULT_TTL
+        );
+        record.ttl = Some(60);
+        assert_eq!(
+            desired_record_set(&record, &values, Some(&recorded)).unwrap().ttl,
+            60
         );
     }
 
