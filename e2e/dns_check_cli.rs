@@ -1,5 +1,5 @@
 //! `ferry dns check` (the real binary) against a real BIND9: it shows current → target, reports the key
-//! accepted or rejected, flags a CNAME conflict with exit code 2, and changes nothing (checked with dig).
+//! accepted or rejected, flags a CNAME conflict with exit code 3, and changes nothing (checked with dig).
 
 #[path = "support/dns.rs"]
 mod support;
@@ -127,7 +127,7 @@ async fn check_reports_a_rejected_key_and_a_conflict() {
     );
     let (stdout, stderr) = text(&conflict);
     println!("{stdout}{stderr}");
-    assert_eq!(conflict.status.code(), Some(2), "{stderr}");
+    assert_eq!(conflict.status.code(), Some(3), "{stderr}");
     assert!(
         stdout.contains("would fail") && stdout.contains("CNAME"),
         "{stdout}"

@@ -11,8 +11,8 @@ use clap::Subcommand;
 
 use crate::dns::{Provider, RecordKey, RecordSet, RecordType, Rfc2136, TsigKey};
 
-/// Exit code when a record could not be flipped as asked (e.g. a CNAME conflict).
-const EXIT_WOULD_FAIL: u8 = 2;
+/// Exit code when a record could not be flipped as asked (e.g. a CNAME conflict); 2 is clap's usage error.
+const EXIT_WOULD_FAIL: u8 = 3;
 
 /// DNS flip tools.
 #[derive(Debug, clap::Args)]

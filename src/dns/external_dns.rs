@@ -58,11 +58,21 @@ impl ExternalDns {
     /// Maps "the resource type does not exist" to an error naming the missing CRD.
     fn kube_error(&self, err: kube::Error) -> Error {
         match &err {
-            kube::Error::Api(status) if status.code == 404 => Error::DnsExternalDns(format!(
-                "{}: the API server has no DNSEndpoint resource; install the CRD {DNS_ENDPOINT_CRD_NAME} \
+            // A missing resource type is a bare 404 without details (a missing object or namespace
+            // names itself in `details`).
+            kube::Error::Api(status)
+                if status.code == 404
+                    && status
+                        .details
+                        .as_ref()
+                        .is_none_or(|d| d.name.is_empty() && d.kind.is_empty()) =>
+            {
+                Error::DnsExternalDns(format!(
+                    "{}: the API server has no DNSEndpoint resource; install the CRD {DNS_ENDPOINT_CRD_NAME} \
                  (manifests/external-dns/dnsendpoint-crd.yaml)",
-                self.label()
-            )),
+                    self.label()
+                ))
+            }
             _ => Error::Kube(err),
         }
     }
