@@ -294,6 +294,35 @@ mod tests {
     }
 
     #[test]
+    fn the_checked_in_crd_serves_what_this_provider_writes() {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let yaml = include_str!("../../manifests/external-dns/dnsendpoint-crd.yaml");
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(yaml).unwrap();
+        let resource = api_resource();
+        assert_eq!(crd.metadata.name.as_deref(), Some(DNS_ENDPOINT_CRD_NAME));
+        assert_eq!(
+            (crd.spec.group.as_str(), crd.spec.names.plural.as_str()),
+            (resource.group.as_str(), "dnsendpoints")
+        );
+        assert_eq!(crd.spec.names.kind, resource.kind);
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, resource.version);
+        let schema = serde_json::to_value(&version.schema).unwrap();
+        let fields = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["endpoints"]["items"]["properties"];
+        for field in ["dnsName", "recordType", "targets", "recordTTL"] {
+            assert!(fields.get(field).is_some(), "CRD lacks endpoints[].{field}");
+        }
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "status subresource"
+        );
+    }
+
+    #[test]
     fn absent_sets_remove_the_endpoint_and_cname_targets_lose_the_dot() {
         let alias = set("www.example.test", RecordType::CNAME, 60, &["lb.example.net"]);
         let merged = merge_endpoints(&json!(null), std::slice::from_ref(&alias));
