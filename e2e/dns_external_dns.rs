@@ -1,7 +1,8 @@
-//! The external-dns provider against a real kube-apiserver (`controlplane serve`): a missing CRD is
+//! The DNS providers with a real kube-apiserver (`controlplane serve`): external-dns (a missing CRD is
 //! named, the CRD from manifests/ is applied, then record / lower TTL / replace / verify / restore on a
-//! DNSEndpoint that also holds an unrelated endpoint, which must survive. Fails (never skips) without
-//! the control plane binary: run `make controlplane`.
+//! DNSEndpoint that also holds an unrelated endpoint, which must survive), and `dns::connect` reading
+//! the TSIG Secret from the cluster to flip a real BIND9. Fails (never skips) without the control plane
+//! binary: run `make controlplane`.
 
 #[path = "support/dns.rs"]
 mod support;
@@ -9,13 +10,15 @@ mod support;
 use std::time::Duration;
 
 use ferry::Error;
-use ferry::dns::{ExternalDns, ObjectRef, Provider, RecordKey, RecordType, lower_ttl};
-use k8s_openapi::api::core::v1::Namespace;
+use ferry::dns::{
+    Configured, DnsSpec, ExternalDns, ObjectRef, Provider, RecordKey, RecordType, connect, lower_ttl,
+};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use support::{ControlPlane, set};
+use support::{ControlPlane, dig, set, start_bind};
 
 const NAMESPACE: &str = "ferry-dns-e2e";
 
@@ -26,6 +29,15 @@ fn dns_endpoints(client: &Client) -> Api<DynamicObject> {
         NAMESPACE,
         &ApiResource::from_gvk_with_plural(&gvk, "dnsendpoints"),
     )
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
 }
 
 async fn apply_crd(client: &Client) {
@@ -142,4 +154,41 @@ async fn replace_read_and_restore_a_dns_endpoint() {
             .iter()
             .any(|e| e["dnsName"] == "txt.example.test" && e["targets"][0] == "keep me")
     );
+}
+
+#[tokio::test]
+async fn connect_reads_the_tsig_secret_from_the_cluster_and_flips_bind() {
+    let bind = start_bind().await;
+    let control_plane = ControlPlane::start().await;
+    let client = control_plane.client().await;
+    create_namespace(&client, "ferry-dns-tsig").await;
+    // The Secret as a user would write it (stringData), holding the sandbox BIND's key.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "dns-tsig", "namespace": "ferry-dns-tsig"},
+        "stringData": {"keyName": bind.key.name, "algorithm": "hmac-sha256", "secret": bind.key.secret_base64()}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "ferry-dns-tsig")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let spec: DnsSpec = serde_json::from_value(json!({
+        "records": [{"fqdn": "app.example.test", "type": "A", "value": "198.51.100.9", "ttl": 60}],
+        "rfc2136": {"server": bind.server(), "zone": "example.test",
+                    "tsigSecretRef": {"name": "dns-tsig", "namespace": "ferry-dns-tsig"}}
+    }))
+    .unwrap();
+    let dns = connect(&spec, client.clone(), client.clone()).await.unwrap();
+    assert!(matches!(dns, Configured::Rfc2136(_)));
+    dns.check_credentials().await.unwrap();
+    let recorded = dns.read(&RecordKey::of_spec(&spec)).await.unwrap();
+    let desired = ferry::dns::desired_record_sets(&spec, &recorded, &client)
+        .await
+        .unwrap();
+    dns.replace(&desired).await.unwrap();
+    dns.verify(&desired, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(dig(&bind, "app.example.test", "A"), [(60, "198.51.100.9".into())]);
+    dns.restore(&recorded).await.unwrap();
+    assert!(dig(&bind, "app.example.test", "A").is_empty());
 }

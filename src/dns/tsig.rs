@@ -161,8 +161,13 @@ impl TsigKey {
             "key \"{}\" {{\n    algorithm {};\n    secret \"{}\";\n}};\n",
             self.name,
             self.algorithm.as_str(),
-            BASE64.encode(&self.secret)
+            self.secret_base64()
         )
+    }
+
+    /// The secret in base64, for writing it into a Secret or a server configuration. Never log it.
+    pub fn secret_base64(&self) -> String {
+        BASE64.encode(&self.secret)
     }
 
     /// The same key with another secret of the same length (tests: a key the server will reject).
