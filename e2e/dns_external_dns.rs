@@ -1,7 +1,7 @@
 //! The DNS providers with a real kube-apiserver (`controlplane serve`): external-dns (a missing CRD is
 //! named, the CRD from manifests/ is applied, then record / lower TTL / replace / verify / restore on a
 //! DNSEndpoint that also holds an unrelated endpoint, which must survive), and `dns::connect` reading
-//! the TSIG Secret from the cluster to flip a real BIND9. Fails (never skips) without the control plane
+//! the TSIG Secret and the Service/Ingress load-balancer targets from the cluster to flip a real BIND9. Fails (never skips) without the control plane
 //! binary: run `make controlplane`.
 
 #[path = "support/dns.rs"]
@@ -13,7 +13,8 @@ use ferry::Error;
 use ferry::dns::{
     Configured, DnsSpec, ExternalDns, ObjectRef, Provider, RecordKey, RecordType, connect, lower_ttl,
 };
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -157,7 +158,7 @@ async fn replace_read_and_restore_a_dns_endpoint() {
 }
 
 #[tokio::test]
-async fn connect_reads_the_tsig_secret_from_the_cluster_and_flips_bind() {
+async fn connect_reads_secret_and_lb_targets_from_the_cluster_then_flips_bind() {
     let bind = start_bind().await;
     let control_plane = ControlPlane::start().await;
     let client = control_plane.client().await;
@@ -173,10 +174,41 @@ async fn connect_reads_the_tsig_secret_from_the_cluster_and_flips_bind() {
         .await
         .unwrap();
 
+    // Targets in the "target cluster": a LoadBalancer Service and an Ingress whose addresses the test
+    // reports itself (no cloud controller runs here), as a load-balancer controller would.
+    let namespace = "ferry-dns-tsig";
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "web"}}
+    }))
+    .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    services.create(&PostParams::default(), &service).await.unwrap();
+    let lb = json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.9"}]}}});
+    services
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&lb))
+        .await
+        .unwrap();
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}
+    }))
+    .unwrap();
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    ingresses.create(&PostParams::default(), &ingress).await.unwrap();
+    let lb = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "router.apps.example.net"}]}}});
+    ingresses
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&lb))
+        .await
+        .unwrap();
+
     let spec: DnsSpec = serde_json::from_value(json!({
-        "records": [{"fqdn": "app.example.test", "type": "A", "value": "198.51.100.9", "ttl": 60}],
+        "records": [
+            {"fqdn": "app.example.test", "type": "A", "fromService": {"name": "web", "namespace": namespace}, "ttl": 60},
+            {"fqdn": "www.example.test", "type": "CNAME", "fromIngress": {"name": "web", "namespace": namespace}}
+        ],
         "rfc2136": {"server": bind.server(), "zone": "example.test",
-                    "tsigSecretRef": {"name": "dns-tsig", "namespace": "ferry-dns-tsig"}}
+                    "tsigSecretRef": {"name": "dns-tsig", "namespace": namespace}}
     }))
     .unwrap();
     let dns = connect(&spec, client.clone(), client.clone()).await.unwrap();
@@ -189,6 +221,11 @@ async fn connect_reads_the_tsig_secret_from_the_cluster_and_flips_bind() {
     dns.replace(&desired).await.unwrap();
     dns.verify(&desired, Duration::from_secs(10)).await.unwrap();
     assert_eq!(dig(&bind, "app.example.test", "A"), [(60, "198.51.100.9".into())]);
+    assert_eq!(
+        dig(&bind, "www.example.test", "CNAME"),
+        [(300, "router.apps.example.net.".into())]
+    );
     dns.restore(&recorded).await.unwrap();
     assert!(dig(&bind, "app.example.test", "A").is_empty());
+    assert!(dig(&bind, "www.example.test", "CNAME").is_empty());
 }
