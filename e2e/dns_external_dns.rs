@@ -1,8 +1,8 @@
 //! The DNS providers with a real kube-apiserver (`controlplane serve`): external-dns (a missing CRD is
 //! named, the CRD from manifests/ is applied, then record / lower TTL / replace / verify / restore on a
 //! DNSEndpoint that also holds an unrelated endpoint, which must survive), and `dns::connect` reading
-//! the TSIG Secret and the Service/Ingress load-balancer targets from the cluster to flip a real BIND9. Fails (never skips) without the control plane
-//! binary: run `make controlplane`.
+//! the TSIG Secret and the Service/Ingress load-balancer targets from the cluster to flip a real BIND9.
+//! Fails (never skips) without the control plane binary: run `make controlplane`.
 
 #[path = "support/dns.rs"]
 mod support;
