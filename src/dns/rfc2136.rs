@@ -71,7 +71,7 @@ impl Rfc2136 {
 
     /// Sends a signed update and maps the answer to an error a user can act on. A refused update is
     /// reported as "zone not found" when the server turns out not to serve the zone at all.
-    pub async fn send_update(&self, update: &Message) -> Result<()> {
+    pub(crate) async fn send_update(&self, update: &Message) -> Result<()> {
         let response = self.server.exchange(update, Some(&self.signer)).await?;
         let checked = check_update_response(&response, &self.server.label, &self.zone(), &self.key.name);
         if let Err(Error::DnsUpdateRefused { rcode, .. }) = &checked {
