@@ -32,6 +32,126 @@ pub enum Error {
     /// A sandbox process (control plane, controller) could not be started or failed.
     #[error("sandbox: {0}")]
     Sandbox(String),
+
+    // --- dns ---
+    /// The DNS server rejected Ferry's TSIG signature (wrong key name, secret or algorithm, or clock skew).
+    #[error(
+        "DNS server {server} rejected TSIG key {key:?}: {rcode}, TSIG error {tsig_error}; \
+         check the key name, algorithm and secret (and the clock for BADTIME)"
+    )]
+    DnsTsigRejected {
+        /// The server as configured.
+        server: String,
+        /// The key name (never the secret).
+        key: String,
+        /// The response code (NOTAUTH for TSIG failures).
+        rcode: crate::dns::Rcode,
+        /// The TSIG error: BADSIG, BADKEY or BADTIME.
+        tsig_error: crate::dns::Rcode,
+    },
+
+    /// The server refused the update although the key is valid: it may not update this zone or name.
+    #[error(
+        "DNS server {server} refused the update of zone {zone}: {rcode}; allow the key to update the zone \
+         (BIND: allow-update or update-policy)"
+    )]
+    DnsUpdateRefused {
+        /// The server as configured.
+        server: String,
+        /// The zone.
+        zone: String,
+        /// REFUSED, NOTAUTH or NOTZONE.
+        rcode: crate::dns::Rcode,
+    },
+
+    /// The server does not serve the zone (no authoritative SOA at the zone apex).
+    #[error(
+        "DNS server {server} does not serve zone {zone} (SOA lookup: {rcode}{}); check `zone` and `server`",
+        update_rcode.map(|code| format!(", update: {code}")).unwrap_or_default()
+    )]
+    DnsZoneNotFound {
+        /// The server as configured.
+        server: String,
+        /// The zone.
+        zone: String,
+        /// The SOA query's response code (NOERROR when the answer was not an authoritative apex SOA).
+        rcode: crate::dns::Rcode,
+        /// The update's response code, when an update was refused first (NOTAUTH, NOTZONE, REFUSED).
+        update_rcode: Option<crate::dns::Rcode>,
+    },
+
+    /// The DNS server did not answer (timeout, connection refused, name not resolvable).
+    #[error("DNS server {server} unreachable: {detail}")]
+    DnsUnreachable {
+        /// The server as configured.
+        server: String,
+        /// What failed.
+        detail: String,
+    },
+
+    /// A CNAME would share its name with other records (or a record would be added beside a CNAME).
+    #[error(
+        "cannot write {wanted} at {fqdn}: the name already has {existing} records and a CNAME cannot coexist with other data"
+    )]
+    DnsCnameConflict {
+        /// The record name.
+        fqdn: String,
+        /// The type Ferry would write.
+        wanted: String,
+        /// The conflicting types found at the name.
+        existing: String,
+    },
+
+    /// An update prerequisite failed: the records changed between Ferry's read and its update.
+    #[error(
+        "DNS server {server}: records in zone {zone} changed while Ferry was updating them ({rcode}); retry"
+    )]
+    DnsRecordChanged {
+        /// The server as configured.
+        server: String,
+        /// The zone.
+        zone: String,
+        /// YXRRSET, NXRRSET, YXDOMAIN or NXDOMAIN.
+        rcode: crate::dns::Rcode,
+    },
+
+    /// The DNS server answered with an unexpected response code.
+    #[error("DNS server {server}: {operation} failed: {rcode}")]
+    DnsServerError {
+        /// The server as configured.
+        server: String,
+        /// What Ferry asked.
+        operation: String,
+        /// The response code.
+        rcode: crate::dns::Rcode,
+    },
+
+    /// The provider did not serve the new records within the wait.
+    #[error(
+        "DNS not serving the new records after {waited:?} ({server}): expected {expected}; last saw {last_seen}"
+    )]
+    DnsVerifyTimeout {
+        /// The server or provider.
+        server: String,
+        /// What Ferry wrote.
+        expected: String,
+        /// What the last answer was.
+        last_seen: String,
+        /// How long Ferry waited.
+        waited: std::time::Duration,
+    },
+
+    /// A DNS response was malformed or its TSIG signature did not verify.
+    #[error("DNS protocol: {0}")]
+    DnsProtocol(String),
+
+    /// A record's target (Service or Ingress) has no address yet.
+    #[error("DNS target not ready: {0}")]
+    DnsTargetNotReady(String),
+
+    /// The external-dns DNSEndpoint could not be used (CRD missing).
+    #[error("external-dns: {0}")]
+    DnsExternalDns(String),
 }
 
 /// The crate's result type.
@@ -47,6 +167,17 @@ impl Error {
             Error::Io { .. } => "io",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Sandbox(_) => "sandbox",
+            Error::DnsTsigRejected { .. } => "dns_tsig_rejected",
+            Error::DnsUpdateRefused { .. } => "dns_update_refused",
+            Error::DnsZoneNotFound { .. } => "dns_zone_not_found",
+            Error::DnsUnreachable { .. } => "dns_unreachable",
+            Error::DnsCnameConflict { .. } => "dns_cname_conflict",
+            Error::DnsRecordChanged { .. } => "dns_record_changed",
+            Error::DnsServerError { .. } => "dns_server_error",
+            Error::DnsVerifyTimeout { .. } => "dns_verify_timeout",
+            Error::DnsProtocol(_) => "dns_protocol",
+            Error::DnsTargetNotReady(_) => "dns_target_not_ready",
+            Error::DnsExternalDns(_) => "dns_external_dns",
         }
     }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod controller;
 pub mod crds;
 mod demo;
+mod dns;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Crds(crds::Args),
     /// Run the local sandbox: two real control planes and the controller, with an example plan.
     Demo(demo::Args),
+    /// DNS flip tools: `ferry dns check` shows what a flip would change, changing nothing.
+    Dns(dns::Args),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -53,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => controller::run(args).await,
         Command::Crds(args) => crds::run(args),
         Command::Demo(args) => demo::run(args).await,
+        Command::Dns(args) => dns::run(args).await,
     }
 }
 

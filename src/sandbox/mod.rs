@@ -1,8 +1,10 @@
 //! Local sandbox: real control planes (kube-apiserver + etcd + kube-controller-manager, built from Go
 //! modules by `e2e/controlplane`) and the Ferry controller, started as processes for `make demo` and the
-//! e2e tests. Nothing here is a fake: it only starts and stops real components on loopback.
+//! e2e tests, and a BIND9 DNS server with a dynamic zone. Nothing here is a fake: it only starts and
+//! stops real components on loopback.
 
 mod apply;
+pub mod bind;
 mod controlplane;
 mod process;
 

@@ -64,6 +64,9 @@ pub struct MigPlanSpec {
     /// Event triggers for automatic stage migrations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Triggers>,
+    /// DNS records to flip to the target at cutover, and the provider that owns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<crate::dns::DnsSpec>,
     /// Data transfer settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
