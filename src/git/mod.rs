@@ -1,2 +1,4 @@
 //! Git access: reading the app's manifests, quiesce commits that preserve formatting, reverts, and the
 //! push webhook receiver (DESIGN.md §5).
+
+mod yaml;
