@@ -2,3 +2,6 @@
 //! push webhook receiver (DESIGN.md §5).
 
 mod yaml;
+
+pub mod manifests;
+pub mod quiesce;

@@ -12,8 +12,6 @@ use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, StructureSty
 pub(crate) struct Node {
     /// Byte range of the node's content (for scalars, including quotes; excluding anchors and tags).
     pub(crate) range: Range<usize>,
-    /// 1-based line where the node starts.
-    pub(crate) line: usize,
     /// 0-based column (in characters) where the node starts.
     pub(crate) column: usize,
     /// What the node is.
@@ -35,12 +33,8 @@ pub(crate) enum NodeKind {
         flow: bool,
         end: usize,
     },
-    /// A sequence in source order. `end` is where a flow sequence's `]` starts.
-    Sequence {
-        items: Vec<Node>,
-        flow: bool,
-        end: usize,
-    },
+    /// A sequence in source order.
+    Sequence { items: Vec<Node> },
     /// `*name`: a reference to an anchored node, resolved to a copy of it.
     Alias(Box<Node>),
 }
@@ -122,7 +116,6 @@ impl Builder<'_> {
             Event::Scalar(value, style, anchor, tag) => {
                 let node = Node {
                     range: self.byte_range(&span)?,
-                    line: span.start.line(),
                     column: span.start.col(),
                     kind: NodeKind::Scalar {
                         value: value.into_owned(),
@@ -140,7 +133,6 @@ impl Builder<'_> {
                 })?;
                 let node = Node {
                     range: self.byte_range(&span)?,
-                    line: span.start.line(),
                     column: span.start.col(),
                     kind: NodeKind::Alias(Box::new(target)),
                 };
@@ -172,7 +164,6 @@ impl Builder<'_> {
                         let last = entries.last().map_or(end, |(_, value)| value.range.end);
                         let node = Node {
                             range: self.byte_range(&start)?.start..if flow { end + 1 } else { last },
-                            line: start.start.line(),
                             column: start.start.col(),
                             kind: NodeKind::Mapping { entries, flow, end },
                         };
@@ -187,9 +178,8 @@ impl Builder<'_> {
                         let last = items.last().map_or(end, |item| item.range.end);
                         let node = Node {
                             range: self.byte_range(&start)?.start..if flow { end + 1 } else { last },
-                            line: start.start.line(),
                             column: start.start.col(),
-                            kind: NodeKind::Sequence { items, flow, end },
+                            kind: NodeKind::Sequence { items },
                         };
                         (node, anchor)
                     }
