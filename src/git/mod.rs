@@ -16,6 +16,7 @@ pub mod quiesce;
 mod repo;
 mod revert;
 pub mod watch;
+pub mod webhook;
 mod yaml;
 
 pub use commit::{
