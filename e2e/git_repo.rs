@@ -208,3 +208,49 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_request_bodies_reach_http_backend_intact() {
+    let (dir, server) = start_server().await;
+    let tip = server.create_repo("app", &[("a.yaml", "a: 1\n")]).unwrap();
+    // Many branches make the clone's "want" list larger than 1 KiB, which git sends gzip-compressed.
+    let bare = git2::Repository::open_bare(server.repo_path("app")).unwrap();
+    let commit = bare.find_commit(tip).unwrap();
+    for i in 0..60 {
+        bare.branch(&format!("feature/branch-number-{i:03}"), &commit, false)
+            .unwrap();
+    }
+    for i in 0..60 {
+        server
+            .commit("app", &[("n.txt", &i.to_string())], &format!("c{i}"))
+            .unwrap();
+        let head = bare.refname_to_id("refs/heads/main").unwrap();
+        bare.branch(&format!("topic-{i:03}"), &bare.find_commit(head).unwrap(), false)
+            .unwrap();
+    }
+    let output = std::process::Command::new("git")
+        .args([
+            "-c",
+            "protocol.version=0",
+            "clone",
+            "-q",
+            "--mirror",
+            &url_with_credentials(&server.url("app")),
+            "m",
+        ])
+        .current_dir(dir.path())
+        .env("GIT_TRACE_CURL", "1")
+        .env("GIT_TRACE_CURL_NO_DATA", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "no gzip request was sent"
+    );
+    let refs = git(&dir.path().join("m"), &["for-each-ref", "--format=%(refname)"]);
+    assert_eq!(refs.lines().count(), 121, "{refs}");
+    server.stop().await;
+}

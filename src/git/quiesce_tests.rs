@@ -91,10 +91,7 @@ fn quiesce_sets_each_kind_and_records_previous_values() {
     let mut quiesced = files.clone();
     apply_all(&mut quiesced, &plan.edits);
     let text = &quiesced["app.yaml"];
-    assert!(
-        text.contains("replicas: 3 # scaled by hand") == false
-            && text.contains("replicas: 0 # scaled by hand")
-    );
+    assert!(!text.contains("replicas: 3 # scaled by hand") && text.contains("replicas: 0 # scaled by hand"));
     assert!(
         text.contains("nodeSelector: {disk: ssd, migration.ferry.dev/quiesced: \"true\"}"),
         "{text}"
