@@ -200,6 +200,8 @@ impl Repo {
 }
 
 /// Errors that mean the local cache itself is broken (as opposed to the network or the server).
+/// `ErrorClass::Os` is left out on purpose: libgit2 uses it for socket errors too, and a network blip
+/// must not throw the cache away.
 fn is_cache_damage(err: &git2::Error) -> bool {
     matches!(
         err.class(),
@@ -212,7 +214,6 @@ fn is_cache_damage(err: &git2::Error) -> bool {
             | ErrorClass::Tree
             | ErrorClass::Checkout
             | ErrorClass::Filesystem
-            | ErrorClass::Os
     )
 }
 

@@ -68,7 +68,13 @@ impl Repo {
 
     /// Fetches, then reports changes since `since` (`None`: report the tip as touched).
     pub fn poll(&self, since: Option<Oid>, paths: &[String]) -> Result<WatchReport> {
-        let head = self.fetch()?;
+        self.fetch()?;
+        self.report_since(since, paths)
+    }
+
+    /// Like [`Repo::poll`] without fetching (the caller just fetched).
+    fn report_since(&self, since: Option<Oid>, paths: &[String]) -> Result<WatchReport> {
+        let head = self.remote_tip()?;
         match since {
             Some(since) => self.changed_since(since, paths),
             None => Ok(WatchReport {
@@ -121,8 +127,9 @@ pub fn spawn_interval(
             let job = target.clone();
             let seen = since;
             let polled = tokio::task::spawn_blocking(move || {
+                // open_or_clone fetches, so there is no second fetch here.
                 let repo = Repo::open_or_clone(&job.cache_dir, &job.url, &job.branch, job.credentials)?;
-                repo.poll(seen, &job.paths)
+                repo.report_since(seen, &job.paths)
             })
             .await;
             match polled {
