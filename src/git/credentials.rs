@@ -106,6 +106,12 @@ impl Credentials {
         let mut callbacks = git2::RemoteCallbacks::new();
         let creds = self.clone();
         callbacks.credentials(move |url, username_from_url, allowed| {
+            // For SSH libgit2 first asks for the user name alone; that is not an attempt to count.
+            if let Credentials::Ssh { username, .. } = &creds
+                && allowed.contains(git2::CredentialType::USERNAME)
+            {
+                return git2::Cred::username(username.as_deref().or(username_from_url).unwrap_or("git"));
+            }
             if rejected.fetch_add(1, Ordering::SeqCst) > 0 {
                 return Err(git2::Error::from_str(&format!(
                     "credentials for {} were rejected",
@@ -123,9 +129,6 @@ impl Credentials {
                     ..
                 } => {
                     let user = username.as_deref().or(username_from_url).unwrap_or("git");
-                    if allowed.contains(git2::CredentialType::USERNAME) {
-                        return git2::Cred::username(user);
-                    }
                     git2::Cred::ssh_key_from_memory(user, None, private_key, passphrase.as_deref())
                 }
                 Credentials::None => Err(git2::Error::from_str(

@@ -231,6 +231,10 @@ pub(crate) fn classify(
     if refused || err.code() == ErrorCode::Auth {
         return Error::GitAuth(redact(url));
     }
+    if err.class() == ErrorClass::Ssh && err.message().contains("hostkey") {
+        let context = format!("{context}: the server's host key is not listed in knownHosts");
+        return Error::Git { context, source: err };
+    }
     Error::Git {
         context: context.to_string(),
         source: err,
