@@ -156,3 +156,14 @@ fn unquiesce_with_a_missing_object_is_a_clear_error() {
     let err = unquiesce_plan(&Manifests::default(), &recorded).unwrap_err();
     assert!(err.to_string().contains("no Deployment named shop/gone"), "{err}");
 }
+
+#[test]
+fn list_items_and_block_scalars_neighbours_are_edited_in_place() {
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: a}\n  spec:\n    replicas: 2\n    template:\n      metadata:\n        annotations:\n          note: |\n            keep\n            this\n";
+    let files = BTreeMap::from([("list.yaml".to_string(), list.to_string())]);
+    let plan = plan(&manifests(&files));
+    assert_eq!(plan.edits[0].patch.0.len(), 1);
+    let mut quiesced = files.clone();
+    apply_all(&mut quiesced, &plan.edits);
+    assert_eq!(quiesced["list.yaml"], list.replace("replicas: 2", "replicas: 0"));
+}
