@@ -152,6 +152,39 @@ pub enum Error {
     /// The external-dns DNSEndpoint could not be used (CRD missing).
     #[error("external-dns: {0}")]
     DnsExternalDns(String),
+
+    // --- git ---
+    /// A libgit2 operation failed; the context says which (clone, fetch, commit, ...).
+    #[error("git {context}: {source}")]
+    Git {
+        /// What Ferry was doing, e.g. "fetching main from https://git.example/app.git".
+        context: String,
+        /// The libgit2 error.
+        source: git2::Error,
+    },
+
+    /// The Git server refused the credentials (or none were configured and it asked for some).
+    #[error("git authentication failed for {0}: check the credentials Secret")]
+    GitAuth(String),
+
+    /// A push kept being rejected after the bounded number of re-fetch and retry attempts.
+    #[error("git push rejected: {0}")]
+    GitPushRejected(String),
+
+    /// A manifest file is not valid YAML; names the file and the line.
+    #[error("{file}:{line}: {message}")]
+    Manifest {
+        /// The file, relative to the manifest directory.
+        file: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A manifest edit could not be applied without reformatting the file; the message says where.
+    #[error("manifest edit: {0}")]
+    ManifestEdit(String),
 }
 
 /// The crate's result type.
@@ -178,7 +211,18 @@ impl Error {
             Error::DnsProtocol(_) => "dns_protocol",
             Error::DnsTargetNotReady(_) => "dns_target_not_ready",
             Error::DnsExternalDns(_) => "dns_external_dns",
+            Error::Git { .. } => "git",
+            Error::GitAuth(_) => "git_auth",
+            Error::GitPushRejected(_) => "git_push_rejected",
+            Error::Manifest { .. } => "manifest",
+            Error::ManifestEdit(_) => "manifest_edit",
         }
+    }
+
+    /// Wraps a libgit2 error with what Ferry was doing when it happened.
+    pub fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Git { context, source }
     }
 
     /// Wraps an I/O error with what Ferry was doing when it happened.
