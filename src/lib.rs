@@ -13,6 +13,7 @@ pub mod dns;
 mod error;
 pub mod git;
 pub mod mover;
+pub mod pipeline;
 pub mod sandbox;
 
 pub use error::{Error, Result};

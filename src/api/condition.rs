@@ -108,6 +108,26 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(Condition::is_true)
 }
 
+/// Sets one condition in place: replaces the one of the same type (keeping its `lastTransitionTime`
+/// when `status` did not change) or adds it, keeping the list sorted by type.
+pub fn set(conditions: &mut Vec<Condition>, mut wanted: Condition, now: &Time) {
+    let old = conditions
+        .iter()
+        .position(|c| c.type_ == wanted.type_)
+        .map(|i| conditions.remove(i));
+    wanted.last_transition_time = match old {
+        Some(old) if old.status == wanted.status => old.last_transition_time.or_else(|| Some(now.clone())),
+        _ => Some(now.clone()),
+    };
+    let at = conditions.partition_point(|c| c.type_ < wanted.type_);
+    conditions.insert(at, wanted);
+}
+
+/// Removes the condition of type `type_`, if present.
+pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
 /// Folds the freshly computed `desired` conditions into `current`.
 ///
 /// - A desired condition equal in content to the current one keeps the current `lastTransitionTime`.
@@ -184,6 +204,34 @@ mod tests {
         let second = merge(&first, vec![ready(true, "ok")], &at(20));
         let types: Vec<_> = second.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["Ready", "Succeeded"]);
+    }
+
+    #[test]
+    fn set_replaces_in_place_and_keeps_the_time_while_status_holds() {
+        let mut list = Vec::new();
+        set(
+            &mut list,
+            Condition::holds("Running", Category::Advisory, "A", "Step: 1/3"),
+            &at(10),
+        );
+        set(
+            &mut list,
+            Condition::holds("Ready", Category::Required, "Ready", "ok"),
+            &at(11),
+        );
+        set(
+            &mut list,
+            Condition::holds("Running", Category::Advisory, "B", "Step: 2/3"),
+            &at(20),
+        );
+        assert_eq!(
+            list.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "Running"]
+        );
+        assert_eq!(list[1].message.as_deref(), Some("Step: 2/3"));
+        assert_eq!(list[1].last_transition_time, Some(at(10)));
+        remove(&mut list, "Running");
+        assert_eq!(list.len(), 1);
     }
 
     #[test]

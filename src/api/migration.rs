@@ -160,6 +160,13 @@ pub struct PipelineStep {
     /// Whether the step was skipped (not configured for this plan).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// Transient failures retried so far (bounded per step).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl PipelineStep {
