@@ -193,12 +193,12 @@ fn record_downtime(status: &mut MigMigrationStatus, index: usize, now: &Time) {
             seconds: None,
         });
     }
-    if step.name == DOWNTIME_END && step.completed.is_some() {
-        if let Some(window) = status.downtime.as_mut().filter(|w| w.end.is_none()) {
-            let end = step.completed.clone().unwrap_or_else(|| rfc3339(now));
-            window.seconds = seconds_between(&window.start, &end);
-            window.end = Some(end);
-        }
+    if step.name == DOWNTIME_END
+        && let Some(end) = step.completed.clone()
+        && let Some(window) = status.downtime.as_mut().filter(|w| w.end.is_none())
+    {
+        window.seconds = seconds_between(&window.start, &end);
+        window.end = Some(end);
     }
 }
 
