@@ -13,5 +13,9 @@
 //! controller killed at any point resumes from what status says.
 
 pub mod engine;
+pub mod labels;
+pub mod quantity;
+pub mod steps;
+pub mod target;
 
 pub use engine::{Next, StepOutcome, advance, current_step, start};

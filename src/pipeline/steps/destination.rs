@@ -1,0 +1,99 @@
+//! CreateDestinationNamespaces and CreateDestinationPVCs: the lasting objects a plan needs in the target
+//! cluster. Both are idempotent: what exists and fits is kept, what is missing is created, and a PVC that
+//! exists but cannot take the data fails the step with the reason (nothing is overwritten).
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use kube::api::PostParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::Result;
+use crate::api::MigPlan;
+use crate::pipeline::StepOutcome;
+use crate::pipeline::target;
+
+/// Creates the plan's target namespaces that do not exist yet.
+pub async fn ensure_namespaces(target_cluster: &Client, plan: &MigPlan) -> Result<StepOutcome> {
+    let api: Api<Namespace> = Api::all(target_cluster.clone());
+    let plan_ns = plan.namespace().unwrap_or_default();
+    let mut created = Vec::new();
+    for mapping in plan_mappings(plan) {
+        if api.get_opt(&mapping.target).await?.is_none() {
+            let namespace = target::namespace(&mapping.target, &plan_ns, &plan.name_any());
+            create_if_absent(&api, &namespace).await?;
+            created.push(mapping.target);
+        }
+    }
+    Ok(StepOutcome::Done(if created.is_empty() {
+        "All target namespaces exist.".into()
+    } else {
+        format!("Created namespaces {}.", created.join(", "))
+    }))
+}
+
+/// Creates the target PVC of every discovered volume, or checks that the existing one fits.
+pub async fn ensure_pvcs(
+    source_cluster: &Client,
+    target_cluster: &Client,
+    plan: &MigPlan,
+) -> Result<StepOutcome> {
+    let plan_ns = plan.namespace().unwrap_or_default();
+    let volumes = plan
+        .status
+        .as_ref()
+        .map(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let overrides = plan
+        .spec
+        .persistent_volumes
+        .as_ref()
+        .map(|p| p.overrides.clone())
+        .unwrap_or_default();
+    let (mut created, mut kept) = (0, 0);
+    for volume in &volumes {
+        let sources: Api<PersistentVolumeClaim> = Api::namespaced(source_cluster.clone(), &volume.namespace);
+        let Some(source) = sources.get_opt(&volume.name).await? else {
+            return Ok(StepOutcome::Failed(format!(
+                "source PVC {}/{} no longer exists",
+                volume.namespace, volume.name
+            )));
+        };
+        let wanted = target::pvc(&source, volume, &overrides, &plan_ns, &plan.name_any());
+        let targets: Api<PersistentVolumeClaim> =
+            Api::namespaced(target_cluster.clone(), &volume.target_namespace);
+        match targets.get_opt(&volume.target_name).await? {
+            Some(existing) => {
+                if let Some(why) = target::incompatibility(&existing, &wanted) {
+                    return Ok(StepOutcome::Failed(why));
+                }
+                kept += 1;
+            }
+            None => {
+                create_if_absent(&targets, &wanted).await?;
+                created += 1;
+            }
+        }
+    }
+    Ok(StepOutcome::Done(format!(
+        "{created} PVC(s) created, {kept} already in place."
+    )))
+}
+
+fn plan_mappings(plan: &MigPlan) -> Vec<crate::api::plan::NameMapping> {
+    plan.spec
+        .namespaces
+        .iter()
+        .filter_map(|entry| crate::api::plan::NameMapping::parse(entry).ok())
+        .collect()
+}
+
+/// Creates `object`; a concurrent creation (409) counts as success, which keeps the step idempotent.
+async fn create_if_absent<K>(api: &Api<K>, object: &K) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
