@@ -15,6 +15,7 @@
 pub mod engine;
 pub mod labels;
 pub mod quantity;
+pub mod quiesce;
 pub mod steps;
 pub mod target;
 
