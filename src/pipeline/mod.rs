@@ -12,10 +12,12 @@
 //! downtime window) and into the next requeue. It is pure, so every transition is unit-tested and a
 //! controller killed at any point resumes from what status says.
 
+pub mod argocd;
 pub mod engine;
 pub mod labels;
 pub mod quantity;
 pub mod quiesce;
+pub mod quiesced;
 pub mod steps;
 pub mod target;
 

@@ -161,7 +161,7 @@ fn is_live(pod: &Pod) -> bool {
     !matches!(phase, Some("Succeeded") | Some("Failed")) && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn mounts(pod: &Pod, claim: &str) -> bool {
+pub(crate) fn mounts(pod: &Pod, claim: &str) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.volumes.as_ref())

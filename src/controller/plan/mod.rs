@@ -2,7 +2,7 @@
 //! Ready, that the source namespaces exist, and discover the PVCs to move. Every problem is its own
 //! condition; `Ready` holds only when there is no Critical one.
 
-mod discovery;
+pub(crate) mod discovery;
 mod validate;
 
 use std::sync::Arc;
