@@ -236,8 +236,9 @@ async fn deletion_stops_processes(client: &Client, root: &Path) {
     let pods = fresh_namespace(client, ns).await;
     let state = root.join("long-running");
     std::fs::create_dir_all(&state).unwrap();
+    // `$$$$`: Kubernetes reduces `$$` to `$` in args, so this is the shell's `$$`.
     let script = "trap 'echo got TERM; exit 0' TERM\nsleep 1000 &\necho $! > /state/sleep.pid\n\
-                  echo $$ > /state/sh.pid\nwait";
+                  echo $$$$ > /state/sh.pid\nwait";
     let mount = "    volumeMounts:\n    - {name: state, mountPath: /state}\n";
     let volume = format!(
         "  volumes:\n  - {{name: state, hostPath: {{path: {}}}}}\n",
