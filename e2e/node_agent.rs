@@ -40,6 +40,11 @@ async fn node_agent_runs_pods_like_a_kubelet() {
     let agent = NodeAgent::start(client.clone(), NODE, &work, options).unwrap();
 
     timed("copy between PVCs", copy_between_pvcs(&client, dir.path())).await;
+    timed(
+        "init + concurrent containers, the ferry binary",
+        init_and_containers(&client),
+    )
+    .await;
     timed("failures", failures(&client)).await;
     timed(
         "deletion stops the process group",
@@ -182,6 +187,32 @@ async fn copy_between_pvcs(client: &Client, root: &Path) {
     assert_eq!(std::fs::read_to_string(log).unwrap().trim(), "done");
 }
 
+async fn init_and_containers(client: &Client) {
+    let ns = "containers";
+    let pods = fresh_namespace(client, ns).await;
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: multi\n  namespace: {ns}\n  labels:\n\
+         \x20   app.kubernetes.io/managed-by: ferry\nspec:\n  nodeName: {NODE}\n  restartPolicy: Never\n\
+         \x20 initContainers:\n  - name: init\n    image: busybox\n    command: [sh, -c, 'echo ready > /work/init-done']\n\
+         \x20   volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n\
+         \x20 - name: version\n    image: quay.io/ferry/mover:test\n    command: [/usr/local/bin/ferry, --version]\n\
+         \x20 - name: check\n    image: busybox\n\
+         \x20   command: [sh, -c, 'sleep 0.5; cat /work/init-done > /dev/termination-log']\n\
+         \x20   volumeMounts: [{{name: work, mountPath: /work}}]\n  volumes:\n  - {{name: work, emptyDir: {{}}}}\n"
+    );
+    apply(client, ns, &pod).await;
+    let pod = wait_terminal(&pods, "multi").await;
+    let status = pod.status.clone().unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:#?}");
+    let init = &status.init_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(terminated(init).unwrap().exit_code, 0);
+    let statuses = status.container_statuses.unwrap();
+    let check = statuses.iter().find(|c| c.name == "check").unwrap();
+    assert_eq!(terminated(check).unwrap().message.as_deref(), Some("ready\n"));
+    let version = std::fs::read_to_string(NodeAgent::log_path(&pod, "version").unwrap()).unwrap();
+    assert!(version.starts_with("ferry "), "{version:?}");
+}
+
 async fn failures(client: &Client) {
     let ns = "failures";
     let pods = fresh_namespace(client, ns).await;
@@ -198,6 +229,20 @@ async fn failures(client: &Client) {
             "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: never-bound\n  namespace: {ns}\n\
          spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: nothing\n  resources:\n    requests:\n\
          \x20     storage: 1Gi\n"
+        ),
+    )
+    .await;
+    let fallback = "    terminationMessagePolicy: FallbackToLogsOnError\n";
+    apply(
+        client,
+        ns,
+        &mover_pod(
+            ns,
+            "fallback",
+            "Never",
+            "echo line1; echo oops-from-log; exit 2",
+            fallback,
+            "",
         ),
     )
     .await;
@@ -219,6 +264,13 @@ async fn failures(client: &Client) {
     assert!(
         pod_message.contains("exited with code 3") && pod_message.contains("about to fail"),
         "{pod_message}"
+    );
+
+    let fallback = wait_terminal(&pods, "fallback").await;
+    let ended = terminated(&main_status(&fallback)).unwrap().clone();
+    assert_eq!(
+        (ended.exit_code, ended.message.as_deref()),
+        (2, Some("line1\noops-from-log"))
     );
 
     for (name, expected) in [("no-command", "has no command"), ("unbound", "is not bound")] {
