@@ -1,24 +1,28 @@
 //! e2e: the sandbox node agent against a real control plane, running real processes. A mover-like pod
 //! copies a file between two PVC-backed hostPath directories using a Secret volume and a secretKeyRef
-//! env; a failing pod, a pod that cannot run and a pod whose PVC never binds end Failed with clear
-//! messages; a long-running pod is stopped (SIGTERM to its whole process group) when deleted; an
-//! OnFailure pod is restarted once; a Deployment's pods are marked Running and go away at scale 0.
+//! env; an init container runs before two concurrent containers, one of them the real `ferry` binary;
+//! a failing pod, a pod with no command and a pod whose PVC never binds end Failed with clear messages;
+//! deleting a long-running pod SIGTERMs its whole process group (SIGKILL after the grace period when
+//! ignored); an OnFailure pod is restarted once; a Deployment's pods are marked Running and go away at
+//! scale 0. No process is left behind.
 
+#[path = "support/node_agent.rs"]
+mod agent;
 #[path = "support/clusters.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferry::sandbox::{ControlPlane, NodeAgent, NodeAgentOptions, wait_for_default_service_account};
+use agent::{
+    NODE, WAIT, alive, fresh_namespace, main_status, mover_pod, processes_mentioning, terminated,
+    volume_yaml, wait_for_pids, wait_terminal, wait_until,
+};
+use ferry::sandbox::{ControlPlane, NodeAgent, NodeAgentOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use support::{apply, namespace, wait_for};
-
-const NODE: &str = "node-a";
-const WAIT: Duration = Duration::from_secs(60);
+use support::{apply, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_agent_runs_pods_like_a_kubelet() {
@@ -66,61 +70,6 @@ async fn timed(name: &str, scenario: impl std::future::Future<Output = ()>) {
     let started = Instant::now();
     scenario.await;
     eprintln!("{name}: {:.2}s", started.elapsed().as_secs_f64());
-}
-
-/// A namespace whose default ServiceAccount exists, so pods are admitted.
-async fn fresh_namespace(client: &Client, name: &str) -> Api<Pod> {
-    namespace(client, name).await;
-    wait_for_default_service_account(client, name).await.unwrap();
-    Api::namespaced(client.clone(), name)
-}
-
-/// A hostPath PV for `path` and a claim bound to it by name.
-fn volume_yaml(ns: &str, name: &str, path: &Path) -> String {
-    format!(
-        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {ns}-{name}\nspec:\n  capacity:\n    storage: 1Gi\n\
-         \x20 accessModes: [ReadWriteOnce]\n  storageClassName: manual\n  hostPath:\n    path: {}\n---\n\
-         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n\
-         \x20 accessModes: [ReadWriteOnce]\n  storageClassName: manual\n  volumeName: {ns}-{name}\n\
-         \x20 resources:\n    requests:\n      storage: 1Gi\n",
-        path.display()
-    )
-}
-
-/// A mover-labelled pod on the node running `sh -c SCRIPT`; `extra` is appended to the container
-/// (indented 4) and `volumes` to the pod spec (indented 2).
-fn mover_pod(
-    ns: &str,
-    name: &str,
-    restart: &str,
-    script: &str,
-    container_extra: &str,
-    volumes: &str,
-) -> String {
-    let script = serde_json::to_string(script).unwrap();
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n\
-         \x20   app.kubernetes.io/component: mover\n    app.kubernetes.io/managed-by: ferry\nspec:\n\
-         \x20 nodeName: {NODE}\n  restartPolicy: {restart}\n  containers:\n  - name: mover\n\
-         \x20   image: quay.io/ferry/mover:test\n    command: [sh, -c]\n    args: [{script}]\n{container_extra}{volumes}"
-    )
-}
-
-fn terminated(status: &ContainerStatus) -> Option<&ContainerStateTerminated> {
-    status.state.as_ref()?.terminated.as_ref()
-}
-
-/// The pod once it is Succeeded or Failed.
-async fn wait_terminal(pods: &Api<Pod>, name: &str) -> Pod {
-    wait_for(pods, name, WAIT, |p| {
-        let phase = p.status.as_ref()?.phase.as_deref()?;
-        matches!(phase, "Succeeded" | "Failed").then(|| p.clone())
-    })
-    .await
-}
-
-fn main_status(pod: &Pod) -> ContainerStatus {
-    pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].clone()
 }
 
 async fn copy_between_pvcs(client: &Client, root: &Path) {
@@ -319,7 +268,7 @@ async fn deletion_stops_processes(client: &Client, root: &Path) {
     })
     .await;
     let pids = wait_for_pids(&state).await;
-    assert!(pids.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()));
+    assert!(pids.iter().all(|pid| alive(*pid)));
     let deleted = Instant::now();
     pods.delete("long", &DeleteParams::default()).await.unwrap();
     wait_until("the pod object is gone", || async {
@@ -327,8 +276,7 @@ async fn deletion_stops_processes(client: &Client, root: &Path) {
     })
     .await;
     wait_until("the processes are gone", || async {
-        pids.iter()
-            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        pids.iter().all(|pid| !alive(*pid))
     })
     .await;
     eprintln!(
@@ -340,36 +288,37 @@ async fn deletion_stops_processes(client: &Client, root: &Path) {
         log.contains("got TERM"),
         "the shell was not sent SIGTERM: {log:?}"
     );
-}
 
-async fn wait_for_pids(dir: &Path) -> Vec<u32> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let read = |file| {
-            std::fs::read_to_string(dir.join(file))
-                .ok()?
-                .trim()
-                .parse::<u32>()
-                .ok()
-        };
-        if let (Some(sh), Some(sleep)) = (read("sh.pid"), read("sleep.pid")) {
-            return vec![sh, sleep];
-        }
-        assert!(Instant::now() < deadline, "the pod never wrote its pids");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_until<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A process group that ignores SIGTERM is SIGKILLed after terminationGracePeriodSeconds.
+    let stubborn = root.join("stubborn");
+    std::fs::create_dir_all(&stubborn).unwrap();
+    let script = "trap '' TERM\nsleep 1000 &\necho $! > /state/sleep.pid\necho $$$$ > /state/sh.pid\nwait";
+    let volume = format!(
+        "  terminationGracePeriodSeconds: 1\n  volumes:\n  - {{name: state, hostPath: {{path: {}}}}}\n",
+        stubborn.display()
+    );
+    apply(
+        client,
+        ns,
+        &mover_pod(ns, "stubborn", "Never", script, mount, &volume),
+    )
+    .await;
+    let pids = wait_for_pids(&stubborn).await;
+    let deleted = Instant::now();
+    pods.delete("stubborn", &DeleteParams::default()).await.unwrap();
+    wait_until("the stubborn processes are gone", || async {
+        pids.iter().all(|pid| !alive(*pid))
+    })
+    .await;
+    let waited = deleted.elapsed();
+    eprintln!(
+        "  stubborn processes killed {:.2}s after the delete",
+        waited.as_secs_f64()
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "killed before the grace period: {waited:?}"
+    );
 }
 
 async fn restart_on_failure(client: &Client, root: &Path) {
@@ -443,25 +392,4 @@ async fn deployment_up_and_down(client: &Client) {
             .is_empty()
     })
     .await;
-}
-
-/// Processes whose environment mentions `dir` (every agent-run process gets its mount map there).
-fn processes_mentioning(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        let Ok(environ) = std::fs::read(path.join("environ")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&environ).contains(&needle) {
-            let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                String::from_utf8_lossy(&cmdline)
-            ));
-        }
-    }
-    found
 }
