@@ -58,9 +58,15 @@ async fn node_agent_runs_pods_like_a_kubelet() {
     timed("OnFailure restart", restart_on_failure(&client, dir.path())).await;
     timed("deployment up and down", deployment_up_and_down(&client)).await;
 
+    // Stopping the agent stops the processes of pods still running.
+    let pids = left_running(&client, dir.path()).await;
     let stopping = Instant::now();
     agent.stop().await;
     eprintln!("agent stopped in {:.2}s", stopping.elapsed().as_secs_f64());
+    assert!(
+        pids.iter().all(|pid| !alive(*pid)),
+        "stop() left {pids:?} running"
+    );
     let strays = processes_mentioning(&work);
     assert!(strays.is_empty(), "processes left running: {strays:?}");
     assert!(cluster.stop(), "the control plane did not exit cleanly");
@@ -392,4 +398,25 @@ async fn deployment_up_and_down(client: &Client) {
             .is_empty()
     })
     .await;
+}
+
+/// A pod still running when the agent stops; returns its processes.
+async fn left_running(client: &Client, root: &Path) -> Vec<u32> {
+    let ns = "left-running";
+    fresh_namespace(client, ns).await;
+    let state = root.join("left-running");
+    std::fs::create_dir_all(&state).unwrap();
+    let script = "sleep 1000 &\necho $! > /state/sleep.pid\necho $$$$ > /state/sh.pid\nwait";
+    let mount = "    volumeMounts:\n    - {name: state, mountPath: /state}\n";
+    let volume = format!(
+        "  volumes:\n  - {{name: state, hostPath: {{path: {}}}}}\n",
+        state.display()
+    );
+    apply(
+        client,
+        ns,
+        &mover_pod(ns, "sleeper", "Always", script, mount, &volume),
+    )
+    .await;
+    wait_for_pids(&state).await
 }

@@ -109,7 +109,8 @@ pub struct NodeAgent {
 }
 
 impl NodeAgent {
-    /// Starts an agent for `node` on the current tokio runtime, with pod directories under `work_dir`.
+    /// Starts an agent for `node` on the current tokio runtime (panics outside one), with pod
+    /// directories under `work_dir`.
     pub fn start(client: Client, node: &str, work_dir: &Path, options: NodeAgentOptions) -> Result<Self> {
         std::fs::create_dir_all(work_dir).map_err(Error::io(format!("creating {}", work_dir.display())))?;
         let work_dir = work_dir
