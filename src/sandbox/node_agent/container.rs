@@ -264,3 +264,70 @@ fn executable(shared: &Shared, mapped: &str, original: &str) -> Result<PathBuf, 
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| format!("executable {original:?} not found on this machine (nor its name in PATH)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::VolumeMount;
+
+    fn mount(name: &str, path: &str, sub_path: Option<&str>, sub_path_expr: Option<&str>) -> VolumeMount {
+        VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            sub_path: sub_path.map(Into::into),
+            sub_path_expr: sub_path_expr.map(Into::into),
+            ..VolumeMount::default()
+        }
+    }
+
+    #[test]
+    fn mounts_sub_paths_and_the_termination_file_map_to_local_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = BTreeMap::from([("data".to_string(), dir.path().join("pv"))]);
+        let container = Container {
+            name: "mover".into(),
+            volume_mounts: Some(vec![
+                mount("data", "/data", None, None),
+                mount("data", "/incoming", Some("in"), None),
+                mount("data", "/by-pod", None, Some("$(POD)")),
+            ]),
+            termination_message_path: Some("/tmp/msg".into()),
+            ..Container::default()
+        };
+        let lookup = |name: &str| (name == "POD").then(|| "p1".to_string());
+        let paths = path_map(&container, &volumes, dir.path(), &lookup).unwrap();
+        let pv = dir.path().join("pv");
+        assert_eq!(paths.rewrite("/data/x"), format!("{}/x", pv.display()));
+        assert_eq!(paths.rewrite("/incoming"), pv.join("in").display().to_string());
+        assert_eq!(paths.rewrite("/by-pod"), pv.join("p1").display().to_string());
+        assert_eq!(
+            paths.rewrite("/tmp/msg"),
+            termination_file(dir.path(), "mover").display().to_string()
+        );
+        assert!(
+            pv.join("in").is_dir() && pv.join("p1").is_dir(),
+            "subPaths are created"
+        );
+        assert_eq!(paths.rewrite("/dev/termination-log"), "/dev/termination-log");
+    }
+
+    #[test]
+    fn refuses_escaping_sub_paths_root_mounts_and_unknown_volumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = BTreeMap::from([("data".to_string(), dir.path().to_path_buf())]);
+        let none = |_: &str| None;
+        for (mount, expected) in [
+            (mount("data", "/d", Some("../up"), None), "relative"),
+            (mount("data", "/", None, None), "mounted at /"),
+            (mount("other", "/d", None, None), "names no volume"),
+        ] {
+            let container = Container {
+                name: "c".into(),
+                volume_mounts: Some(vec![mount]),
+                ..Container::default()
+            };
+            let err = path_map(&container, &volumes, dir.path(), &none).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
