@@ -1,14 +1,17 @@
 //! Local sandbox: real control planes (kube-apiserver + etcd + kube-controller-manager, built from Go
 //! modules by `e2e/controlplane`) and the Ferry controller, started as processes for `make demo` and the
-//! e2e tests, a BIND9 DNS server with a dynamic zone, and a git server over HTTP. Nothing here is a
-//! fake: it only starts and stops real components on loopback.
+//! e2e tests, a BIND9 DNS server with a dynamic zone, a git server over HTTP, and a node agent that
+//! runs Ferry's mover pods as local processes (there is no kubelet). Nothing here is a fake: it only
+//! starts and stops real components on loopback.
 
 mod apply;
 pub mod bind;
 mod controlplane;
 pub mod git_server;
+pub mod node_agent;
 mod process;
 
 pub use apply::{apply_yaml, install_crds, wait_for_crds, wait_for_default_service_account};
 pub use controlplane::{ControlPlane, controlplane_binary};
+pub use node_agent::{NodeAgent, NodeAgentOptions};
 pub use process::ControllerProcess;
