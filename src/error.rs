@@ -32,6 +32,20 @@ pub enum Error {
     /// A sandbox process (control plane, controller) could not be started or failed.
     #[error("sandbox: {0}")]
     Sandbox(String),
+
+    // --- mover ---
+    /// The mover (TLS tunnel, certificates, proxy, receiver setup) failed; the message says where.
+    #[error("mover: {0}")]
+    Mover(String),
+
+    /// rsync exited with a failure code; `message` is the tail of its stderr.
+    #[error("rsync exited with code {code}: {message}")]
+    Rsync {
+        /// rsync's exit code (see rsync(1) "EXIT VALUES").
+        code: i32,
+        /// The last lines rsync wrote to stderr.
+        message: String,
+    },
 }
 
 /// The crate's result type.
@@ -47,6 +61,8 @@ impl Error {
             Error::Io { .. } => "io",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Sandbox(_) => "sandbox",
+            Error::Mover(_) => "mover",
+            Error::Rsync { .. } => "rsync",
         }
     }
 

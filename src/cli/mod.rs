@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod controller;
 mod crds;
 mod demo;
+mod mover;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Crds(crds::Args),
     /// Run the local sandbox: two real control planes and the controller, with an example plan.
     Demo(demo::Args),
+    /// The data plane run in mover pods: receive, send (rsync over mutual TLS), certs.
+    Mover(mover::Args),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -53,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => controller::run(args).await,
         Command::Crds(args) => crds::run(args),
         Command::Demo(args) => demo::run(args).await,
+        Command::Mover(args) => mover::run(args).await,
     }
 }
 
@@ -77,8 +81,14 @@ pub(crate) fn one_line(err: &anyhow::Error) -> String {
 pub(crate) fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,ferry=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
     // A second initialisation (tests) is harmless: the first subscriber stays.
     drop(result);
 }
