@@ -22,6 +22,8 @@ use crate::{Error, Result};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the daemon may take to save partial files and exit once its connection is gone.
+const DAEMON_EXIT_GRACE: Duration = Duration::from_secs(30);
 
 /// Everything the receiver needs.
 #[derive(Debug, Clone)]
@@ -153,11 +155,15 @@ async fn serve(
         super::tunnel::FinishWhen::LocalEnds,
     )
     .await;
-    if piped.is_err() {
-        // The connection is gone: stop the daemon so a retry starts from a clean process.
-        let _killed = child.start_kill();
-    }
-    let status = child.wait().await.map_err(Error::io("waiting for rsync"))?;
+    // The pipes are closed now. On a lost connection rsync sees EOF and keeps the partial file in the
+    // partial dir for the retry (a SIGKILL would lose it), so give it time to exit on its own first.
+    let status = match tokio::time::timeout(DAEMON_EXIT_GRACE, child.wait()).await {
+        Ok(waited) => waited.map_err(Error::io("waiting for rsync"))?,
+        Err(_elapsed) => {
+            let _killed = child.start_kill();
+            child.wait().await.map_err(Error::io("waiting for rsync"))?
+        }
+    };
     let _logged = log.await;
     piped?;
     tracing::info!(code = status.code(), "rsync daemon exited");
