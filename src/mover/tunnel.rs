@@ -61,12 +61,76 @@ pub(crate) async fn run_stdio(target: &DialTarget, config: Arc<rustls::ClientCon
     let stream = dial(target, config).await?;
     pipe(
         stream,
-        tokio::io::stdin(),
-        tokio::io::stdout(),
+        stdin_reader(),
+        stdout_writer(),
         None,
         FinishWhen::RemoteEnds,
     )
     .await
+}
+
+/// What stdio is connected to: rsync hands its remote shell a socketpair (or pipes).
+enum StdioKind {
+    Socket(std::os::fd::OwnedFd),
+    Pipe(std::os::fd::OwnedFd),
+    Other,
+}
+
+fn stdio_kind(fd: std::os::fd::BorrowedFd<'_>) -> StdioKind {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(file) = fd.try_clone_to_owned().map(std::fs::File::from) else {
+        return StdioKind::Other;
+    };
+    let Ok(file_type) = file.metadata().map(|meta| meta.file_type()) else {
+        return StdioKind::Other;
+    };
+    let owned = std::os::fd::OwnedFd::from(file);
+    if file_type.is_socket() {
+        StdioKind::Socket(owned)
+    } else if file_type.is_fifo() {
+        StdioKind::Pipe(owned)
+    } else {
+        StdioKind::Other
+    }
+}
+
+fn nonblocking_socket(fd: std::os::fd::OwnedFd) -> Option<tokio::net::UnixStream> {
+    let socket = std::os::unix::net::UnixStream::from(fd);
+    socket.set_nonblocking(true).ok()?;
+    tokio::net::UnixStream::from_std(socket).ok()
+}
+
+/// Stdin as an event-driven reader when it is a socket or pipe (tokio's `Stdin` goes through a blocking
+/// thread per read, which costs throughput), else tokio's `Stdin`.
+fn stdin_reader() -> Box<dyn AsyncRead + Unpin + Send> {
+    use std::os::fd::AsFd as _;
+    match stdio_kind(std::io::stdin().as_fd()) {
+        StdioKind::Socket(fd) => match nonblocking_socket(fd) {
+            Some(socket) => Box::new(socket),
+            None => Box::new(tokio::io::stdin()),
+        },
+        StdioKind::Pipe(fd) => match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+            Ok(pipe) => Box::new(pipe),
+            Err(_) => Box::new(tokio::io::stdin()),
+        },
+        StdioKind::Other => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// Stdout counterpart of [`stdin_reader`]; shutting a socket down tells rsync the stream ended.
+fn stdout_writer() -> Box<dyn AsyncWrite + Unpin + Send> {
+    use std::os::fd::AsFd as _;
+    match stdio_kind(std::io::stdout().as_fd()) {
+        StdioKind::Socket(fd) => match nonblocking_socket(fd) {
+            Some(socket) => Box::new(socket),
+            None => Box::new(tokio::io::stdout()),
+        },
+        StdioKind::Pipe(fd) => match tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
+            Ok(pipe) => Box::new(pipe),
+            Err(_) => Box::new(tokio::io::stdout()),
+        },
+        StdioKind::Other => Box::new(tokio::io::stdout()),
+    }
 }
 
 /// Entry point of the hidden `ferry mover tunnel`: builds the target from the flags `send` passed down
