@@ -20,9 +20,9 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum MoverCommand {
     /// Target side: accept the sender over mutual TLS and let rsync write under the volume root.
-    Receive(ReceiveArgs),
+    Receive(Box<ReceiveArgs>),
     /// Source side: mirror the volume root to the receiver with rsync over the TLS tunnel.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Issue a per-migration CA and certificates into <out>/server and <out>/client (for tests and
     /// manual runs; the controller stores the same material in Secrets).
     Certs(CertsArgs),
@@ -146,8 +146,8 @@ struct TunnelArgs {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Args { command } = args;
     match command {
-        MoverCommand::Receive(args) => receive(args).await,
-        MoverCommand::Send(args) => send(args).await,
+        MoverCommand::Receive(args) => receive(*args).await,
+        MoverCommand::Send(args) => send(*args).await,
         MoverCommand::Certs(args) => certs(args),
         MoverCommand::Tunnel(args) => tunnel(args).await,
     }
