@@ -20,7 +20,11 @@ struct Tinyproxy {
 impl Tinyproxy {
     fn start(allowed_connect_port: u16) -> Tinyproxy {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let conf = dir.path().join("tinyproxy.conf");
         fs::write(
             &conf,
@@ -40,9 +44,17 @@ impl Tinyproxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("tinyproxy (Debian package tinyproxy) must be installed");
-        let proxy = Tinyproxy { child, port, _dir: dir };
+        let proxy = Tinyproxy {
+            child,
+            port,
+            _dir: dir,
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
             "tinyproxy did not start listening"
         );
         proxy
@@ -70,7 +82,12 @@ fn send_through_connect_proxy_with_basic_auth() {
     let proxy = Tinyproxy::start(receiver_port);
 
     let wrong = format!("http://ferry:wrong@127.0.0.1:{}", proxy.port);
-    let refused = send(&receiver.address, &certs.client(), &source, &["--proxy", &wrong, "--retries", "0"]);
+    let refused = send(
+        &receiver.address,
+        &certs.client(),
+        &source,
+        &["--proxy", &wrong, "--retries", "0"],
+    );
     assert!(!refused.status.success(), "wrong proxy password accepted");
     assert!(fs::read_dir(&target).unwrap().next().is_none());
 

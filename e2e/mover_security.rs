@@ -28,7 +28,12 @@ fn client_certificate_from_another_ca_is_rejected() {
     let receiver = Receiver::start(&target, &migration.server(), &[]);
 
     // Another migration's client: its CA is not trusted by this receiver (nor is its server by it).
-    let output = send(&receiver.address, &intruder.client(), &source, &["--retries", "0"]);
+    let output = send(
+        &receiver.address,
+        &intruder.client(),
+        &source,
+        &["--retries", "0"],
+    );
     assert!(!output.status.success(), "foreign client accepted");
     assert!(is_empty(&target), "foreign client wrote data");
 
@@ -39,7 +44,10 @@ fn client_certificate_from_another_ca_is_rejected() {
     fs::copy(intruder.client().join("tls.crt"), mixed.join("tls.crt")).unwrap();
     fs::copy(intruder.client().join("tls.key"), mixed.join("tls.key")).unwrap();
     let output = send(&receiver.address, &mixed, &source, &["--retries", "0"]);
-    assert!(!output.status.success(), "client with a foreign certificate accepted");
+    assert!(
+        !output.status.success(),
+        "client with a foreign certificate accepted"
+    );
     assert!(is_empty(&target), "foreign certificate wrote data");
 
     // The legitimate client still gets through, so the rejections above were about the certificate.
@@ -52,8 +60,11 @@ fn client_certificate_from_another_ca_is_rejected() {
 fn symlinks_pointing_outside_never_lead_writes_outside() {
     let certs = CertDirs::issue("symlinks");
     let work = tempfile::tempdir().unwrap();
-    let (source, target, outside) =
-        (work.path().join("source"), work.path().join("target"), work.path().join("outside"));
+    let (source, target, outside) = (
+        work.path().join("source"),
+        work.path().join("target"),
+        work.path().join("outside"),
+    );
     for dir in [&source, &target, &outside] {
         fs::create_dir_all(dir).unwrap();
     }
@@ -62,7 +73,11 @@ fn symlinks_pointing_outside_never_lead_writes_outside() {
     let receiver = Receiver::start(&target, &certs.server(), &[]);
     let first = send(&receiver.address, &certs.client(), &source, &[]);
     assert!(first.status.success(), "{first:?}");
-    assert_eq!(fs::read_link(target.join("escape")).unwrap(), outside, "symlink not kept verbatim");
+    assert_eq!(
+        fs::read_link(target.join("escape")).unwrap(),
+        outside,
+        "symlink not kept verbatim"
+    );
 
     // Now the source has real folders where the symlinks were: the target must replace the links,
     // not write through them.
@@ -83,8 +98,11 @@ fn symlinks_pointing_outside_never_lead_writes_outside() {
 fn client_chosen_paths_and_commands_stay_inside_the_root() {
     let certs = CertDirs::issue("paths");
     let work = tempfile::tempdir().unwrap();
-    let (source, target, outside) =
-        (work.path().join("source"), work.path().join("target"), work.path().join("outside"));
+    let (source, target, outside) = (
+        work.path().join("source"),
+        work.path().join("target"),
+        work.path().join("outside"),
+    );
     for dir in [&source, &target, &outside] {
         fs::create_dir_all(dir).unwrap();
     }
@@ -114,7 +132,11 @@ fn client_chosen_paths_and_commands_stay_inside_the_root() {
             .env("FERRY_MOVER_CONNECT", &receiver.address)
             .env("FERRY_MOVER_CERTS_DIR", certs.client());
         let output = command.output().unwrap();
-        eprintln!("{extra:?}: {:?} {}", output.status, String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "{extra:?}: {:?} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(is_empty(&outside), "{extra:?} wrote outside the root");
     }
     assert!(!pwned.exists());

@@ -32,13 +32,19 @@ fn build_tree(root: &Path) {
     let sparse = fs::File::create(root.join("sparse.img")).unwrap();
     sparse.set_len(8 << 20).unwrap();
     drop(sparse);
-    let mut data = fs::OpenOptions::new().write(true).open(root.join("sparse.img")).unwrap();
+    let mut data = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("sparse.img"))
+        .unwrap();
     use std::io::{Seek, SeekFrom, Write};
     data.seek(SeekFrom::Start((8 << 20) - 4096)).unwrap();
     data.write_all(&[1u8; 4096]).unwrap();
     run("mkfifo", &[root.join("data/fifo").to_str().unwrap()]);
     if is_root() {
-        run("mknod", &[root.join("data/null-device").to_str().unwrap(), "c", "1", "3"]);
+        run(
+            "mknod",
+            &[root.join("data/null-device").to_str().unwrap(), "c", "1", "3"],
+        );
         std::os::unix::fs::chown(root.join("data/a.txt"), Some(1234), Some(5678)).unwrap();
         std::os::unix::fs::lchown(root.join("data/relative-link"), Some(4321), Some(8765)).unwrap();
         std::os::unix::fs::chown(root.join("data/nested"), Some(1000), Some(1000)).unwrap();
@@ -65,7 +71,12 @@ fn change_tree(root: &Path) {
 }
 
 fn stats_of(records: &[Progress]) -> Progress {
-    records.iter().rev().find(|r| matches!(r, Progress::Stats { .. })).expect("no stats line").clone()
+    records
+        .iter()
+        .rev()
+        .find(|r| matches!(r, Progress::Stats { .. }))
+        .expect("no stats line")
+        .clone()
 }
 
 #[test]
@@ -80,14 +91,31 @@ fn stage_change_stage_final_mirrors_the_tree() {
     backdate(&source, "1600000000.123456789");
     let receiver = Receiver::start(&target, &certs.server(), &[]);
 
-    let first = send(&receiver.address, &certs.client(), &source, &["--progress-interval-ms", "0"]);
+    let first = send(
+        &receiver.address,
+        &certs.client(),
+        &source,
+        &["--progress-interval-ms", "0"],
+    );
     assert!(first.status.success(), "first stage failed: {first:?}");
     assert_same_tree(&source, &target);
-    assert!(!target.join("lost+found/junk").exists(), "lost+found must not be transferred");
+    assert!(
+        !target.join("lost+found/junk").exists(),
+        "lost+found must not be transferred"
+    );
     let records = records(&first);
-    assert!(records.iter().any(|r| matches!(r, Progress::Progress { .. })), "no progress lines");
-    let Progress::Stats { success, rsync_exit_code, files_transferred, total_size, bytes_sent, .. } =
-        stats_of(&records)
+    assert!(
+        records.iter().any(|r| matches!(r, Progress::Progress { .. })),
+        "no progress lines"
+    );
+    let Progress::Stats {
+        success,
+        rsync_exit_code,
+        files_transferred,
+        total_size,
+        bytes_sent,
+        ..
+    } = stats_of(&records)
     else {
         unreachable!()
     };
@@ -97,7 +125,10 @@ fn stage_change_stage_final_mirrors_the_tree() {
     assert!(bytes_sent > 0);
     // The sparse file stays sparse on the target.
     let sparse = fs::metadata(target.join("sparse.img")).unwrap();
-    assert!(std::os::unix::fs::MetadataExt::blocks(&sparse) * 512 < 1 << 20, "sparse file was filled");
+    assert!(
+        std::os::unix::fs::MetadataExt::blocks(&sparse) * 512 < 1 << 20,
+        "sparse file was filled"
+    );
 
     change_tree(&source);
     backdate(&source.join("new-dir"), "1700000000.5");
@@ -106,13 +137,25 @@ fn stage_change_stage_final_mirrors_the_tree() {
     let second = send(&receiver.address, &certs.client(), &source, &[]);
     assert!(second.status.success(), "second stage failed: {second:?}");
     assert_same_tree(&source, &target);
-    let Progress::Stats { files_deleted, .. } = stats_of(&records_of(&second)) else { unreachable!() };
+    let Progress::Stats { files_deleted, .. } = stats_of(&records_of(&second)) else {
+        unreachable!()
+    };
     assert!(files_deleted >= 3, "deletes not mirrored: {files_deleted}");
 
-    let last = send(&receiver.address, &certs.client(), &source, &["--final", "--verify"]);
+    let last = send(
+        &receiver.address,
+        &certs.client(),
+        &source,
+        &["--final", "--verify"],
+    );
     assert!(last.status.success(), "final sync failed: {last:?}");
     assert_same_tree(&source, &target);
-    let Progress::Stats { files_transferred, .. } = stats_of(&records_of(&last)) else { unreachable!() };
+    let Progress::Stats {
+        files_transferred, ..
+    } = stats_of(&records_of(&last))
+    else {
+        unreachable!()
+    };
     assert_eq!(files_transferred, 0, "nothing changed, nothing to send");
 }
 

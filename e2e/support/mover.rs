@@ -60,9 +60,13 @@ impl Receiver {
                 let _sent = sender.send(line);
             }
         });
-        let line = receiver.recv_timeout(Duration::from_secs(20)).expect("receiver printed no listening line");
+        let line = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("receiver printed no listening line");
         let record: ferry::mover::Progress = serde_json::from_str(&line).unwrap();
-        let ferry::mover::Progress::Listening { address } = record else { panic!("unexpected first line {line}") };
+        let ferry::mover::Progress::Listening { address } = record else {
+            panic!("unexpected first line {line}")
+        };
         Receiver { child, address }
     }
 }
@@ -77,7 +81,15 @@ impl Drop for Receiver {
 /// Runs `ferry mover send` to completion (bounded by rsync's own timeouts) and returns its output.
 pub fn send(address: &str, certs: &Path, source: &Path, extra: &[&str]) -> Output {
     let output = Command::new(FERRY)
-        .args(["mover", "send", "--connect", address, "--retry-delay-ms", "200", "--certs-dir"])
+        .args([
+            "mover",
+            "send",
+            "--connect",
+            address,
+            "--retry-delay-ms",
+            "200",
+            "--certs-dir",
+        ])
         .arg(certs)
         .arg("--source")
         .arg(source)
@@ -153,7 +165,9 @@ fn walk(
         } else {
             "socket"
         };
-        let sha256 = file_type.is_file().then(|| hex::encode(Sha256::digest(std::fs::read(path).unwrap())));
+        let sha256 = file_type
+            .is_file()
+            .then(|| hex::encode(Sha256::digest(std::fs::read(path).unwrap())));
         let link_target = file_type.is_symlink().then(|| std::fs::read_link(path).unwrap());
         let entry = Entry {
             kind,
@@ -182,7 +196,10 @@ fn walk(
         if meta.is_dir() {
             walk(root, &path, skip, entries, inodes);
         } else if meta.nlink() > 1 {
-            inodes.entry((meta.dev(), meta.ino())).or_default().push(relative(&path));
+            inodes
+                .entry((meta.dev(), meta.ino()))
+                .or_default()
+                .push(relative(&path));
         }
     }
 }
@@ -194,11 +211,19 @@ pub fn assert_same_tree(source: &Path, target: &Path) {
     let mut differences = Vec::new();
     for key in left.keys().chain(right.keys()) {
         if left.get(key) != right.get(key) {
-            differences.push(format!("{key}:\n  source {:?}\n  target {:?}", left.get(key), right.get(key)));
+            differences.push(format!(
+                "{key}:\n  source {:?}\n  target {:?}",
+                left.get(key),
+                right.get(key)
+            ));
         }
     }
     differences.dedup();
-    assert!(differences.is_empty(), "trees differ:\n{}", differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "trees differ:\n{}",
+        differences.join("\n")
+    );
     assert!(left.len() > 1, "empty tree compared");
 }
 
