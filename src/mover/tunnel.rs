@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -215,7 +216,17 @@ where
     let mut buffer = vec![0u8; BUFFER_SIZE];
     let mut copied: u64 = 0;
     loop {
-        let read = match from.read(&mut buffer).await {
+        // Flush only when the source has nothing more right now: a writer (rustls) may still hold
+        // bytes it could not hand to a full socket, and the peer may be waiting for them before it
+        // answers. Flushing after every chunk instead costs throughput.
+        let next = match from.read(&mut buffer).now_or_never() {
+            Some(ready) => ready,
+            None => {
+                to.flush().await.map_err(Error::io("flushing the tunnel"))?;
+                from.read(&mut buffer).await
+            }
+        };
+        let read = match next {
             Ok(0) => break,
             Ok(read) => read,
             // A peer that closes without TLS close_notify still ended the stream.
@@ -231,7 +242,6 @@ where
         to.write_all(&buffer[..read])
             .await
             .map_err(Error::io("writing to the tunnel"))?;
-        to.flush().await.map_err(Error::io("flushing the tunnel"))?;
     }
     // Ending our half lets the other end see EOF; an already closed peer is not an error here.
     let _closed = to.shutdown().await;
