@@ -312,10 +312,18 @@ fn main() {
         "small re-stage, 1% changed",
     ];
     let mut results = vec![vec![0.0f64; methods.len()]; scenarios.len()];
-    for (column, name) in methods.iter().enumerate() {
+    // Run order matters on a busy machine (the first method follows the tree creation), so it can be
+    // changed: FERRY_BENCH_ORDER=ferry,rsync-daemon,rsync-stunnel. Default: Ferry last.
+    let order =
+        std::env::var("FERRY_BENCH_ORDER").unwrap_or_else(|_| "rsync-daemon,rsync-stunnel,ferry".into());
+    for name in order.split(',') {
+        let column = methods
+            .iter()
+            .position(|m| *m == name)
+            .expect("unknown method in FERRY_BENCH_ORDER");
         let target = work.join(format!("target-{name}"));
         reset(&target);
-        let method = match *name {
+        let method = match name {
             "ferry" => Method::ferry(&target, &certs),
             "rsync-daemon" => Method::rsync_daemon(&target, work, None),
             _ => Method::rsync_daemon(&target, work, Some(&certs)),
@@ -336,6 +344,7 @@ fn main() {
     }
 
     let sizes = [large_bytes, small_count * 4096, 0, 0];
+    println!("run order: {order}");
     println!("| scenario | ferry | rsync daemon | rsync + stunnel | ferry vs rsync | ferry vs stunnel |");
     println!("|---|---|---|---|---|---|");
     for (row, scenario) in scenarios.iter().enumerate() {
