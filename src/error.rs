@@ -185,6 +185,20 @@ pub enum Error {
     /// A manifest edit could not be applied without reformatting the file; the message says where.
     #[error("manifest edit: {0}")]
     ManifestEdit(String),
+
+    // --- mover ---
+    /// The mover (TLS tunnel, certificates, proxy, receiver setup) failed; the message says where.
+    #[error("mover: {0}")]
+    Mover(String),
+
+    /// rsync exited with a failure code; `message` is the tail of its stderr.
+    #[error("rsync exited with code {code}: {message}")]
+    Rsync {
+        /// rsync's exit code (see rsync(1) "EXIT VALUES").
+        code: i32,
+        /// The last lines rsync wrote to stderr.
+        message: String,
+    },
 }
 
 /// The crate's result type.
@@ -216,6 +230,8 @@ impl Error {
             Error::GitPushRejected(_) => "git_push_rejected",
             Error::Manifest { .. } => "manifest",
             Error::ManifestEdit(_) => "manifest_edit",
+            Error::Mover(_) => "mover",
+            Error::Rsync { .. } => "rsync",
         }
     }
 

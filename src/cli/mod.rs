@@ -9,6 +9,7 @@ mod controller;
 pub mod crds;
 mod demo;
 mod dns;
+mod mover;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -28,6 +29,8 @@ enum Command {
     Demo(demo::Args),
     /// DNS flip tools: `ferry dns check` shows what a flip would change, changing nothing.
     Dns(dns::Args),
+    /// The data plane run in mover pods: receive, send (rsync over mutual TLS), certs.
+    Mover(mover::Args),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -57,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crds(args) => crds::run(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Dns(args) => dns::run(args).await,
+        Command::Mover(args) => mover::run(args).await,
     }
 }
 

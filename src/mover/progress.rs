@@ -1,0 +1,251 @@
+//! The mover's machine-readable output: one JSON object per line on stdout ([`Progress`], which the
+//! controller deserializes), and the pure parsers that turn rsync's `--info=progress2,stats2` text into
+//! it. rsync rewrites its progress line with `\r`, so callers split on both `\r` and `\n`.
+
+use serde::{Deserialize, Serialize};
+
+/// One line of mover output. Tagged by `"type"`; fields in camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Progress {
+    /// The receiver is accepting connections on this address.
+    Listening {
+        /// `ip:port` actually bound (useful with port 0).
+        address: String,
+    },
+    /// A transfer is under way (at most a few per second).
+    Progress {
+        /// Bytes of file data processed so far (sent or matched).
+        bytes_done: u64,
+        /// Estimated total bytes (grows while rsync is still scanning the tree).
+        bytes_total: u64,
+        /// Files checked so far.
+        files_done: u64,
+        /// Files known so far.
+        files_total: u64,
+        /// Current rate in bytes per second, as rsync reports it.
+        rate_bytes_per_sec: u64,
+        /// Seconds since this attempt started.
+        elapsed_secs: f64,
+        /// 1 for the first attempt, then 2, 3... after retries.
+        attempt: u32,
+    },
+    /// An attempt failed with a retryable error; another follows after `delaySecs`.
+    Retry {
+        /// The attempt that failed.
+        attempt: u32,
+        /// rsync's exit code for it.
+        rsync_exit_code: i32,
+        /// The last line rsync wrote to stderr.
+        message: String,
+        /// Wait before the next attempt.
+        delay_secs: f64,
+    },
+    /// The final record of a `send` run, success or not.
+    Stats {
+        /// Bytes rsync wrote to the connection (after delta compression).
+        bytes_sent: u64,
+        /// Bytes rsync read from the connection.
+        bytes_received: u64,
+        /// Regular files whose data was transferred.
+        files_transferred: u64,
+        /// Entries in the file list (files, directories, links...).
+        files_total: u64,
+        /// Sum of the sizes of all files in the tree.
+        total_size: u64,
+        /// Files deleted on the receiver.
+        files_deleted: u64,
+        /// Wall-clock seconds of the whole run, all attempts.
+        duration_secs: f64,
+        /// Exit code of the last rsync run (0, 24 when tolerated, or the failure).
+        rsync_exit_code: i32,
+        /// How many rsync runs it took.
+        attempts: u32,
+        /// Whether the run counts as a success.
+        success: bool,
+    },
+}
+
+/// One parsed `--info=progress2` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ProgressLine {
+    pub bytes_done: u64,
+    pub percent: u64,
+    pub rate_bytes_per_sec: u64,
+    /// `(files left to check, files known)` from `to-chk=` or `ir-chk=`, when present.
+    pub to_check: Option<(u64, u64)>,
+}
+
+impl ProgressLine {
+    /// Estimated total bytes from the percentage (rsync rounds it down).
+    pub(crate) fn bytes_total(&self) -> u64 {
+        if self.percent == 0 {
+            self.bytes_done
+        } else {
+            (u128::from(self.bytes_done) * 100 / u128::from(self.percent)) as u64
+        }
+    }
+}
+
+/// Parses a line like `  1,234,567  45%   12.34MB/s    0:00:01 (xfr#3, to-chk=10/20)`.
+pub(crate) fn parse_progress_line(line: &str) -> Option<ProgressLine> {
+    let mut words = line.split_whitespace();
+    let bytes_done = parse_number(words.next()?)?;
+    let percent = words.next()?.strip_suffix('%')?.parse().ok()?;
+    let rate_bytes_per_sec = parse_rate(words.next()?)?;
+    let _elapsed = words.next()?;
+    let rest: String = words.collect::<Vec<_>>().join(" ");
+    let to_check = ["to-chk=", "ir-chk="].iter().find_map(|key| {
+        let start = rest.find(key)? + key.len();
+        let tail = &rest[start..];
+        let end = tail.find(')').unwrap_or(tail.len());
+        let (left, total) = tail[..end].split_once('/')?;
+        Some((left.parse().ok()?, total.parse().ok()?))
+    });
+    Some(ProgressLine {
+        bytes_done,
+        percent,
+        rate_bytes_per_sec,
+        to_check,
+    })
+}
+
+fn parse_number(text: &str) -> Option<u64> {
+    let digits: String = text.chars().filter(|c| *c != ',' && *c != '.').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || text.contains('.') {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn parse_rate(text: &str) -> Option<u64> {
+    let number_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))?;
+    let (number, unit) = text.split_at(number_end);
+    let value: f64 = number.replace(',', "").parse().ok()?;
+    let scale = match unit {
+        "B/s" => 1.0,
+        "kB/s" | "KB/s" => 1024.0,
+        "MB/s" => 1024.0 * 1024.0,
+        "GB/s" => 1024.0 * 1024.0 * 1024.0,
+        "TB/s" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((value * scale) as u64)
+}
+
+/// Totals from rsync's `--info=stats2` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Stats {
+    pub files_total: u64,
+    pub files_transferred: u64,
+    pub files_deleted: u64,
+    pub total_size: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl Stats {
+    /// Feeds one output line; lines that are not stats are ignored.
+    pub(crate) fn absorb(&mut self, line: &str) {
+        let Some((key, value)) = line.split_once(':') else {
+            return;
+        };
+        let Some(number) = value.split_whitespace().next().and_then(parse_number) else {
+            return;
+        };
+        match key.trim() {
+            "Number of files" => self.files_total = number,
+            "Number of regular files transferred" => self.files_transferred = number,
+            "Number of deleted files" => self.files_deleted = number,
+            "Total file size" => self.total_size = number,
+            "Total bytes sent" => self.bytes_sent = number,
+            "Total bytes received" => self.bytes_received = number,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_progress2_lines() {
+        let line =
+            parse_progress_line("    536,870,912  50%  412.50MB/s    0:00:01 (xfr#1, to-chk=3/5)").unwrap();
+        assert_eq!(line.bytes_done, 536_870_912);
+        assert_eq!(line.percent, 50);
+        assert_eq!(line.rate_bytes_per_sec, (412.5 * 1024.0 * 1024.0) as u64);
+        assert_eq!(line.to_check, Some((3, 5)));
+        assert_eq!(line.bytes_total(), 1_073_741_824);
+
+        let early = parse_progress_line("          0   0%    0.00kB/s    0:00:00").unwrap();
+        assert_eq!(
+            (early.bytes_done, early.to_check, early.bytes_total()),
+            (0, None, 0)
+        );
+        let scanning = parse_progress_line("  4,096 1% 3.91kB/s 0:00:00 (xfr#1, ir-chk=1000/1024)").unwrap();
+        assert_eq!(scanning.to_check, Some((1000, 1024)));
+    }
+
+    #[test]
+    fn ignores_other_output() {
+        for line in [
+            "",
+            "sending incremental file list",
+            "Number of files: 5",
+            "deleting a/b",
+            "1.5 2% x y",
+        ] {
+            assert_eq!(parse_progress_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn collects_stats2_totals() {
+        let mut stats = Stats::default();
+        for line in [
+            "Number of files: 1,005 (reg: 1,000, dir: 5)",
+            "Number of created files: 10 (reg: 10)",
+            "Number of deleted files: 2 (reg: 2)",
+            "Number of regular files transferred: 10",
+            "Total file size: 4,096,000 bytes",
+            "Total transferred file size: 40,960 bytes",
+            "Total bytes sent: 52,311",
+            "Total bytes received: 1,234",
+            "sent 52,311 bytes  received 1,234 bytes  107,090.00 bytes/sec",
+        ] {
+            stats.absorb(line);
+        }
+        assert_eq!(
+            stats,
+            Stats {
+                files_total: 1005,
+                files_transferred: 10,
+                files_deleted: 2,
+                total_size: 4_096_000,
+                bytes_sent: 52_311,
+                bytes_received: 1_234,
+            }
+        );
+    }
+
+    #[test]
+    fn progress_json_is_camel_case_and_round_trips() {
+        let record = Progress::Stats {
+            bytes_sent: 1,
+            bytes_received: 2,
+            files_transferred: 3,
+            files_total: 4,
+            total_size: 5,
+            files_deleted: 0,
+            duration_secs: 1.5,
+            rsync_exit_code: 24,
+            attempts: 1,
+            success: true,
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.starts_with(r#"{"type":"stats","bytesSent":1"#), "{json}");
+        assert_eq!(serde_json::from_str::<Progress>(&json).unwrap(), record);
+    }
+}

@@ -1,0 +1,171 @@
+//! `ferry mover receive`: the target side. Listens for mutual-TLS connections from the migration's
+//! sender and, per connection, starts one fixed command, `rsync --server --daemon` with a generated
+//! config whose only module is the volume root, piping the TLS stream to its stdio (rsync's "daemon over
+//! remote shell" mode). The client chooses nothing that is executed: rsync's daemon parses its options
+//! under the module's restrictions and writes only below the module path.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::progress::Progress;
+use super::rsync::{self, DaemonPlan};
+use crate::{Error, Result};
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the daemon may take to save partial files and exit once its connection is gone.
+const DAEMON_EXIT_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything the receiver needs.
+#[derive(Debug, Clone)]
+pub struct ReceiveConfig {
+    /// `ip:port` to listen on (port 0 picks a free one, reported on stdout).
+    pub listen: String,
+    /// The volume root, absolute: everything written lands below it.
+    pub root: PathBuf,
+    /// Folder with `ca.crt`, `tls.crt`, `tls.key`.
+    pub certs_dir: PathBuf,
+    /// The rsync program.
+    pub rsync: PathBuf,
+    /// Groups rsync's daemon holds when the receiver runs as root (see docs/mover.md).
+    pub supplemental_groups: Vec<u32>,
+    /// Connections served at once; more wait.
+    pub max_connections: usize,
+    /// Test hook: cut the first connection after this many bytes from the sender.
+    pub cut_first_connection_after: Option<u64>,
+}
+
+/// Runs the receiver until the process is stopped. Prints a `listening` record first.
+pub async fn run(config: ReceiveConfig) -> Result<()> {
+    let ReceiveConfig {
+        listen,
+        root,
+        certs_dir,
+        rsync,
+        supplemental_groups,
+        max_connections,
+        cut_first_connection_after,
+    } = config;
+    let tls = TlsAcceptor::from(super::certs::server_config(&certs_dir)?);
+    let root = std::fs::canonicalize(&root).map_err(Error::io(format!("volume root {}", root.display())))?;
+    let as_root = super::running_as_root();
+    let conf_text = rsync::daemon_config(&DaemonPlan {
+        root: root.clone(),
+        as_root,
+        supplemental_groups,
+    })?;
+    // The config lives outside the volume so the sender can never see or change it.
+    let conf_path = std::env::temp_dir().join(format!(
+        "ferry-rsyncd-{}-{:016x}.conf",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(&conf_path, conf_text).map_err(Error::io(format!("writing {}", conf_path.display())))?;
+
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(Error::io(format!("listening on {listen}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(Error::io("reading the bound address"))?;
+    super::emit(&Progress::Listening {
+        address: address.to_string(),
+    });
+    tracing::info!(%address, root = %root.display(), as_root, "mover receiver listening");
+
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let first_cut_used = Arc::new(AtomicBool::new(false));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                continue;
+            }
+        };
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Mover("closed".into()))?;
+        let tls = tls.clone();
+        let rsync = rsync.clone();
+        let conf_path = conf_path.clone();
+        let cut = cut_first_connection_after.filter(|_| !first_cut_used.swap(true, Ordering::SeqCst));
+        tokio::spawn(async move {
+            let _permit = permit;
+            match serve(tcp, tls, &rsync, &conf_path, cut).await {
+                Ok(()) => tracing::info!(%peer, "connection done"),
+                Err(err) => tracing::warn!(%peer, %err, "connection failed"),
+            }
+        });
+    }
+}
+
+async fn serve(
+    tcp: tokio::net::TcpStream,
+    tls: TlsAcceptor,
+    rsync: &std::path::Path,
+    conf_path: &std::path::Path,
+    cut_after: Option<u64>,
+) -> Result<()> {
+    tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
+    // A client without a certificate from the migration CA fails here, before any process starts.
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp))
+        .await
+        .map_err(|_| Error::Mover("TLS handshake timed out".into()))?
+        .map_err(Error::io("TLS handshake"))?;
+    let mut conf_arg = std::ffi::OsString::from("--config=");
+    conf_arg.push(conf_path);
+    let mut child = Command::new(rsync)
+        .arg("--server")
+        .arg("--daemon")
+        .arg(conf_arg)
+        .arg(".")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(Error::io(format!("starting {}", rsync.display())))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(Error::Mover("rsync stdio not captured".into()));
+    };
+    let log = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(target: "ferry::mover::rsyncd", "{line}");
+        }
+    });
+    let piped = super::tunnel::pipe(
+        stream,
+        stdout,
+        stdin,
+        cut_after,
+        super::tunnel::FinishWhen::LocalEnds,
+    )
+    .await;
+    // The pipes are closed now. On a lost connection rsync sees EOF and keeps the partial file in the
+    // partial dir for the retry (a SIGKILL would lose it), so give it time to exit on its own first.
+    let status = match tokio::time::timeout(DAEMON_EXIT_GRACE, child.wait()).await {
+        Ok(waited) => waited.map_err(Error::io("waiting for rsync"))?,
+        Err(_elapsed) => {
+            let _killed = child.start_kill();
+            child.wait().await.map_err(Error::io("waiting for rsync"))?
+        }
+    };
+    let _logged = log.await;
+    piped?;
+    tracing::info!(code = status.code(), "rsync daemon exited");
+    Ok(())
+}

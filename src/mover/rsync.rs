@@ -1,0 +1,311 @@
+//! Everything Ferry tells rsync, as pure functions: the sender's argument list and the receiver's
+//! generated daemon configuration. Kept apart from process handling so each option is unit-tested and
+//! documented in one place (docs/mover.md mirrors this file).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The only module the receiver's rsync daemon serves.
+pub(crate) const MODULE: &str = "ferry";
+/// Where interrupted files wait to be resumed, relative to the volume root. rsync excludes it from the
+/// transfer and protects it from `--delete` on its own.
+pub(crate) const PARTIAL_DIR: &str = ".ferry-partial";
+/// rsync's exit code for "some files vanished before they could be transferred".
+pub(crate) const EXIT_VANISHED: i32 = 24;
+
+/// What one rsync run of the sender should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SendPlan {
+    /// The volume root on the sender; its contents (not the folder itself) are mirrored.
+    pub source: PathBuf,
+    /// The remote-shell command rsync starts to reach the receiver (`ferry mover tunnel`).
+    pub rsh: String,
+    /// Compare whole-file checksums instead of size and mtime (verify pass).
+    pub checksum: bool,
+    /// Do not set directory mtimes (a non-root receiver cannot on directories it does not own).
+    pub omit_dir_times: bool,
+    /// NUL-separated list of paths relative to `source` to transfer instead of the whole tree.
+    pub files_from: Option<PathBuf>,
+    /// Bandwidth limit in KiB/s.
+    pub bwlimit_kib: Option<u64>,
+    /// Seconds of I/O silence after which rsync gives up (exit 30, retried).
+    pub io_timeout_secs: u64,
+}
+
+/// The sender's rsync arguments (without the program name).
+pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
+    let SendPlan {
+        source,
+        rsh,
+        checksum,
+        omit_dir_times,
+        files_from,
+        bwlimit_kib,
+        io_timeout_secs,
+    } = plan;
+    let mut args: Vec<OsString> = [
+        // Archive semantics spelled out: recursive, links, perms, times, group, owner, devices, specials.
+        "--recursive",
+        "--links",
+        "--perms",
+        "--times",
+        "--group",
+        "--owner",
+        "--devices",
+        "--specials",
+        "--hard-links",
+        "--numeric-ids",
+        "--sparse",
+        // Mirror: what is gone on the source goes on the target (excluded paths are protected).
+        "--delete",
+        "--delete-during",
+        "--exclude=/lost+found",
+        "--info=progress2,stats2",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(format!("--partial-dir={PARTIAL_DIR}").into());
+    args.push(format!("--timeout={io_timeout_secs}").into());
+    if *checksum {
+        args.push("--checksum".into());
+    }
+    if *omit_dir_times {
+        args.push("--omit-dir-times".into());
+    }
+    if let Some(limit) = bwlimit_kib {
+        args.push(format!("--bwlimit={limit}").into());
+    }
+    if let Some(list) = files_from {
+        let mut arg = OsString::from("--files-from=");
+        arg.push(list);
+        args.push(arg);
+        args.push("--from0".into());
+    }
+    args.push("--rsh".into());
+    args.push(rsh.into());
+    // A trailing slash: the contents of the root, not a folder named after it.
+    let mut source_arg = source.as_os_str().to_owned();
+    if !source_arg.to_string_lossy().ends_with('/') {
+        source_arg.push("/");
+    }
+    args.push(source_arg);
+    // "host::module" over a remote shell: rsync asks the far end (our tunnel) for a daemon. The host
+    // name is only passed to the tunnel, which ignores it.
+    args.push(format!("ferry-receiver::{MODULE}/").into());
+    args
+}
+
+/// Quotes one word for rsync's `--rsh` splitting (which honours single and double quotes).
+pub(crate) fn rsh_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\"'\"'"))
+    }
+}
+
+/// How the receiver runs: decides chroot and which ids rsync's daemon keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DaemonPlan {
+    /// The volume root: the module's path, absolute.
+    pub root: PathBuf,
+    /// Whether the receiver runs as uid 0 (then it chroots into the root and keeps uid/gid 0).
+    pub as_root: bool,
+    /// Extra groups the daemon should hold (only applied when root: rsync's `gid` list).
+    pub supplemental_groups: Vec<u32>,
+}
+
+/// The rsyncd.conf the receiver hands to `rsync --server --daemon`: one writable module, nothing else.
+pub(crate) fn daemon_config(plan: &DaemonPlan) -> Result<String> {
+    let DaemonPlan {
+        root,
+        as_root,
+        supplemental_groups,
+    } = plan;
+    let root_text = config_value(root)?;
+    if !root.is_absolute() {
+        return Err(Error::Mover(format!(
+            "volume root {} must be an absolute path",
+            root.display()
+        )));
+    }
+    let mut conf = String::from("# Generated by ferry mover receive: one module, the volume root.\n");
+    conf.push_str("log file = /dev/stderr\n");
+    conf.push_str("transfer logging = no\n");
+    conf.push_str(&format!("[{MODULE}]\n"));
+    conf.push_str(&format!("    path = {root_text}\n"));
+    conf.push_str("    read only = no\n");
+    conf.push_str("    write only = no\n");
+    conf.push_str("    list = no\n");
+    conf.push_str("    numeric ids = yes\n");
+    // Symlinks are application data and must arrive verbatim. When root, the chroot makes a symlink
+    // pointing outside harmless to the daemon itself; without root rsync's path sanitising applies.
+    conf.push_str("    munge symlinks = no\n");
+    if *as_root {
+        conf.push_str("    use chroot = yes\n");
+        // rsync's daemon would otherwise drop to nobody and could not set ownership.
+        conf.push_str("    uid = 0\n");
+        let groups: Vec<String> = std::iter::once(0)
+            .chain(supplemental_groups.iter().copied())
+            .map(|g| g.to_string())
+            .collect();
+        conf.push_str(&format!("    gid = {}\n", groups.join(" ")));
+    } else {
+        conf.push_str("    use chroot = no\n");
+    }
+    // Never let the client run anything or change where the daemon writes logs.
+    conf.push_str("    refuse options = log-file log-file-format write-devices\n");
+    Ok(conf)
+}
+
+fn config_value(path: &Path) -> Result<String> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| Error::Mover(format!("volume root {} is not UTF-8", path.display())))?;
+    if text.contains(['\n', '\r']) || text.trim() != text {
+        return Err(Error::Mover(format!(
+            "volume root {text:?} cannot be written to rsyncd.conf"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether an rsync exit code counts as success for this run: 0 always, 24 (files vanished) only on a
+/// stage of a live tree, never on the final sync.
+pub(crate) fn exit_is_success(code: i32, final_sync: bool) -> bool {
+    code == 0 || (code == EXIT_VANISHED && !final_sync)
+}
+
+/// Whether a failed run is worth retrying: the connection or the protocol stream broke, or timed out.
+pub(crate) fn exit_is_retryable(code: i32) -> bool {
+    // 5 start-up, 10 socket I/O, 12 protocol stream, 30 I/O timeout, 35 daemon timeout, 255 remote shell.
+    matches!(code, 5 | 10 | 12 | 30 | 35 | 255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> SendPlan {
+        SendPlan {
+            source: "/data".into(),
+            rsh: "/bin/ferry mover tunnel".into(),
+            checksum: false,
+            omit_dir_times: false,
+            files_from: None,
+            bwlimit_kib: None,
+            io_timeout_secs: 300,
+        }
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn stage_args_mirror_the_root_contents_to_the_module() {
+        let args = strings(send_args(&plan()));
+        for flag in [
+            "--hard-links",
+            "--numeric-ids",
+            "--delete",
+            "--sparse",
+            "--exclude=/lost+found",
+        ] {
+            assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
+        }
+        assert!(args.contains(&format!("--partial-dir={PARTIAL_DIR}")));
+        assert!(!args.contains(&"--checksum".to_string()));
+        assert!(!args.contains(&"--omit-dir-times".to_string()));
+        assert_eq!(&args[args.len() - 2..], ["/data/", "ferry-receiver::ferry/"]);
+        let rsh = args.iter().position(|a| a == "--rsh").unwrap();
+        assert_eq!(args[rsh + 1], "/bin/ferry mover tunnel");
+    }
+
+    #[test]
+    fn options_add_their_flags() {
+        let plan = SendPlan {
+            source: "/data/".into(),
+            checksum: true,
+            omit_dir_times: true,
+            files_from: Some("/tmp/list".into()),
+            bwlimit_kib: Some(1024),
+            ..plan()
+        };
+        let args = strings(send_args(&plan));
+        for flag in [
+            "--checksum",
+            "--omit-dir-times",
+            "--files-from=/tmp/list",
+            "--from0",
+            "--bwlimit=1024",
+        ] {
+            assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
+        }
+        assert!(args.contains(&"/data/".to_string()));
+    }
+
+    #[test]
+    fn rsh_words_are_quoted_only_when_needed() {
+        assert_eq!(rsh_word("/usr/bin/ferry"), "/usr/bin/ferry");
+        assert_eq!(rsh_word("/my dir/ferry"), "'/my dir/ferry'");
+        assert_eq!(rsh_word("it's"), "'it'\"'\"'s'");
+    }
+
+    #[test]
+    fn root_daemon_chroots_and_keeps_ids() {
+        let conf = daemon_config(&DaemonPlan {
+            root: "/volume".into(),
+            as_root: true,
+            supplemental_groups: vec![1000, 2000],
+        })
+        .unwrap();
+        assert!(conf.contains("[ferry]\n    path = /volume\n"));
+        assert!(conf.contains("use chroot = yes"));
+        assert!(conf.contains("uid = 0\n"));
+        assert!(conf.contains("gid = 0 1000 2000\n"));
+        assert_eq!(conf.matches('[').count(), 1, "exactly one module");
+    }
+
+    #[test]
+    fn non_root_daemon_does_not_chroot_or_switch_ids() {
+        let conf = daemon_config(&DaemonPlan {
+            root: "/v".into(),
+            as_root: false,
+            supplemental_groups: vec![5],
+        })
+        .unwrap();
+        assert!(conf.contains("use chroot = no"));
+        assert!(!conf.contains("uid ="));
+        assert!(!conf.contains("gid ="));
+    }
+
+    #[test]
+    fn odd_roots_are_refused() {
+        for root in ["relative", "/a\nb", "/trailing "] {
+            let plan = DaemonPlan {
+                root: root.into(),
+                as_root: false,
+                supplemental_groups: vec![],
+            };
+            assert!(daemon_config(&plan).is_err(), "{root:?}");
+        }
+    }
+
+    #[test]
+    fn vanished_files_pass_only_on_stage() {
+        assert!(exit_is_success(0, true));
+        assert!(exit_is_success(24, false));
+        assert!(!exit_is_success(24, true));
+        assert!(!exit_is_success(23, false));
+        assert!(exit_is_retryable(12));
+        assert!(!exit_is_retryable(23));
+    }
+}
