@@ -20,7 +20,7 @@ $(CONTROLPLANE): e2e/controlplane/go.mod e2e/controlplane/go.sum $(wildcard e2e/
 
 ## test: every test — unit, integration against local services, e2e against real control planes.
 test: controlplane
-	$(CARGO) test --all-targets --no-fail-fast
+	$(CARGO) test --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
 demo: controlplane

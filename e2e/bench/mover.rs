@@ -275,7 +275,12 @@ fn reset(target: &Path) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; this program has no options besides the environment.
+    // `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) this is not a test: say so
+    // and do nothing, so a test run never spends minutes on a benchmark.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("the mover benchmark runs with `make bench` (cargo bench --bench mover)");
+        return;
+    }
     let scale: f64 = std::env::var("FERRY_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
