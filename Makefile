@@ -26,9 +26,10 @@ test: controlplane
 demo: controlplane
 	$(CARGO) run --quiet --bin ferry -- demo
 
-## bench: the mover benchmark (ratios against plain rsync and rsync over stunnel).
+## bench: the mover benchmark (ratios against plain rsync and rsync over stunnel). Data lives on tmpfs
+## (/dev/shm) when there is one, so the figures compare transports rather than disk writeback.
 bench:
-	$(CARGO) bench --bench mover
+	FERRY_BENCH_DIR=$${FERRY_BENCH_DIR:-$$(test -d /dev/shm && echo /dev/shm || echo /tmp)} $(CARGO) bench --bench mover
 
 ## crds: regenerate manifests/crds from the API types.
 crds:
