@@ -14,26 +14,13 @@ use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
-/// The options `ferry mover send` gives rsync (src/mover/rsync.rs), so every method does the same work.
-const RSYNC_OPTIONS: &[&str] = &[
-    "--recursive",
-    "--links",
-    "--perms",
-    "--times",
-    "--group",
-    "--owner",
-    "--devices",
-    "--specials",
-    "--hard-links",
-    "--numeric-ids",
-    "--sparse",
-    "--delete",
-    "--delete-during",
-    "--exclude=/lost+found",
-    "--info=progress2,stats2",
-    "--partial-dir=.ferry-partial",
-    "--timeout=300",
-];
+/// The options `ferry mover send` gives rsync (src/mover/rsync.rs), so every method does the same work;
+/// the partial dir and timeout are the ones the mover adds by default.
+fn rsync_options() -> Vec<&'static str> {
+    let mut options = ferry::mover::ARCHIVE_OPTIONS.to_vec();
+    options.extend(["--partial-dir=.ferry-partial", "--timeout=300"]);
+    options
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -209,7 +196,7 @@ impl Method {
             ),
             Method::RsyncDaemon { url, .. } => run_timed(
                 Command::new("rsync")
-                    .args(RSYNC_OPTIONS)
+                    .args(rsync_options())
                     .arg(&source_arg)
                     .arg(url),
             ),

@@ -24,6 +24,7 @@ use std::io::Write as _;
 pub use certs::{MoverCerts, issue};
 pub use progress::Progress;
 pub use receive::ReceiveConfig;
+pub use rsync::ARCHIVE_OPTIONS;
 pub use send::{SendConfig, SendOutcome};
 
 /// Writes one JSON line to stdout. Output errors (a closed pipe) are ignored: progress is advisory.

@@ -34,6 +34,27 @@ pub(crate) struct SendPlan {
     pub io_timeout_secs: u64,
 }
 
+/// The options every sync uses (the benchmark gives its baselines the same ones): archive semantics
+/// spelled out, hard links, numeric ids, sparse files, and a mirror (what is gone on the source goes on
+/// the target; excluded paths are protected), with machine-readable progress and stats.
+pub const ARCHIVE_OPTIONS: &[&str] = &[
+    "--recursive",
+    "--links",
+    "--perms",
+    "--times",
+    "--group",
+    "--owner",
+    "--devices",
+    "--specials",
+    "--hard-links",
+    "--numeric-ids",
+    "--sparse",
+    "--delete",
+    "--delete-during",
+    "--exclude=/lost+found",
+    "--info=progress2,stats2",
+];
+
 /// The sender's rsync arguments (without the program name).
 pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
     let SendPlan {
@@ -45,28 +66,7 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         bwlimit_kib,
         io_timeout_secs,
     } = plan;
-    let mut args: Vec<OsString> = [
-        // Archive semantics spelled out: recursive, links, perms, times, group, owner, devices, specials.
-        "--recursive",
-        "--links",
-        "--perms",
-        "--times",
-        "--group",
-        "--owner",
-        "--devices",
-        "--specials",
-        "--hard-links",
-        "--numeric-ids",
-        "--sparse",
-        // Mirror: what is gone on the source goes on the target (excluded paths are protected).
-        "--delete",
-        "--delete-during",
-        "--exclude=/lost+found",
-        "--info=progress2,stats2",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = ARCHIVE_OPTIONS.iter().map(OsString::from).collect();
     args.push(format!("--partial-dir={PARTIAL_DIR}").into());
     args.push(format!("--timeout={io_timeout_secs}").into());
     if *checksum {
