@@ -5,7 +5,7 @@
 #[path = "support/git.rs"]
 mod support;
 
-use ferry::git::{CommitRequest, PushOutcome, Repo, RevertFilter, Trailers, quiesce};
+use ferry::git::{CommitRequest, PushOutcome, RevertFilter, Trailers, quiesce};
 use support::*;
 
 fn trailers() -> Trailers {
@@ -42,13 +42,7 @@ async fn quiesce_commit_changes_only_the_replicas_values_and_is_idempotent() {
     server
         .create_repo("app", &[("apps/source/app.yaml", APP_YAML)])
         .unwrap();
-    let repo = Repo::open_or_clone(
-        &dir.path().join("cache"),
-        &server.url("app"),
-        "main",
-        credentials(),
-    )
-    .unwrap();
+    let repo = open_app(dir.path(), &server);
 
     let plan = quiesce::plan(&repo.load_manifests("apps/source").unwrap());
     let previous: Vec<_> = plan
@@ -106,13 +100,7 @@ async fn a_concurrent_push_is_kept_and_ferrys_edit_lands_on_top() {
     server
         .create_repo("app", &[("apps/source/app.yaml", APP_YAML)])
         .unwrap();
-    let repo = Repo::open_or_clone(
-        &dir.path().join("cache"),
-        &server.url("app"),
-        "main",
-        credentials(),
-    )
-    .unwrap();
+    let repo = open_app(dir.path(), &server);
     let other = cli_clone(dir.path(), &server.url("app"), "other");
     let plan = quiesce::plan(&repo.load_manifests("apps/source").unwrap());
 
@@ -167,13 +155,7 @@ async fn revert_undoes_ferry_commits_by_trailer_and_unquiesce_restores_the_targe
             ],
         )
         .unwrap();
-    let repo = Repo::open_or_clone(
-        &dir.path().join("cache"),
-        &server.url("app"),
-        "main",
-        credentials(),
-    )
-    .unwrap();
+    let repo = open_app(dir.path(), &server);
     let bare = server.repo_path("app");
 
     let plan = quiesce::plan(&repo.load_manifests("apps/source").unwrap());

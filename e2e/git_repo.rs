@@ -123,13 +123,7 @@ async fn watching_reports_commits_that_touch_the_watched_paths() {
             &[("apps/source/app.yaml", APP_YAML), ("docs/readme.md", "hi\n")],
         )
         .unwrap();
-    let repo = Repo::open_or_clone(
-        &dir.path().join("cache"),
-        &server.url("app"),
-        "main",
-        credentials(),
-    )
-    .unwrap();
+    let repo = open_app(dir.path(), &server);
     let watched = vec!["apps/source".to_string()];
 
     let report = repo.poll(Some(first), &watched).unwrap();

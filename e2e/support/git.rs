@@ -26,6 +26,11 @@ pub async fn start_server() -> (tempfile::TempDir, GitServer) {
 }
 
 /// The credentials as they would come from the plan's Secret.
+/// Ferry's cached clone (in `dir/cache`) of the server's `app` repository, branch `main`.
+pub fn open_app(dir: &Path, server: &GitServer) -> ferry::git::Repo {
+    ferry::git::Repo::open_or_clone(&dir.join("cache"), &server.url("app"), "main", credentials()).unwrap()
+}
+
 pub fn credentials() -> Credentials {
     let data: BTreeMap<String, Vec<u8>> = [("username", USER), ("password", PASSWORD)]
         .into_iter()
