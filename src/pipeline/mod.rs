@@ -13,6 +13,7 @@
 //! controller killed at any point resumes from what status says.
 
 pub mod argocd;
+pub mod context;
 pub mod engine;
 pub mod labels;
 pub mod quantity;
@@ -21,4 +22,5 @@ pub mod quiesced;
 pub mod steps;
 pub mod target;
 
+pub use context::StepContext;
 pub use engine::{Next, StepOutcome, advance, current_step, start};
