@@ -13,6 +13,7 @@
 //! controller killed at any point resumes from what status says.
 
 pub mod argocd;
+pub mod cleanup;
 pub mod context;
 pub mod engine;
 pub mod labels;

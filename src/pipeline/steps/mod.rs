@@ -3,6 +3,8 @@
 //! step name of DESIGN.md §3 to its ladder.
 
 pub mod destination;
+pub mod dns;
+pub mod prepare;
 
 use super::{StepContext, StepOutcome};
 use crate::Result;
@@ -13,6 +15,12 @@ pub async fn run(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
     match step {
         "CreateDestinationNamespaces" => destination::ensure_namespaces(&ctx.target, &ctx.plan).await,
         "CreateDestinationPVCs" => destination::ensure_pvcs(&ctx.source, &ctx.target, &ctx.plan).await,
+        "Prepare" => prepare::prepare(ctx).await,
+        "LowerDNSTTL" => dns::lower_ttl(ctx).await,
+        "FlipDNS" => dns::flip(ctx).await,
+        "VerifyDNS" => dns::verify(ctx).await,
+        "RestoreDNS" => dns::restore(ctx).await,
+        "CleanupMovers" | "Cleanup" => prepare::cleanup(ctx).await,
         other => Ok(StepOutcome::Failed(format!(
             "step {other} is not part of this Ferry build"
         ))),

@@ -1,71 +1,22 @@
-//! `MigMigration` reconciler: validate a migration against its plan (the plan exists and is Ready, and
-//! no older unfinished migration of the same plan exists), then accept it. Running the itineraries is
-//! the pipeline's work; until that lands an accepted migration waits with a condition that says so.
+//! Admission of a `MigMigration`: its plan exists and is Ready, and no older unfinished migration of
+//! the same plan exists (one migration per plan runs at a time, oldest first). Pure, so every rule is
+//! unit-tested; the reconciler feeds it what it observed.
 
-use std::sync::Arc;
+use kube::ResourceExt;
 
-use kube::api::ListParams;
-use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
-
-use super::{Context, status};
-use crate::Result;
 use crate::api::condition::{self, READY};
-use crate::api::{Category, Condition, Itinerary, MigMigration, MigPlan, PipelineStep};
+use crate::api::{Category, Condition, MigMigration, MigPlan};
 
 /// Condition types that mark a migration as finished.
-const FINISHED: &[&str] = &["Succeeded", "Failed", "Canceled"];
+pub(crate) const FINISHED: &[&str] = &["Succeeded", "Failed", "Canceled"];
 
-/// Reconciles one `MigMigration`.
-pub async fn reconcile(migration: Arc<MigMigration>, ctx: Arc<Context>) -> Result<Action> {
-    let current = migration.status.as_ref();
-    let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if is_finished(current_conditions) {
-        return Ok(Action::await_change());
-    }
-    let own_ns = migration.namespace().unwrap_or_default();
-    let plan_ref = &migration.spec.mig_plan_ref;
-    let plan_ns = plan_ref.namespace_or(&own_ns);
-    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ns)
-        .get_opt(&plan_ref.name)
-        .await?;
-    let siblings = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns)
-        .list(&ListParams::default())
-        .await?;
-    let conditions = admission(&migration, plan.as_ref(), &siblings.items);
-    let accepted = condition::is_true(&conditions, READY);
-
-    let itinerary = Itinerary::for_spec(&migration.spec);
-    let mut desired = current.cloned().unwrap_or_default();
-    desired.conditions = condition::merge(current_conditions, conditions, &status::now());
-    desired.itinerary = Some(itinerary);
-    desired.phase = Some(if accepted { "Waiting" } else { "Validating" }.to_string());
-    if desired.pipeline.is_empty() {
-        desired.pipeline = itinerary
-            .steps()
-            .iter()
-            .map(|name| PipelineStep::not_started(name))
-            .collect();
-    }
-    desired.observed_generation = migration.metadata.generation;
-    status::apply(
-        &ctx,
-        migration.as_ref(),
-        current,
-        &desired,
-        current_conditions,
-        &desired.conditions,
-    )
-    .await?;
-    Ok(Action::requeue(ctx.retry))
-}
-
-fn is_finished(conditions: &[condition::Condition]) -> bool {
+/// Whether these conditions say the migration has finished.
+pub(crate) fn is_finished(conditions: &[Condition]) -> bool {
     FINISHED.iter().any(|t| condition::is_true(conditions, t))
 }
 
 /// The conditions deciding whether `migration` may run: problems with its plan, an older unfinished
-/// migration of the same plan, or `Ready` plus the waiting notice.
+/// migration of the same plan, or `Ready`.
 pub(crate) fn admission(
     migration: &MigMigration,
     plan: Option<&MigPlan>,
@@ -112,12 +63,6 @@ pub(crate) fn admission(
             Category::Required,
             "Ready",
             "The migration is ready.",
-        ));
-        conditions.push(Condition::holds(
-            "Waiting",
-            Category::Advisory,
-            "ItinerariesNotImplemented",
-            "Accepted. This Ferry build validates migrations but does not run itineraries yet; it waits.",
         ));
     } else {
         conditions.push(Condition::fails(
@@ -200,11 +145,11 @@ mod tests {
     }
 
     #[test]
-    fn a_ready_plan_accepts_the_migration_and_says_it_waits() {
+    fn a_ready_plan_accepts_the_migration() {
         let m = migration("a", 10, false);
         assert_eq!(
             types(&admission(&m, Some(&plan(true)), std::slice::from_ref(&m))),
-            [("Ready", true), ("Waiting", true)]
+            [("Ready", true)]
         );
     }
 

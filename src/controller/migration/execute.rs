@@ -1,0 +1,266 @@
+//! Running an admitted migration: build the step context (clients for both clusters), run the current
+//! step, fold its outcome into status with the pure engine, and write status after every step. Also
+//! cancellation and the release of a finished or deleted migration (temporary objects removed from both
+//! clusters, then the finalizer dropped).
+
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Client, ResourceExt};
+
+use super::FINALIZER;
+use crate::Result;
+use crate::api::condition::{self, READY};
+use crate::api::{
+    Category, Condition, Itinerary, MigCluster, MigMigration, MigMigrationStatus, MigPlan, ResourceRef,
+};
+use crate::controller::{Context, remote, status};
+use crate::pipeline::{self, Next, StepContext, StepOutcome};
+
+/// Condition types admission owns; everything else (Running, Succeeded, Failed, …) belongs to the run.
+const ADMISSION_TYPES: &[&str] = &[
+    "InvalidPlanRef",
+    "PlanNotReady",
+    "MigrationInProgress",
+    "ClusterUnavailable",
+    READY,
+];
+
+/// Steps run back to back in one reconcile before yielding to other objects.
+const STEPS_PER_RECONCILE: usize = 32;
+
+/// Replaces the admission conditions in `conditions` with `verdict`, keeping the run's own.
+pub(super) fn fold_admission(
+    conditions: &mut Vec<Condition>,
+    verdict: Vec<Condition>,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    let stale: Vec<String> = conditions
+        .iter()
+        .filter(|c| ADMISSION_TYPES.contains(&c.type_.as_str()))
+        .filter(|c| !verdict.iter().any(|v| v.type_ == c.type_))
+        .map(|c| c.type_.clone())
+        .collect();
+    for type_ in stale {
+        condition::remove(conditions, &type_);
+    }
+    for wanted in verdict {
+        condition::set(conditions, wanted, now);
+    }
+}
+
+/// Writes `desired` when it differs from `current` (with Events for changed conditions).
+pub(super) async fn write(
+    ctx: &Context,
+    migration: &MigMigration,
+    current: &MigMigrationStatus,
+    desired: &MigMigrationStatus,
+) -> Result<()> {
+    status::apply(
+        ctx,
+        migration,
+        Some(current),
+        desired,
+        &current.conditions,
+        &desired.conditions,
+    )
+    .await
+}
+
+/// Runs steps of an admitted migration until one needs time, the itinerary ends, or the budget of
+/// steps per reconcile is spent.
+pub(super) async fn run(
+    migration: &MigMigration,
+    plan: MigPlan,
+    mut desired: MigMigrationStatus,
+    ctx: &Context,
+) -> Result<Action> {
+    let mut written = migration.status.clone().unwrap_or_default();
+    ensure_finalizer(ctx, migration).await?;
+    let step_ctx = match step_context(ctx, migration, plan).await {
+        Ok(step_ctx) => step_ctx,
+        Err(problem) => {
+            let unavailable =
+                Condition::holds("ClusterUnavailable", Category::Critical, "Unreachable", problem);
+            condition::set(&mut desired.conditions, unavailable, &status::now());
+            write(ctx, migration, &written, &desired).await?;
+            return Ok(Action::requeue(ctx.retry));
+        }
+    };
+    let itinerary = Itinerary::for_spec(&migration.spec);
+    pipeline::start(&mut desired, itinerary, &status::now());
+    for _ in 0..STEPS_PER_RECONCILE {
+        let Some((index, name)) = pipeline::current_step(&desired) else {
+            write(ctx, migration, &written, &desired).await?;
+            return Ok(Action::await_change());
+        };
+        let started_at = desired.pipeline[index]
+            .started
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)
+            .unwrap_or_else(status::now);
+        let outcome = match pipeline::steps::run(&name, &step_ctx_with(&step_ctx, &desired)).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::info!(migration = %migration.name_any(), step = %name, error = %err, "step failed; retrying");
+                StepOutcome::Retry {
+                    reason: err.to_string(),
+                    after: ctx.retry,
+                }
+            }
+        };
+        let (next_status, next) = pipeline::advance(&desired, outcome, &started_at, &status::now());
+        desired = next_status;
+        write(ctx, migration, &written, &desired).await?;
+        written = desired.clone();
+        match next {
+            Next::Continue => continue,
+            Next::RequeueAfter(after) => return Ok(Action::requeue(after)),
+            Next::Finished => return Ok(Action::requeue(Duration::from_millis(100))),
+        }
+    }
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+/// The step context seeing the status as it is now (steps read when they started, retries, …).
+fn step_ctx_with(step_ctx: &StepContext, status: &MigMigrationStatus) -> StepContext {
+    let mut step_ctx = step_ctx.clone();
+    step_ctx.migration.status = Some(status.clone());
+    step_ctx
+}
+
+/// Marks a migration canceled. Temporary objects go when it is released; a quiesced source stays as
+/// it is, with its recorded way back, for a rollback to restore.
+pub(super) async fn cancel(
+    migration: &MigMigration,
+    _plan: Option<&MigPlan>,
+    mut desired: MigMigrationStatus,
+    ctx: &Context,
+) -> Result<Action> {
+    let current = migration.status.clone().unwrap_or_default();
+    let at = desired.phase.clone().unwrap_or_else(|| "Validating".into());
+    let quiesced = desired
+        .pipeline
+        .iter()
+        .any(|s| s.name == "QuiesceSource" && s.started.is_some());
+    let mut message = format!("Canceled at {at}.");
+    if quiesced {
+        message.push_str(" The source app may be quiesced; run a rollback to restore it.");
+    }
+    let now = status::now();
+    condition::remove(&mut desired.conditions, "Running");
+    condition::set(
+        &mut desired.conditions,
+        Condition::holds("Canceled", Category::Advisory, "Canceled", message).durable(),
+        &now,
+    );
+    desired.phase = Some("Canceled".into());
+    write(ctx, migration, &current, &desired).await?;
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+/// Removes the temporary objects of a finished or deleted migration from both clusters, then its
+/// finalizer. Without a plan (or reachable clusters) they cannot be found: the finalizer is kept and
+/// the attempt repeated, unless the migration is being deleted and the plan is gone for good.
+pub(super) async fn release(migration: &MigMigration, ctx: &Context) -> Result<()> {
+    if !migration.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let uid = migration.uid().unwrap_or_default();
+    let own_ns = migration.namespace().unwrap_or_default();
+    let plan_ref = &migration.spec.mig_plan_ref;
+    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ref.namespace_or(&own_ns))
+        .get_opt(&plan_ref.name)
+        .await?;
+    match plan {
+        Some(plan) => {
+            let (source, target) = clusters(ctx, &plan).await.map_err(crate::Error::InvalidSpec)?;
+            let mut removed = pipeline::cleanup::delete_temporary(&source, &uid).await?;
+            removed += pipeline::cleanup::delete_temporary(&target, &uid).await?;
+            tracing::info!(migration = %migration.name_any(), removed, "temporary objects removed");
+        }
+        None => tracing::warn!(
+            migration = %migration.name_any(),
+            selector = %pipeline::labels::temporary_selector(&uid),
+            "the plan is gone, so the clusters holding this migration's temporary objects are unknown; \
+             delete them by label"
+        ),
+    }
+    remove_finalizer(ctx, migration).await
+}
+
+async fn ensure_finalizer(ctx: &Context, migration: &MigMigration) -> Result<()> {
+    if migration.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = migration.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    patch_finalizers(ctx, migration, finalizers).await
+}
+
+async fn remove_finalizer(ctx: &Context, migration: &MigMigration) -> Result<()> {
+    let finalizers: Vec<String> = migration
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(ctx, migration, finalizers).await
+}
+
+/// Sets the finalizer list, guarded by the resourceVersion read, so a concurrent change is not lost.
+async fn patch_finalizers(ctx: &Context, migration: &MigMigration, finalizers: Vec<String>) -> Result<()> {
+    let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &migration.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": migration.resource_version()}
+    });
+    api.patch(
+        &migration.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn step_context(
+    ctx: &Context,
+    migration: &MigMigration,
+    plan: MigPlan,
+) -> std::result::Result<StepContext, String> {
+    let (source, target) = clusters(ctx, &plan).await?;
+    Ok(StepContext {
+        host: ctx.client.clone(),
+        source,
+        target,
+        migration: migration.clone(),
+        plan,
+    })
+}
+
+/// Clients for the plan's source and target clusters, or why they cannot be had.
+async fn clusters(ctx: &Context, plan: &MigPlan) -> std::result::Result<(Client, Client), String> {
+    let plan_ns = plan.namespace().unwrap_or_default();
+    let source = cluster_client(ctx, &plan.spec.src_mig_cluster_ref, &plan_ns).await?;
+    let target = cluster_client(ctx, &plan.spec.dest_mig_cluster_ref, &plan_ns).await?;
+    Ok((source, target))
+}
+
+async fn cluster_client(
+    ctx: &Context,
+    reference: &ResourceRef,
+    plan_ns: &str,
+) -> std::result::Result<Client, String> {
+    let namespace = reference.namespace_or(plan_ns);
+    let label = format!("MigCluster {namespace}/{}", reference.name);
+    let cluster = Api::<MigCluster>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&reference.name)
+        .await
+        .map_err(|err| format!("{label}: {err}"))?
+        .ok_or_else(|| format!("{label} does not exist"))?;
+    remote::client_for(&ctx.client, &cluster)
+        .await
+        .map_err(|problem| format!("{label}: {} ({})", problem.message, problem.reason))
+}

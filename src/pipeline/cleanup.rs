@@ -1,0 +1,80 @@
+//! Removing a migration's temporary objects (mover Pods, Services, Routes, Secrets, NetworkPolicies)
+//! from one cluster by the migration-UID label, whatever step created them and even after a crash.
+//! Lasting objects (target namespaces and PVCs) carry no UID label and are never touched here.
+
+use kube::api::{DeleteParams, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, Client, ResourceExt};
+
+use super::labels;
+use crate::Result;
+
+/// `(group, version, kind, plural)` of every kind Ferry creates per migration.
+pub const TEMPORARY_KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "Service", "services"),
+    ("route.openshift.io", "v1", "Route", "routes"),
+    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+    ("", "v1", "Secret", "secrets"),
+];
+
+/// Deletes every temporary object of migration `uid` in the cluster of `client` (all namespaces) and
+/// returns how many deletions were requested. Kinds the cluster does not serve are skipped; objects
+/// already gone count as deleted.
+pub async fn delete_temporary(client: &Client, uid: &str) -> Result<usize> {
+    let selector = labels::temporary_selector(uid);
+    let mut deleted = 0;
+    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let objects = match all.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(err) => return Err(err.into()),
+        };
+        for object in objects {
+            let namespace = object.namespace().unwrap_or_default();
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+            match api.delete(&object.name_any(), &DeleteParams::background()).await {
+                Ok(_) => deleted += 1,
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// UIDs of other migrations of plan `plan_namespace/plan_name` that left temporary objects in the
+/// cluster of `client` (a crashed or deleted run): Prepare removes them so no stale mover writes into
+/// a volume this migration is about to fill.
+pub async fn stale_migrations(
+    client: &Client,
+    plan_namespace: &str,
+    plan_name: &str,
+    keep_uid: &str,
+) -> Result<Vec<String>> {
+    let selector = format!(
+        "{}={plan_name},{}={plan_namespace},{uid},{uid}!={keep_uid}",
+        labels::PLAN,
+        labels::PLAN_NAMESPACE,
+        uid = labels::MIGRATION_UID,
+    );
+    let mut uids = std::collections::BTreeSet::new();
+    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        match all.list_metadata(&ListParams::default().labels(&selector)).await {
+            Ok(list) => uids.extend(
+                list.items
+                    .iter()
+                    .filter_map(|o| o.labels().get(labels::MIGRATION_UID).cloned()),
+            ),
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(uids.into_iter().collect())
+}
