@@ -63,12 +63,21 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts a control plane with its data in `dir`, creating a Ready Node for each of `nodes`.
     pub fn start(name: &str, dir: &Path, nodes: &[&str]) -> Result<Self> {
+        Self::start_with(name, dir, nodes, false)
+    }
+
+    /// [`ControlPlane::start`], with kube-scheduler running too when `scheduler` is set, so pods
+    /// without a `nodeName` (Ferry's receivers, Deployments without one in their template) get a node.
+    pub fn start_with(name: &str, dir: &Path, nodes: &[&str], scheduler: bool) -> Result<Self> {
         let binary = controlplane_binary()?;
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let mut command = Command::new(&binary);
         command.arg("serve").arg("--data-dir").arg(dir);
         for node in nodes {
             command.arg("--node").arg(node);
+        }
+        if scheduler {
+            command.arg("--scheduler");
         }
         let log = dir.join("controlplane.log");
         let mut process = Supervised::spawn(&format!("control plane {name}"), command, &log, true)?;
