@@ -10,8 +10,10 @@ mod controlplane;
 pub mod git_server;
 pub mod node_agent;
 mod process;
+pub mod world;
 
 pub use apply::{apply_yaml, install_crds, wait_for_crds, wait_for_default_service_account};
 pub use controlplane::{ControlPlane, controlplane_binary};
 pub use node_agent::{NodeAgent, NodeAgentOptions};
 pub use process::ControllerProcess;
+pub use world::{Sandbox, SandboxOptions};

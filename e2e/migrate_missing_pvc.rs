@@ -1,0 +1,103 @@
+//! Scenario: a plan that names a PVC the source does not have. The plan says which one is missing, a
+//! migration of it is held back with a clear condition, and nothing is created in either cluster.
+
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::time::Duration;
+
+use ferry::api::plan::QuiesceMethod;
+use ferry::sandbox::world::{APP_NAMESPACE, PLAN_NAME};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use scenario::Scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
+    let patch = serde_json::json!({"spec": {"persistentVolumes": {"include": ["db-data", "orders-data"]}}});
+    scenario
+        .plans()
+        .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    // The plan names the missing claim.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
+        let conditions = plan.status.unwrap_or_default().conditions;
+        if let Some(c) = conditions
+            .iter()
+            .find(|c| c.type_ == "PersistentVolumeClaimNotFound")
+        {
+            assert!(!conditions.iter().any(|c| c.type_ == "Ready" && c.is_true()));
+            break c.message.clone().unwrap_or_default();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no PersistentVolumeClaimNotFound: {conditions:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(message.contains("orders-data"), "{message}");
+
+    // A stage of it is held back, and says why.
+    scenario.create_migration("stage-1", |s| s.stage = true).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let m = scenario.migrations().get("stage-1").await.unwrap();
+        let status = m.status.unwrap_or_default();
+        if status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "PlanNotReady" && c.is_true())
+        {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "not held back: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && !c.is_true())
+    );
+    assert!(status.pipeline.iter().all(|s| s.started.is_none()), "{status:#?}");
+
+    // Nothing was created: no PVC besides the app's own in the target, no mover pods or Secrets.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sandbox = &scenario.sandbox;
+    let target_pvcs: Api<PersistentVolumeClaim> = Api::namespaced(sandbox.host_client.clone(), APP_NAMESPACE);
+    let names: Vec<String> = target_pvcs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(names, ["db-data"], "only the app's own claim from its manifests");
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=ferry");
+    for client in [&sandbox.source_client, &sandbox.host_client] {
+        assert!(
+            Api::<Pod>::all(client.clone())
+                .list(&managed)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(
+            Api::<Secret>::all(client.clone())
+                .list(&managed)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+    scenario.stop().await;
+}

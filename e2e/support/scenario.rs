@@ -1,0 +1,207 @@
+//! Shared harness of the migration scenarios (`e2e/migrate_*.rs`): the whole sandbox
+//! (`ferry::sandbox::Sandbox`: two control planes, node agents, git server, BIND9, controller), and
+//! helpers to create a MigMigration and follow it to its end, failing with the controller's log.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferry::api::plan::QuiesceMethod;
+use ferry::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef};
+use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
+use ferry::sandbox::{Sandbox, SandboxOptions};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+/// A started sandbox and the temporary directory it lives in.
+pub struct Scenario {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// Starts the sandbox with the app installed and the plan created; waits until the plan is Ready.
+    pub async fn start(quiesce: QuiesceMethod) -> Scenario {
+        Self::start_with(quiesce, true).await
+    }
+
+    /// [`Scenario::start`], with or without the controller running.
+    pub async fn start_with(quiesce: QuiesceMethod, controller: bool) -> Scenario {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-scenario-")
+            .tempdir()
+            .unwrap();
+        let started = Instant::now();
+        let sandbox = Sandbox::start(SandboxOptions {
+            dir: dir.path().to_path_buf(),
+            ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
+            controller,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));
+        sandbox.install_app().await.unwrap();
+        sandbox.create_plan(quiesce).await.unwrap();
+        eprintln!("sandbox ready in {:.1}s", started.elapsed().as_secs_f64());
+        let scenario = Scenario { sandbox, dir };
+        if controller {
+            scenario.wait_plan_ready().await;
+        }
+        scenario
+    }
+
+    pub fn plans(&self) -> Api<MigPlan> {
+        Api::namespaced(self.sandbox.host_client.clone(), FERRY_NAMESPACE)
+    }
+
+    pub fn migrations(&self) -> Api<MigMigration> {
+        Api::namespaced(self.sandbox.host_client.clone(), FERRY_NAMESPACE)
+    }
+
+    pub fn controller_log(&self) -> String {
+        std::fs::read_to_string(self.sandbox.controller_log()).unwrap_or_default()
+    }
+
+    /// Waits until the plan is Ready with its volume discovered.
+    pub async fn wait_plan_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let plan = self.plans().get(PLAN_NAME).await.unwrap();
+            let status = plan.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.is_true());
+            if ready && !status.volumes.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "plan not Ready: {:#?}\ncontroller log:\n{}",
+                    status.conditions,
+                    self.controller_log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Creates a migration of the plan named `name` with `spec` flags.
+    pub async fn create_migration(
+        &self,
+        name: &str,
+        set: impl FnOnce(&mut MigMigrationSpec),
+    ) -> MigMigration {
+        let mut spec = MigMigrationSpec {
+            mig_plan_ref: ResourceRef {
+                name: PLAN_NAME.into(),
+                namespace: Some(FERRY_NAMESPACE.into()),
+            },
+            ..MigMigrationSpec::default()
+        };
+        set(&mut spec);
+        let migration = MigMigration::new(name, spec);
+        self.migrations()
+            .create(&PostParams::default(), &migration)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until migration `name` has Succeeded (panics with its status and the controller log if
+    /// it Failed or `timeout` passed). Returns it.
+    pub async fn wait_succeeded(&self, name: &str, timeout: Duration) -> MigMigration {
+        let migration = self.wait_finished(name, timeout).await;
+        let status = migration.status.clone().unwrap_or_default();
+        if !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Succeeded" && c.is_true())
+        {
+            panic!(
+                "migration {name} did not succeed: {:#?}\ncontroller log (tail):\n{}",
+                status,
+                tail(&self.controller_log(), 60)
+            );
+        }
+        migration
+    }
+
+    /// Waits until migration `name` has Succeeded, Failed or been Canceled.
+    pub async fn wait_finished(&self, name: &str, timeout: Duration) -> MigMigration {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let migration = self.migrations().get(name).await.unwrap();
+            let status = migration.status.clone().unwrap_or_default();
+            let finished = status
+                .conditions
+                .iter()
+                .any(|c| ["Succeeded", "Failed", "Canceled"].contains(&c.type_.as_str()) && c.is_true());
+            if finished {
+                return migration;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "migration {name} did not finish within {timeout:?}: {:#?}\ncontroller log (tail):\n{}",
+                    status,
+                    tail(&self.controller_log(), 60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Stops everything, checking every process exits cleanly.
+    pub async fn stop(self) {
+        let Scenario { sandbox, dir } = self;
+        assert!(sandbox.stop().await, "a sandbox process did not exit cleanly");
+        drop(dir);
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `name → (durations in seconds)` of the pipeline steps, for logs.
+pub fn step_summary(migration: &MigMigration) -> BTreeMap<String, String> {
+    migration
+        .status
+        .iter()
+        .flat_map(|s| s.pipeline.iter())
+        .map(|step| {
+            (
+                step.name.clone(),
+                format!(
+                    "{} {}",
+                    step.message.clone().unwrap_or_default(),
+                    if step.skipped { "(skipped)" } else { "" }
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Writes `files` (relative path → contents) under `root`, creating folders.
+pub fn write_files(root: &Path, files: &[(&str, &[u8])]) {
+    for (path, contents) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+    }
+}
+
+/// Replica counts of the Deployments in the app namespace of a cluster.
+pub async fn replicas(client: &kube::Client) -> BTreeMap<String, i32> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), ferry::sandbox::world::APP_NAMESPACE);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| (d.name_any(), d.spec.replicas.unwrap_or(1)))
+        .collect()
+}

@@ -1,0 +1,285 @@
+//! The whole sandbox in one value: two real control planes (source, and target = the host cluster
+//! Ferry runs against), an e2e node agent on each cluster's node, a git server holding the example
+//! app's repo, BIND9 serving the app's zone, and the `ferry controller` process. `ferry demo` and the
+//! e2e migration scenarios both start one, so the demo shows exactly what the tests prove.
+//!
+//! ```text
+//!  source control plane ── node-a agent (movers run as processes, other pods marked Running)
+//!  target control plane ── node-b agent          ▲ ferry controller (host = target)
+//!  git http-backend (repo "shop": clusters/source, clusters/target)    BIND9 (zone ferry.test)
+//! ```
+//!
+//! "Storage" is local directories: each cluster gets a hostPath PersistentVolume per app volume,
+//! pre-bound (claimRef) to the claim that will use it, as a static provisioner would.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use kube::Client;
+
+use super::bind::Bind;
+use super::git_server::GitServer;
+use super::{
+    ControlPlane, ControllerProcess, NodeAgent, NodeAgentOptions, apply_yaml, install_crds,
+    wait_for_default_service_account,
+};
+use crate::api::plan::QuiesceMethod;
+use crate::dns::{Provider, RecordSet, RecordType};
+use crate::{Error, Result};
+
+/// The node of the source cluster.
+pub const SOURCE_NODE: &str = "node-a";
+/// The node of the target cluster.
+pub const TARGET_NODE: &str = "node-b";
+/// Namespace of Ferry's resources in the host cluster.
+pub const FERRY_NAMESPACE: &str = "ferry-demo";
+/// The app's namespace (same name in both clusters).
+pub const APP_NAMESPACE: &str = "shop";
+/// The app's volume.
+pub const APP_PVC: &str = "db-data";
+/// The DNS zone BIND serves.
+pub const ZONE: &str = "ferry.test";
+/// The app's record before the cutover (the source cluster's ingress).
+pub const SOURCE_ADDRESS: &str = "192.0.2.10";
+/// The address the plan flips it to (the target cluster's ingress).
+pub const TARGET_ADDRESS: &str = "192.0.2.20";
+/// The app's repo on the git server.
+pub const REPO: &str = "shop";
+/// The plan the sandbox creates.
+pub const PLAN_NAME: &str = "shop";
+
+const SOURCE_APP: &str = include_str!("../../e2e/examples/shop/source.yaml");
+const TARGET_APP: &str = include_str!("../../e2e/examples/shop/target.yaml");
+const PLAN: &str = include_str!("../../e2e/examples/shop/plan.yaml");
+const GIT_USER: &str = "ferry";
+
+/// How a sandbox is started.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// Where everything keeps its data and logs.
+    pub dir: PathBuf,
+    /// The `ferry` binary run as the controller and in mover pods.
+    pub ferry_binary: PathBuf,
+    /// Start the controller (a crash test may start and kill it itself).
+    pub controller: bool,
+}
+
+/// A running sandbox. Stop it with [`Sandbox::stop`]; dropping it kills everything less gracefully.
+pub struct Sandbox {
+    /// Where everything lives.
+    pub dir: PathBuf,
+    /// Source cluster.
+    pub source: ControlPlane,
+    /// Target cluster, also the host cluster.
+    pub target: ControlPlane,
+    /// Client of the source cluster.
+    pub source_client: Client,
+    /// Client of the target (host) cluster.
+    pub host_client: Client,
+    /// The git server with the app's repo.
+    pub git: GitServer,
+    /// BIND9 serving [`ZONE`].
+    pub bind: Bind,
+    /// The controller, when running.
+    pub controller: Option<ControllerProcess>,
+    ferry_binary: PathBuf,
+    git_password: String,
+    agents: Vec<NodeAgent>,
+}
+
+impl Sandbox {
+    /// Starts both control planes (with kube-scheduler), the node agents, the git server, BIND and
+    /// (optionally) the controller, and installs Ferry's CRDs into the host cluster.
+    pub async fn start(options: SandboxOptions) -> Result<Self> {
+        let SandboxOptions {
+            dir,
+            ferry_binary,
+            controller,
+        } = options;
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let (source, target) = std::thread::scope(|scope| {
+            let source =
+                scope.spawn(|| ControlPlane::start_with("source", &dir.join("source"), &[SOURCE_NODE], true));
+            let target =
+                scope.spawn(|| ControlPlane::start_with("target", &dir.join("target"), &[TARGET_NODE], true));
+            (source.join(), target.join())
+        });
+        let joined = |r: std::thread::Result<Result<ControlPlane>>| {
+            r.unwrap_or_else(|_| Err(Error::Sandbox("a control-plane start thread panicked".into())))
+        };
+        let (source, target) = (joined(source)?, joined(target)?);
+        let source_client = source.client().await?;
+        let host_client = target.client().await?;
+        install_crds(&host_client).await?;
+
+        let agent_options = NodeAgentOptions {
+            ferry_binary: Some(ferry_binary.clone()),
+            mark_others_running: true,
+            ..NodeAgentOptions::default()
+        };
+        let agents = vec![
+            NodeAgent::start(
+                source_client.clone(),
+                SOURCE_NODE,
+                &dir.join("agent-source"),
+                agent_options.clone(),
+            )?,
+            NodeAgent::start(
+                host_client.clone(),
+                TARGET_NODE,
+                &dir.join("agent-target"),
+                agent_options,
+            )?,
+        ];
+        let git_password = format!("pw-{}", std::process::id());
+        let git = GitServer::start(dir.join("git"), GIT_USER, &git_password).await?;
+        let bind_dir = dir.join("bind");
+        std::fs::create_dir_all(&bind_dir).map_err(Error::io(format!("creating {}", bind_dir.display())))?;
+        let bind = Bind::start(&bind_dir, ZONE).await?;
+        let mut sandbox = Self {
+            dir,
+            source,
+            target,
+            source_client,
+            host_client,
+            git,
+            bind,
+            controller: None,
+            ferry_binary,
+            git_password,
+            agents,
+        };
+        if controller {
+            sandbox.start_controller()?;
+        }
+        Ok(sandbox)
+    }
+
+    /// Starts the controller against the host cluster (its log: `<dir>/controller.log`, appended).
+    pub fn start_controller(&mut self) -> Result<u32> {
+        let controller = ControllerProcess::start(
+            &self.ferry_binary,
+            &self.target.kubeconfig,
+            &self.controller_log(),
+        )?;
+        let pid = controller.pid();
+        self.controller = Some(controller);
+        Ok(pid)
+    }
+
+    /// The controller's log file.
+    pub fn controller_log(&self) -> PathBuf {
+        self.dir.join("controller.log")
+    }
+
+    /// The local directory behind the app's volume in the source (`source == true`) or target cluster.
+    pub fn volume_dir(&self, source: bool) -> PathBuf {
+        let side = if source { "source" } else { "target" };
+        self.dir.join("volumes").join(side).join(APP_PVC)
+    }
+
+    /// Deploys the example app: the repo on the git server, the source app running in the source
+    /// cluster, the target app at zero replicas in the target, a PersistentVolume for the claim in
+    /// each cluster, and the app's DNS record pointing at the source.
+    pub async fn install_app(&self) -> Result<()> {
+        self.git.create_repo(
+            REPO,
+            &[
+                ("clusters/source/shop.yaml", SOURCE_APP),
+                ("clusters/target/shop.yaml", TARGET_APP),
+            ],
+        )?;
+        for (source, client, app) in [
+            (true, &self.source_client, SOURCE_APP),
+            (false, &self.host_client, TARGET_APP),
+        ] {
+            let volume = self.volume_dir(source);
+            std::fs::create_dir_all(&volume).map_err(Error::io(format!("creating {}", volume.display())))?;
+            apply_yaml(client, &persistent_volume(&volume), "default").await?;
+            apply_yaml(
+                client,
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {APP_NAMESPACE}\n"),
+                "default",
+            )
+            .await?;
+            wait_for_default_service_account(client, APP_NAMESPACE).await?;
+            apply_yaml(client, app, APP_NAMESPACE).await?;
+        }
+        let provider = self.bind.provider().await?;
+        let record = RecordSet::new(
+            &self.app_fqdn(),
+            RecordType::A,
+            300,
+            &[SOURCE_ADDRESS.to_string()],
+        )?;
+        provider.replace(std::slice::from_ref(&record)).await?;
+        provider.verify(&[record], Duration::from_secs(10)).await?;
+        Ok(())
+    }
+
+    /// The app's DNS name.
+    pub fn app_fqdn(&self) -> String {
+        format!("{APP_NAMESPACE}.{ZONE}")
+    }
+
+    /// Registers the clusters and creates the plan (`e2e/examples/shop/plan.yaml`) in the host cluster.
+    pub async fn create_plan(&self, quiesce: QuiesceMethod) -> Result<()> {
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let token = self.source.mint_token("ferry-system", "ferry-migration", true)?;
+        let key = &self.bind.key;
+        let method = match quiesce {
+            QuiesceMethod::Commit => "Commit",
+            QuiesceMethod::Patch => "Patch",
+        };
+        let plan = PLAN
+            .replace("${SOURCE_URL}", &self.source.url)
+            .replace("${SOURCE_CA}", &self.source.ca_bundle()?)
+            .replace("${SA_TOKEN}", &b64(&token))
+            .replace("${GIT_URL}", &self.git.url(REPO))
+            .replace("${GIT_USER}", GIT_USER)
+            .replace("${GIT_PASSWORD}", &self.git_password)
+            .replace("${TSIG_NAME}", &key.name)
+            .replace("${TSIG_ALGORITHM}", key.algorithm.as_str())
+            .replace("${TSIG_SECRET}", &key.secret_base64())
+            .replace("${DNS_SERVER}", &self.bind.server())
+            .replace("${DNS_ZONE}", ZONE)
+            .replace("${QUIESCE_METHOD}", method);
+        apply_yaml(
+            &self.host_client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {FERRY_NAMESPACE}\n"),
+            "default",
+        )
+        .await?;
+        apply_yaml(&self.host_client, &plan, FERRY_NAMESPACE).await?;
+        Ok(())
+    }
+
+    /// Stops the controller, the agents, the git server, BIND and both control planes; `true` when
+    /// every process exited cleanly.
+    pub async fn stop(mut self) -> bool {
+        let mut clean = true;
+        if let Some(controller) = self.controller.take() {
+            clean &= controller.stop();
+        }
+        for agent in self.agents.drain(..) {
+            agent.stop().await;
+        }
+        self.git.stop().await;
+        drop(self.bind);
+        clean &= self.source.stop();
+        clean &= self.target.stop();
+        clean
+    }
+}
+
+/// A hostPath PersistentVolume at `dir` pre-bound to the app's claim.
+fn persistent_volume(dir: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {APP_NAMESPACE}-{APP_PVC}\n\
+         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
+         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
+         claimRef: {{namespace: {APP_NAMESPACE}, name: {APP_PVC}}}\n",
+        path = dir.display()
+    )
+}
