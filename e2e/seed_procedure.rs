@@ -150,7 +150,8 @@ async fn seed_procedure_steps_1_to_9() {
         on_remote.items
     );
 
-    // 10. A MigMigration is validated against its plan, accepted, and waits (itineraries come later).
+    // 10. A MigMigration is validated against its plan, accepted, and starts its itinerary (this test has
+    // no node agent, so its movers never run: it stays in StageSync; the migrate_* scenarios run it all).
     apply(&host, MIGRATION_NS, &format!(
         "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigMigration\nmetadata:\n  name: migmigration\n\
          \x20 namespace: {MIGRATION_NS}\nspec:\n  migPlanRef:\n    name: migplan\n    namespace: {MIGRATION_NS}\n\
@@ -160,7 +161,8 @@ async fn seed_procedure_steps_1_to_9() {
     let migrations: Api<MigMigration> = Api::namespaced(host.clone(), MIGRATION_NS);
     let migration = wait_for(&migrations, "migmigration", WAIT, |m| {
         let status = m.status.as_ref()?;
-        condition(&status.conditions, "Waiting").map(|_| m.clone())
+        let prepared = status.pipeline.first()?.completed.is_some();
+        (prepared && condition(&status.conditions, "Running").is_some()).then(|| m.clone())
     })
     .await;
     let status = migration.status.unwrap();
