@@ -1,23 +1,22 @@
-//! `ferry demo`: the whole sandbox on this machine. Two real control planes (source and target), the
-//! controller against the target (the host cluster), an example app with a PVC in the source, and the
-//! MTC-style resources from `e2e/examples/`; it shows the plan become Ready with its volume discovered,
-//! then stops everything cleanly. Migrations themselves arrive with the pipeline.
+//! `ferry demo`: a whole migration on this machine. It starts the sandbox (`crate::sandbox::Sandbox`:
+//! two real control planes, node agents, a git server with the example app's repo, BIND9, the
+//! controller), deploys the app, registers the clusters and the plan, then runs two stages with data
+//! written in between, and a cutover, printing a timeline (steps, bytes, durations) and the downtime
+//! window. Finally it checks the target's data, replicas and DNS answer, and stops everything.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
-use kube::Api;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
 
-use crate::api::{MigCluster, MigPlan, condition};
-use crate::sandbox::{self, ControlPlane, ControllerProcess};
-
-const SOURCE_APP: &str = include_str!("../../e2e/examples/demo-source-app.yaml");
-const DB_POD: &str = include_str!("../../e2e/examples/demo-db-pod.yaml");
-const PLAN: &str = include_str!("../../e2e/examples/demo-plan.yaml");
-const DEMO_NS: &str = "ferry-demo";
+use crate::api::plan::QuiesceMethod;
+use crate::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef, condition};
+use crate::dns::{Provider, RecordKey, RecordType};
+use crate::sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
+use crate::sandbox::{Sandbox, SandboxOptions};
 
 /// Flags of `ferry demo`.
 #[derive(Debug, clap::Args)]
@@ -25,156 +24,356 @@ pub struct Args {
     /// Where the sandbox keeps its data and logs (removed afterwards unless --keep).
     #[arg(long, default_value = ".sandbox")]
     dir: PathBuf,
-    /// Keep the sandbox running until Ctrl-C (prints the kubeconfigs to use with kubectl).
+    /// Keep the sandbox running after the migration until Ctrl-C (prints the kubeconfigs).
     #[arg(long)]
     keep: bool,
-    /// How long to wait for the plan to become Ready.
-    #[arg(long, default_value_t = 120)]
+    /// Quiesce by `Commit` (through Git) or `Patch` (patching the source cluster).
+    #[arg(long, default_value = "Patch", value_parser = parse_method)]
+    quiesce: QuiesceMethod,
+    /// How long each migration may take.
+    #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
+}
+
+fn parse_method(text: &str) -> Result<QuiesceMethod, String> {
+    match text {
+        "Commit" | "commit" => Ok(QuiesceMethod::Commit),
+        "Patch" | "patch" => Ok(QuiesceMethod::Patch),
+        other => Err(format!("{other:?} is not a quiesce method (Commit or Patch)")),
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         dir,
         keep,
+        quiesce,
         timeout_seconds,
     } = args;
-    let started = Instant::now();
+    let clock = Instant::now();
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
 
-    step(
-        started,
-        "starting the source and target control planes (kube-apiserver + etcd + controller-manager)",
+    say(
+        clock,
+        "starting the sandbox: source and target control planes, node agents, git server, BIND9, controller",
     );
-    let (source, target) = std::thread::scope(|scope| {
-        let source = scope.spawn(|| ControlPlane::start("source", &dir.join("source"), &["node-a"]));
-        let target = scope.spawn(|| ControlPlane::start("target", &dir.join("target"), &["node-b"]));
-        (
-            source.join().expect("source thread"),
-            target.join().expect("target thread"),
-        )
-    });
-    let (source, target) = (source?, target?);
-    step(
-        started,
-        &format!("source at {}, target at {}", source.url, target.url),
-    );
-    let source_client = source.client().await?;
-    let host = target.client().await?;
-
-    step(
-        started,
-        "installing Ferry's CRDs into the target (the host cluster)",
-    );
-    sandbox::install_crds(&host).await?;
-    let ferry = std::env::current_exe().context("locating the ferry binary")?;
-    let controller = ControllerProcess::start(&ferry, &target.kubeconfig, &dir.join("controller.log"))?;
-    step(
-        started,
+    let sandbox = Sandbox::start(SandboxOptions {
+        dir: dir.clone(),
+        ferry_binary: std::env::current_exe().context("locating the ferry binary")?,
+        controller: true,
+    })
+    .await?;
+    say(
+        clock,
         &format!(
-            "controller running (pid {}, log {})",
-            controller.pid(),
-            controller.log.display()
+            "source at {}, target (host) at {}",
+            sandbox.source.url, sandbox.target.url
         ),
     );
-
-    step(
-        started,
-        "creating the app in the source: namespace shop, PVC db-data, pod db-0 on node-a",
-    );
-    sandbox::apply_yaml(&source_client, SOURCE_APP, "default").await?;
-    sandbox::wait_for_default_service_account(&source_client, "shop").await?;
-    sandbox::apply_yaml(&source_client, DB_POD, "shop").await?;
-
-    step(
-        started,
-        "registering the clusters and the plan (e2e/examples/demo-plan.yaml)",
-    );
-    let token = source.mint_token("ferry-system", "ferry-migration", true)?;
-    let plan_yaml = PLAN
-        .replace("${SOURCE_URL}", &source.url)
-        .replace("${SOURCE_CA}", &source.ca_bundle()?)
-        .replace(
-            "${SA_TOKEN}",
-            &base64::engine::general_purpose::STANDARD.encode(token),
+    let outcome = migrate(&sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
+    if let Err(err) = &outcome {
+        eprintln!(
+            "ferry demo: {err:#}\n  controller log: {}",
+            sandbox.controller_log().display()
         );
-    sandbox::apply_yaml(
-        &host,
-        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {DEMO_NS}\n"),
-        "default",
-    )
-    .await?;
-    sandbox::apply_yaml(&host, &plan_yaml, DEMO_NS).await?;
-
-    let ready = wait_plan_ready(&host, Duration::from_secs(timeout_seconds), started).await;
-    if let Err(err) = &ready {
-        eprintln!("ferry demo: {err}; controller log: {}", controller.log.display());
     }
-    if ready.is_ok() {
-        print_summary(&host).await?;
-    }
-    if keep && ready.is_ok() {
+    if keep {
         println!("\nThe sandbox keeps running; press Ctrl-C to stop it. Try:");
         println!(
-            "  kubectl --kubeconfig {} -n {DEMO_NS} get migclusters,migplans",
-            target.kubeconfig.display()
+            "  kubectl --kubeconfig {} -n {FERRY_NAMESPACE} get migplans,migmigrations",
+            sandbox.target.kubeconfig.display()
         );
         println!(
-            "  kubectl --kubeconfig {} -n shop get pvc,pods",
-            source.kubeconfig.display()
+            "  kubectl --kubeconfig {} -n {APP_NAMESPACE} get deploy,pvc",
+            sandbox.source.kubeconfig.display()
         );
         tokio::signal::ctrl_c().await.ok();
     }
-
-    step(started, "stopping the controller and both control planes");
-    let clean = controller.stop() & source.stop() & target.stop();
-    if !keep {
+    say(
+        clock,
+        "stopping the controller, the agents, git, BIND9 and both control planes",
+    );
+    let clean = sandbox.stop().await;
+    if !keep && outcome.is_ok() {
         std::fs::remove_dir_all(&dir).ok();
     }
-    ready?;
+    outcome?;
     if !clean {
         bail!("a sandbox process did not exit cleanly");
     }
-    step(started, "done");
+    say(clock, "done");
     Ok(ExitCode::SUCCESS)
 }
 
-fn step(started: Instant, what: &str) {
-    println!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
+/// The story: app, plan, stage, writes, stage, writes, cutover, checks.
+async fn migrate(
+    sandbox: &Sandbox,
+    quiesce: QuiesceMethod,
+    timeout: Duration,
+    clock: Instant,
+) -> anyhow::Result<()> {
+    say(
+        clock,
+        "deploying the example app (repo \"shop\": clusters/source, clusters/target at replicas 0)",
+    );
+    sandbox.install_app().await?;
+    let source_dir = sandbox.volume_dir(true);
+    let written = write_data(&source_dir, 0, 400, 2 << 20)?;
+    say(
+        clock,
+        &format!("the app wrote {written} into its volume (shop/db-data)"),
+    );
+
+    say(
+        clock,
+        &format!("registering the clusters and the plan (quiesce method {quiesce:?})"),
+    );
+    sandbox.create_plan(quiesce).await?;
+    wait_plan_ready(&sandbox.host_client, timeout, clock).await?;
+
+    let stage1 = run_migration(sandbox, "stage-1", |s| s.stage = true, timeout, clock).await?;
+    let written = write_data(&source_dir, 400, 100, 1 << 20)?;
+    say(clock, &format!("the app keeps running and writes {written} more"));
+    let stage2 = run_migration(sandbox, "stage-2", |s| s.stage = true, timeout, clock).await?;
+    let written = write_data(&source_dir, 500, 20, 0)?;
+    say(
+        clock,
+        &format!("the app writes {written} more before the cutover"),
+    );
+    let cutover = run_migration(sandbox, "cutover", |s| s.quiesce_pods = true, timeout, clock).await?;
+
+    println!();
+    for migration in [&stage1, &stage2, &cutover] {
+        print_timeline(migration);
+    }
+    if let Some(window) = cutover.status.as_ref().and_then(|s| s.downtime.clone()) {
+        println!(
+            "\nDowntime window: {} → {} ({:.0} s, QuiesceSource start to VerifyDNS end)",
+            window.start,
+            window.end.unwrap_or_else(|| "?".into()),
+            window.seconds.unwrap_or_default()
+        );
+    }
+    check_result(sandbox).await?;
+    Ok(())
 }
 
-async fn wait_plan_ready(host: &kube::Client, timeout: Duration, started: Instant) -> anyhow::Result<()> {
-    let plans: Api<MigPlan> = Api::namespaced(host.clone(), DEMO_NS);
+/// Writes `count` files `f<first>..` of `size` bytes (and a small journal entry) into `dir`.
+fn write_data(dir: &Path, first: usize, count: usize, size: usize) -> anyhow::Result<String> {
+    let table = dir.join("base");
+    std::fs::create_dir_all(&table)?;
+    let mut bytes = 0;
+    for i in first..first + count {
+        let contents = format!("row {i}\n").repeat(size.max(64) / 8);
+        std::fs::write(table.join(format!("f{i:05}")), &contents)?;
+        bytes += contents.len();
+    }
+    let journal = dir.join("journal.log");
+    let mut entries = std::fs::read_to_string(&journal).unwrap_or_default();
+    entries.push_str(&format!("wrote rows {first}..{}\n", first + count));
+    std::fs::write(&journal, entries)?;
+    Ok(format!("{count} files, {}", human_bytes(bytes as u64)))
+}
+
+async fn run_migration(
+    sandbox: &Sandbox,
+    name: &str,
+    set: impl FnOnce(&mut MigMigrationSpec),
+    timeout: Duration,
+    clock: Instant,
+) -> anyhow::Result<MigMigration> {
+    let mut spec = MigMigrationSpec {
+        mig_plan_ref: ResourceRef {
+            name: PLAN_NAME.into(),
+            namespace: Some(FERRY_NAMESPACE.into()),
+        },
+        ..MigMigrationSpec::default()
+    };
+    set(&mut spec);
+    let what = if spec.stage { "stage" } else { "cutover" };
+    say(clock, &format!("MigMigration {name}: {what}"));
+    let api: Api<MigMigration> = Api::namespaced(sandbox.host_client.clone(), FERRY_NAMESPACE);
+    api.create(&PostParams::default(), &MigMigration::new(name, spec))
+        .await?;
     let deadline = Instant::now() + timeout;
-    let mut last_message = String::new();
+    let mut last = String::new();
     loop {
-        let plan = plans.get("shop").await?;
-        let conditions = plan
-            .status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
+        let migration = api.get(name).await?;
+        let status = migration.status.clone().unwrap_or_default();
+        let running = condition::find(&status.conditions, "Running")
+            .and_then(|c| Some(format!("{} {}", c.message.clone()?, c.reason.clone()?)));
+        let line = running.unwrap_or_else(|| status.phase.clone().unwrap_or_default());
+        let progress = status
+            .pipeline
+            .iter()
+            .find(|s| s.started.is_some() && s.completed.is_none())
+            .map(|s| s.progress.join("; "))
             .unwrap_or_default();
-        if let Some(ready) = condition::find(conditions, condition::READY) {
-            let message = ready.message.clone().unwrap_or_default();
-            if message != last_message {
-                step(
-                    started,
-                    &format!("MigPlan shop: Ready={} — {message}", ready.status),
-                );
-                last_message = message;
-            }
-            if ready.is_true() {
-                return Ok(());
-            }
+        let line = if progress.is_empty() {
+            line
+        } else {
+            format!("{line}: {progress}")
+        };
+        if line != last && !line.is_empty() {
+            say(clock, &format!("  {name}: {line}"));
+            last = line;
+        }
+        if condition::is_true(&status.conditions, "Succeeded") {
+            return Ok(migration);
+        }
+        if condition::is_true(&status.conditions, "Failed") {
+            bail!("MigMigration {name} failed: {}", status.errors.join("; "));
         }
         if Instant::now() > deadline {
-            let problems: Vec<String> = conditions
+            bail!("MigMigration {name} did not finish within {timeout:?} (at {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn print_timeline(migration: &MigMigration) {
+    let status = migration.status.clone().unwrap_or_default();
+    println!(
+        "{} ({:?}):",
+        migration.name_any(),
+        status.itinerary.unwrap_or(crate::api::Itinerary::Stage)
+    );
+    for step in &status.pipeline {
+        let seconds = match (&step.started, &step.completed) {
+            (Some(a), Some(b)) => seconds_between(a, b).map(|s| format!("{s:>4.0}s")),
+            _ => None,
+        };
+        println!(
+            "  {:<28} {:>5}  {}",
+            step.name,
+            seconds.unwrap_or_else(|| "  -".into()),
+            step.message.clone().unwrap_or_default()
+        );
+    }
+}
+
+fn seconds_between(start: &str, end: &str) -> Option<f64> {
+    let start: k8s_openapi::jiff::Timestamp = start.parse().ok()?;
+    let end: k8s_openapi::jiff::Timestamp = end.parse().ok()?;
+    Some(end.duration_since(start).as_secs_f64())
+}
+
+/// The target has the source's data, the app runs there and not in the source, DNS points at it.
+async fn check_result(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let differences = compare_trees(&sandbox.volume_dir(true), &sandbox.volume_dir(false))?;
+    if !differences.is_empty() {
+        bail!(
+            "the target volume differs from the source: {}",
+            differences.join(", ")
+        );
+    }
+    println!("\nChecks:");
+    println!("  target volume identical to the source volume (every file compared)");
+    for (cluster, client) in [
+        ("source", &sandbox.source_client),
+        ("target", &sandbox.host_client),
+    ] {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(client.clone(), APP_NAMESPACE);
+        let replicas: Vec<String> = deployments
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .map(|d| format!("{}={}", d.name_any(), d.spec.replicas.unwrap_or(1)))
+            .collect();
+        println!("  {cluster} replicas: {}", replicas.join(" "));
+    }
+    let served = sandbox
+        .bind
+        .provider()
+        .await?
+        .read(&[RecordKey {
+            fqdn: sandbox.app_fqdn(),
+            record_type: RecordType::A,
+        }])
+        .await?;
+    let values = served.first().map(|s| s.values.join(",")).unwrap_or_default();
+    println!("  {} A {values} (served by BIND9)", sandbox.app_fqdn());
+    if values != TARGET_ADDRESS {
+        bail!("DNS serves {values}, expected {TARGET_ADDRESS}");
+    }
+    Ok(())
+}
+
+/// Paths whose contents differ between two trees (missing on either side included).
+fn compare_trees(a: &Path, b: &Path) -> anyhow::Result<Vec<String>> {
+    let (left, right) = (list_tree(a)?, list_tree(b)?);
+    let mut differ: Vec<String> = left
+        .iter()
+        .filter(|(path, contents)| right.get(*path) != Some(contents))
+        .map(|(path, _)| path.clone())
+        .collect();
+    differ.extend(right.keys().filter(|p| !left.contains_key(*p)).cloned());
+    Ok(differ)
+}
+
+fn list_tree(root: &Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+                files.insert(relative, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn say(clock: Instant, what: &str) {
+    println!("[{:>6.1}s] {what}", clock.elapsed().as_secs_f64());
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+async fn wait_plan_ready(host: &kube::Client, timeout: Duration, clock: Instant) -> anyhow::Result<()> {
+    let plans: Api<MigPlan> = Api::namespaced(host.clone(), FERRY_NAMESPACE);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = plans.get(PLAN_NAME).await?.status.unwrap_or_default();
+        if condition::is_true(&status.conditions, condition::READY) && !status.volumes.is_empty() {
+            for v in &status.volumes {
+                say(
+                    clock,
+                    &format!(
+                        "MigPlan {PLAN_NAME} Ready: volume {}/{} {} {} on {}",
+                        v.namespace,
+                        v.name,
+                        v.size.clone().unwrap_or_default(),
+                        v.access_modes.join(","),
+                        v.node.clone().unwrap_or_else(|| "-".into())
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let problems: Vec<String> = status
+                .conditions
                 .iter()
-                .filter(|c| c.type_ != condition::READY)
                 .filter_map(|c| c.message.clone())
                 .collect();
             bail!(
@@ -182,43 +381,6 @@ async fn wait_plan_ready(host: &kube::Client, timeout: Duration, started: Instan
                 problems.join(" ")
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-async fn print_summary(host: &kube::Client) -> anyhow::Result<()> {
-    println!("\nMigClusters:");
-    for cluster in Api::<MigCluster>::namespaced(host.clone(), DEMO_NS)
-        .list(&Default::default())
-        .await?
-    {
-        let status = cluster.status.unwrap_or_default();
-        let ready = condition::find(&status.conditions, condition::READY);
-        println!(
-            "  {:<8} Ready={:<5} {}",
-            cluster.metadata.name.unwrap_or_default(),
-            ready.map_or("?", |c| c.status.as_str()),
-            ready.and_then(|c| c.message.clone()).unwrap_or_default()
-        );
-    }
-    let plan = Api::<MigPlan>::namespaced(host.clone(), DEMO_NS)
-        .get("shop")
-        .await?;
-    println!("\nMigPlan shop volumes:");
-    println!(
-        "  {:<20} {:<6} {:<8} {:<16} {:<6} NODE",
-        "PVC", "SIZE", "CLASS", "ACCESS", "BOUND"
-    );
-    for v in plan.status.unwrap_or_default().volumes {
-        println!(
-            "  {:<20} {:<6} {:<8} {:<16} {:<6} {}",
-            format!("{}/{}", v.namespace, v.name),
-            v.size.unwrap_or_default(),
-            v.storage_class.unwrap_or_default(),
-            v.access_modes.join(","),
-            v.bound,
-            v.node.unwrap_or_else(|| "-".into())
-        );
-    }
-    Ok(())
 }
