@@ -205,3 +205,16 @@ pub async fn replicas(client: &kube::Client) -> BTreeMap<String, i32> {
         .map(|d| (d.name_any(), d.spec.replicas.unwrap_or(1)))
         .collect()
 }
+
+/// Polls `check` until it holds, panicking after 30 s.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

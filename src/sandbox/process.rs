@@ -17,7 +17,12 @@ pub(crate) struct Supervised {
 impl Supervised {
     /// Starts `command` with stderr (and stdout unless piped by the caller) appended to `log`.
     pub(crate) fn spawn(name: &str, mut command: Command, log: &Path, pipe_stdout: bool) -> Result<Self> {
-        let file = std::fs::File::create(log).map_err(Error::io(format!("creating {}", log.display())))?;
+        // Appended, so a restarted process (crash tests) keeps the earlier run's lines.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(Error::io(format!("opening {}", log.display())))?;
         let stdout = if pipe_stdout {
             Stdio::piped()
         } else {
@@ -93,7 +98,18 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     /// Starts `ferry_binary controller --kubeconfig host_kubeconfig`, logging to `log`.
     pub fn start(ferry_binary: &Path, host_kubeconfig: &Path, log: &Path) -> Result<Self> {
+        Self::start_with_env(ferry_binary, host_kubeconfig, log, &[])
+    }
+
+    /// [`ControllerProcess::start`] with extra environment variables (test hooks).
+    pub fn start_with_env(
+        ferry_binary: &Path,
+        host_kubeconfig: &Path,
+        log: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Self> {
         let mut command = Command::new(ferry_binary);
+        command.envs(env.iter().copied());
         command
             .arg("controller")
             .arg("--kubeconfig")

@@ -158,10 +158,16 @@ impl Sandbox {
 
     /// Starts the controller against the host cluster (its log: `<dir>/controller.log`, appended).
     pub fn start_controller(&mut self) -> Result<u32> {
-        let controller = ControllerProcess::start(
+        self.start_controller_with_env(&[])
+    }
+
+    /// [`Sandbox::start_controller`] with extra environment variables (test hooks).
+    pub fn start_controller_with_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) -> Result<u32> {
+        let controller = ControllerProcess::start_with_env(
             &self.ferry_binary,
             &self.target.kubeconfig,
             &self.controller_log(),
+            env,
         )?;
         let pid = controller.pid();
         self.controller = Some(controller);
@@ -216,6 +222,15 @@ impl Sandbox {
         provider.replace(std::slice::from_ref(&record)).await?;
         provider.verify(&[record], Duration::from_secs(10)).await?;
         Ok(())
+    }
+
+    /// The commit the app repo's branch points at.
+    pub fn git_head(&self) -> String {
+        let repo = git2::Repository::open_bare(self.git.repo_path(REPO));
+        repo.ok()
+            .and_then(|r| r.refname_to_id("refs/heads/main").ok())
+            .map(|oid| oid.to_string())
+            .unwrap_or_default()
     }
 
     /// The app's DNS name.

@@ -111,6 +111,7 @@ pub(super) async fn run(
                 }
             }
         };
+        crash_test_gate(&name).await;
         let (next_status, next) = pipeline::advance(&desired, outcome, &started_at, &status::now());
         desired = next_status;
         write(ctx, migration, &written, &desired).await?;
@@ -263,4 +264,25 @@ async fn cluster_client(
     remote::client_for(&ctx.client, &cluster)
         .await
         .map_err(|problem| format!("{label}: {} ({})", problem.message, problem.reason))
+}
+
+/// Test hook for the crash-safety scenario: with `FERRY_TEST_STEP_GATE=<dir>` set, the first run of
+/// each step stops after the step's work is done and before its outcome is written (the most
+/// dangerous moment to die), announces itself with `<dir>/<step>.waiting`, and waits for
+/// `<dir>/<step>.go`. The test SIGKILLs the controller there, restarts it, and lets it pass.
+async fn crash_test_gate(step: &str) {
+    let Some(dir) = std::env::var_os("FERRY_TEST_STEP_GATE").map(std::path::PathBuf::from) else {
+        return;
+    };
+    let go = dir.join(format!("{step}.go"));
+    if go.exists() {
+        return;
+    }
+    let _ = std::fs::write(
+        dir.join(format!("{step}.waiting")),
+        std::process::id().to_string(),
+    );
+    while !go.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -1,0 +1,106 @@
+//! Scenario: a stage, writes while the app runs, then a Patch-mode cutover with the DNS flip, on two
+//! real control planes with the movers run by the node agents, real rsync, real BIND9. Afterwards the
+//! target volume equals the source, the app runs on the target with the source's replica counts, the
+//! source is at zero with its way back recorded, DNS answers with the target, and no temporary object
+//! is left in either cluster.
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::time::Duration;
+
+use ferry::api::plan::QuiesceMethod;
+use ferry::dns::{Provider, RecordKey, RecordType};
+use ferry::sandbox::world::TARGET_ADDRESS;
+use kube::api::ListParams;
+use scenario::{Scenario, replicas, write_files};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
+    let source_dir = scenario.sandbox.volume_dir(true);
+    let target_dir = scenario.sandbox.volume_dir(false);
+    write_files(
+        &source_dir,
+        &[
+            ("base/1", b"one"),
+            ("base/2", &[7u8; 300_000]),
+            ("journal", b"a\n"),
+        ],
+    );
+
+    scenario.create_migration("stage-1", |s| s.stage = true).await;
+    let stage = scenario.wait_succeeded("stage-1", TIMEOUT).await;
+    mover::assert_same_tree(&source_dir, &target_dir);
+    let status = stage.status.unwrap();
+    assert_eq!(status.itinerary, Some(ferry::api::Itinerary::Stage));
+    assert!(
+        status.pipeline.iter().all(|s| s.completed.is_some()),
+        "{status:#?}"
+    );
+    assert_eq!(
+        replicas(&scenario.sandbox.source_client).await["db"],
+        1,
+        "a stage leaves the app running"
+    );
+
+    // The app keeps writing; the cutover's syncs carry the changes over.
+    write_files(&source_dir, &[("base/3", b"three"), ("journal", b"a\nb\n")]);
+    std::fs::remove_file(source_dir.join("base/1")).unwrap();
+    let before = replicas(&scenario.sandbox.source_client).await;
+    scenario
+        .create_migration("cutover", |s| s.quiesce_pods = true)
+        .await;
+    let cutover = scenario.wait_succeeded("cutover", TIMEOUT).await;
+    mover::assert_same_tree(&source_dir, &target_dir);
+
+    let status = cutover.status.unwrap();
+    let downtime = status
+        .downtime
+        .clone()
+        .expect("a cutover records its downtime window");
+    assert!(
+        downtime.end.is_some() && downtime.seconds.is_some(),
+        "{downtime:?}"
+    );
+    let source_after = replicas(&scenario.sandbox.source_client).await;
+    let target_after = replicas(&scenario.sandbox.host_client).await;
+    assert!(
+        source_after.values().all(|r| *r == 0),
+        "source quiesced: {source_after:?}"
+    );
+    assert_eq!(target_after, before, "target runs what the source ran");
+
+    let served = scenario
+        .sandbox
+        .bind
+        .provider()
+        .await
+        .unwrap()
+        .read(&[RecordKey {
+            fqdn: scenario.sandbox.app_fqdn(),
+            record_type: RecordType::A,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(served[0].values, [TARGET_ADDRESS]);
+
+    let managed =
+        ListParams::default().labels("app.kubernetes.io/managed-by=ferry,migration.ferry.dev/migration-uid");
+    for client in [&scenario.sandbox.source_client, &scenario.sandbox.host_client] {
+        let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::all(client.clone());
+        let secrets = kube::Api::<k8s_openapi::api::core::v1::Secret>::all(client.clone());
+        let services = kube::Api::<k8s_openapi::api::core::v1::Service>::all(client.clone());
+        scenario::eventually("temporary objects removed", || async {
+            pods.list(&managed).await.unwrap().items.is_empty()
+                && secrets.list(&managed).await.unwrap().items.is_empty()
+                && services.list(&managed).await.unwrap().items.is_empty()
+        })
+        .await;
+    }
+    scenario.stop().await;
+}

@@ -1,0 +1,41 @@
+//! Scenario: state-only migration (`migrateState`, the seeds' GitOps procedure): the volumes are
+//! synced, nothing about the app changes in either cluster (its manifests are Argo CD's job).
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::time::Duration;
+
+use ferry::api::plan::QuiesceMethod;
+use scenario::{Scenario, replicas, write_files};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_only_moves_data_and_leaves_the_app_alone() {
+    let scenario = Scenario::start(QuiesceMethod::Commit).await;
+    let source_dir = scenario.sandbox.volume_dir(true);
+    write_files(
+        &source_dir,
+        &[("pgdata/base/1", &[1u8; 100_000]), ("pgdata/PG_VERSION", b"16\n")],
+    );
+    let source_before = replicas(&scenario.sandbox.source_client).await;
+    let target_before = replicas(&scenario.sandbox.host_client).await;
+    let head_before = scenario.sandbox.git_head();
+
+    scenario
+        .create_migration("state", |s| s.migrate_state = true)
+        .await;
+    let migration = scenario.wait_succeeded("state", Duration::from_secs(240)).await;
+    let status = migration.status.unwrap();
+    assert_eq!(status.itinerary, Some(ferry::api::Itinerary::Stage));
+    mover::assert_same_tree(&source_dir, &scenario.sandbox.volume_dir(false));
+    assert_eq!(replicas(&scenario.sandbox.source_client).await, source_before);
+    assert_eq!(replicas(&scenario.sandbox.host_client).await, target_before);
+    assert_eq!(
+        scenario.sandbox.git_head(),
+        head_before,
+        "no commit to the app's repo"
+    );
+    scenario.stop().await;
+}
