@@ -106,6 +106,9 @@ struct SendArgs {
     /// The rsync program.
     #[arg(long, env = "FERRY_MOVER_RSYNC", default_value = "rsync")]
     rsync: PathBuf,
+    /// Also write the final stats record here (in a pod: the termination-message file).
+    #[arg(long, env = "FERRY_MOVER_STATS_FILE")]
+    stats_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -195,6 +198,7 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         progress_interval_ms,
         io_timeout,
         rsync,
+        stats_file,
     } = args;
     super::init_logging(true);
     let config = mover::SendConfig {
@@ -219,6 +223,7 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         supplemental_groups,
         progress_interval: Duration::from_millis(progress_interval_ms),
         io_timeout_secs: io_timeout,
+        stats_file,
     };
     match mover::send::run(config).await {
         Ok(_) => Ok(ExitCode::SUCCESS),

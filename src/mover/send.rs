@@ -66,6 +66,9 @@ pub struct SendConfig {
     pub progress_interval: Duration,
     /// rsync `--timeout`: seconds without I/O before giving up (then retried).
     pub io_timeout_secs: u64,
+    /// Where to also write the final record (a pod's termination-message file), with rsync's message
+    /// on a second line when the run failed.
+    pub stats_file: Option<PathBuf>,
 }
 
 /// How a send ended (also printed as the final `stats` line).
@@ -140,6 +143,13 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
             success,
         };
         super::emit(&stats);
+        if let Some(path) = &config.stats_file {
+            write_stats_file(
+                path,
+                &stats,
+                (!success).then_some((run.code, run.message.as_str())),
+            );
+        }
         if !success {
             return Err(Error::Rsync {
                 code: run.code,
@@ -151,6 +161,20 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
             rsync_exit_code: run.code,
             success,
         });
+    }
+}
+
+/// Writes the final record (and the failure) where the controller reads it: a pod's
+/// termination-message file. Best effort: stdout already has the record.
+fn write_stats_file(path: &std::path::Path, stats: &Progress, failure: Option<(i32, &str)>) {
+    let mut text = serde_json::to_string(stats).unwrap_or_default();
+    if let Some((code, message)) = failure {
+        text.push_str(&format!("\nrsync exited with code {code}: {message}"));
+    }
+    // A termination message holds at most 4096 bytes; keep the JSON line whole.
+    let text: String = text.chars().take(4000).collect();
+    if let Err(err) = std::fs::write(path, text) {
+        tracing::warn!(path = %path.display(), error = %err, "cannot write the stats file");
     }
 }
 

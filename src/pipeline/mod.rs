@@ -17,11 +17,13 @@ pub mod cleanup;
 pub mod context;
 pub mod engine;
 pub mod labels;
+pub mod movers;
 pub mod quantity;
 pub mod quiesce;
 pub mod quiesced;
 pub mod steps;
 pub mod target;
+pub mod transfer;
 
 pub use context::StepContext;
 pub use engine::{Next, StepOutcome, advance, current_step, start};

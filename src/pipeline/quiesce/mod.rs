@@ -6,5 +6,5 @@
 pub mod patch;
 pub mod workloads;
 
-pub use patch::{Kind, quiesce_patch, unquiesce_patch};
+pub use patch::{Kind, quiesce_patch, restore_on_target_patch, unquiesce_patch};
 pub use workloads::{Summary, quiesce_namespace, unquiesce_namespace};

@@ -180,6 +180,13 @@ pub fn unquiesce_patch(kind: Kind, object: &Value) -> Option<Value> {
     Some(json!({"metadata": {"annotations": remove(key)}, "spec": spec}))
 }
 
+/// The merge patch that gives the target cluster's copy of a workload the value recorded on the
+/// source's `object` (UnquiesceTarget in Patch mode), or `None` when the source carries no record.
+pub fn restore_on_target_patch(kind: Kind, source_object: &Value) -> Option<Value> {
+    let restore = unquiesce_patch(kind, source_object)?;
+    Some(json!({"spec": restore["spec"].clone()}))
+}
+
 #[cfg(test)]
 #[path = "patch_tests.rs"]
 mod tests;

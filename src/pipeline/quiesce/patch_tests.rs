@@ -99,3 +99,14 @@ fn owned_objects_are_left_to_their_owner() {
     let by_cron = json!({"metadata": {"ownerReferences": [{"kind": "CronJob", "name": "nightly"}]}});
     assert!(Kind::Job.is_owned_elsewhere(&by_cron));
 }
+
+#[test]
+fn the_target_gets_the_value_recorded_on_the_source_and_no_record_of_its_own() {
+    let source = json!({"metadata": {"annotations": {PRE_REPLICAS: "3"}}, "spec": {"replicas": 0}});
+    assert_eq!(
+        restore_on_target_patch(Kind::StatefulSet, &source),
+        Some(json!({"spec": {"replicas": 3}}))
+    );
+    let untouched = json!({"metadata": {}, "spec": {"replicas": 2}});
+    assert_eq!(restore_on_target_patch(Kind::Deployment, &untouched), None);
+}

@@ -4,10 +4,14 @@
 
 pub mod destination;
 pub mod dns;
+pub mod movers;
 pub mod prepare;
+pub mod workloads;
 
+use super::movers::Pass;
 use super::{StepContext, StepOutcome};
 use crate::Result;
+use crate::api::plan::QuiesceMethod;
 
 /// Runs one step of the current itinerary. Every step is safe to run again after any outcome or a
 /// crash: it observes what exists first.
@@ -21,8 +25,41 @@ pub async fn run(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
         "VerifyDNS" => dns::verify(ctx).await,
         "RestoreDNS" => dns::restore(ctx).await,
         "CleanupMovers" | "Cleanup" => prepare::cleanup(ctx).await,
+        "CreateMoverSecrets" => movers::ensure_secrets(ctx).await,
+        "CreateMoverEndpoints" => movers::ensure_endpoints(ctx).await,
+        "CreateMoverPods" => movers::ensure_pods(ctx, Pass::Stage).await,
+        "WaitForTransfer" => movers::wait_for_transfer(ctx, Pass::Stage).await,
+        "StageSync" => movers::sync(ctx, Pass::Stage).await,
+        "FinalSync" => movers::sync(ctx, Pass::Final).await,
+        "Verify" => movers::sync(ctx, Pass::Verify).await,
+        "EnsureSourceQuiesced" => workloads::ensure_source_quiesced(ctx).await,
+        "EnsureTargetReady" => workloads::ensure_target_ready(ctx).await,
+        "QuiesceSource" | "UnquiesceTarget" | "QuiesceTarget" | "UnquiesceSource" | "RevertCommits" => {
+            workload_step(step, ctx).await
+        }
         other => Ok(StepOutcome::Failed(format!(
             "step {other} is not part of this Ferry build"
+        ))),
+    }
+}
+
+/// The steps whose way depends on the quiesce method: Commit goes through Git, Patch through the
+/// clusters. Without a `gitops` section the method is Patch.
+async fn workload_step(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
+    let commit = ctx
+        .plan
+        .spec
+        .gitops
+        .as_ref()
+        .is_some_and(|g| g.quiesce.method == QuiesceMethod::Commit);
+    match (step, commit) {
+        ("QuiesceSource", false) => workloads::quiesce_source(ctx).await,
+        ("UnquiesceTarget", false) => workloads::unquiesce_target(ctx).await,
+        ("QuiesceTarget", false) => workloads::quiesce_target(ctx).await,
+        ("UnquiesceSource", false) => workloads::unquiesce_source(ctx).await,
+        ("RevertCommits", false) => Ok(StepOutcome::Skipped("Patch mode made no commits".into())),
+        (other, _) => Ok(StepOutcome::Failed(format!(
+            "step {other} in Commit mode is not part of this Ferry build; use gitops.quiesce.method Patch"
         ))),
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod container;
+mod kube_proxy;
 mod others;
 mod paths;
 mod pod;
@@ -126,6 +127,7 @@ impl NodeAgent {
             processes: processes.clone(),
             stopping: stopping.clone(),
         });
+        tokio::spawn(kube_proxy::run(shared.clone()));
         let task = tokio::spawn(watch(shared));
         Ok(Self {
             stopping,

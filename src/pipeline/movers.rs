@@ -1,0 +1,417 @@
+//! The objects that run the mover for one migration, built as pure values (DESIGN.md §6): per volume a
+//! receive pod (target cluster, mounting the target PVC) behind a Service of the plan's endpoint type,
+//! and per volume and pass a send pod (source cluster, mounting the source PVC read-only) that dials it.
+//! Certificates live in one server Secret per target namespace and one client Secret per source
+//! namespace. Every object carries the migration's UID label, so cleanup finds it.
+//!
+//! Decisions:
+//! - The sender verifies the receiver's certificate against the fixed name [`SERVER_NAME`], not the
+//!   address it dials: the address (node IP, load balancer, route host) is only known after the
+//!   Service exists, while the per-migration CA already makes the name unique to this migration.
+//! - Receivers listen on `$(POD_IP):<port>` with a port derived from the migration UID and the volume
+//!   index (20000–29999): any port works in a cluster, and distinct ones let several receivers share
+//!   one machine in the sandbox.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+
+use crate::api::plan::{DiscoveredVolume, EndpointType};
+
+/// The name in every receiver certificate, which senders check.
+pub const SERVER_NAME: &str = "receiver.mover.migration.ferry.dev";
+/// The image run when the plan names none.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/ferry-dev/ferry:", env!("CARGO_PKG_VERSION"));
+/// Label telling movers apart: `receive` or `send`.
+pub const ROLE: &str = "migration.ferry.dev/mover";
+/// Label with the volume index, which pairs a sender with its receiver.
+pub const VOLUME_INDEX: &str = "migration.ferry.dev/volume-index";
+/// Where pods mount the volume, the certificates and the proxy URL.
+const DATA: &str = "/data";
+const CERTS: &str = "/certs";
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Which sync a send pod performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// While the app runs: vanished files (rsync 24) are fine.
+    Stage,
+    /// After quiesce: strict, and with checksums when verification is asked for.
+    Final,
+    /// A checksum pass after the final sync.
+    Verify,
+}
+
+impl Pass {
+    /// Lower-case name used in object names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pass::Stage => "stage",
+            Pass::Final => "final",
+            Pass::Verify => "verify",
+        }
+    }
+}
+
+/// What the builders need to know about the migration.
+#[derive(Clone, Debug)]
+pub struct MoverSpec {
+    /// Migration UID.
+    pub uid: String,
+    /// Labels every object gets (the plan's and the UID).
+    pub labels: BTreeMap<String, String>,
+    /// Container image.
+    pub image: String,
+    /// Endpoint type for receivers.
+    pub endpoint: EndpointType,
+    /// Groups of the source and target pods' security contexts.
+    pub src_groups: Vec<i64>,
+    /// See `src_groups`.
+    pub target_groups: Vec<i64>,
+    /// `--bwlimit` in KiB/s.
+    pub bw_limit: Option<u32>,
+    /// Whether a proxy URL Secret exists for senders.
+    pub proxy: bool,
+    /// Checksums on the final sync.
+    pub verify: bool,
+}
+
+fn short(uid: &str) -> String {
+    uid.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Name of the receive pod and its Service for volume `index`.
+pub fn receiver_name(uid: &str, index: usize) -> String {
+    format!("ferry-recv-{}-{index}", short(uid))
+}
+
+/// Name of the send pod for volume `index` and `pass`.
+pub fn sender_name(uid: &str, index: usize, pass: Pass) -> String {
+    format!("ferry-send-{}-{index}-{}", short(uid), pass.as_str())
+}
+
+/// Name of the server Secret (target namespaces).
+pub fn server_secret_name(uid: &str) -> String {
+    format!("ferry-mover-server-{}", short(uid))
+}
+
+/// Name of the client Secret (source namespaces).
+pub fn client_secret_name(uid: &str) -> String {
+    format!("ferry-mover-client-{}", short(uid))
+}
+
+/// Name of the Secret holding the proxy URL (source namespaces).
+pub fn proxy_secret_name(uid: &str) -> String {
+    format!("ferry-mover-proxy-{}", short(uid))
+}
+
+/// The receiver's port for volume `index` (FNV-1a of the UID, spread over 20000–29999).
+pub fn port(uid: &str, index: usize) -> i32 {
+    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    20000 + ((hash.wrapping_add(index as u64 * 7919)) % 10000) as i32
+}
+
+fn labels(spec: &MoverSpec, role: &str, index: usize) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.insert(ROLE.into(), role.into());
+    labels.insert(VOLUME_INDEX.into(), index.to_string());
+    labels
+}
+
+fn meta(name: &str, namespace: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A TLS Secret in the layout the mover reads (`ca.crt`, `tls.crt`, `tls.key`).
+pub fn tls_secret(spec: &MoverSpec, name: &str, namespace: &str, ca: &str, cert: &str, key: &str) -> Secret {
+    Secret {
+        metadata: meta(name, namespace, spec.labels.clone()),
+        type_: Some("kubernetes.io/tls".into()),
+        string_data: Some(BTreeMap::from([
+            ("ca.crt".into(), ca.into()),
+            ("tls.crt".into(), cert.into()),
+            ("tls.key".into(), key.into()),
+        ])),
+        ..Secret::default()
+    }
+}
+
+/// The Secret holding the proxy URL, which carries a password and so never goes into a pod spec.
+pub fn proxy_secret(spec: &MoverSpec, namespace: &str, url: &str) -> Secret {
+    Secret {
+        metadata: meta(&proxy_secret_name(&spec.uid), namespace, spec.labels.clone()),
+        string_data: Some(BTreeMap::from([("url".into(), url.into())])),
+        ..Secret::default()
+    }
+}
+
+fn security_context(groups: &[i64]) -> serde_json::Value {
+    if groups.is_empty() {
+        json!({})
+    } else {
+        json!({"supplementalGroups": groups})
+    }
+}
+
+fn groups_env(groups: &[i64]) -> serde_json::Value {
+    let text: Vec<String> = groups.iter().map(ToString::to_string).collect();
+    json!({"name": "FERRY_MOVER_SUPPLEMENTAL_GROUPS", "value": text.join(",")})
+}
+
+/// The receive pod of volume `index`, mounting the target PVC.
+pub fn receive_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> Pod {
+    let port = port(&spec.uid, index);
+    let mut env = vec![
+        json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+        json!({"name": "FERRY_MOVER_LISTEN", "value": format!("$(POD_IP):{port}")}),
+        json!({"name": "FERRY_MOVER_ROOT", "value": DATA}),
+        json!({"name": "FERRY_MOVER_CERTS_DIR", "value": CERTS}),
+    ];
+    if !spec.target_groups.is_empty() {
+        env.push(groups_env(&spec.target_groups));
+    }
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, labels(spec, "receive", index)),
+        "spec": {
+            "restartPolicy": "Always",
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 10,
+            "securityContext": security_context(&spec.target_groups),
+            "containers": [{
+                "name": "mover",
+                "image": spec.image,
+                "command": ["ferry", "mover", "receive"],
+                "env": env,
+                "ports": [{"name": "rsync-tls", "containerPort": port, "protocol": "TCP"}],
+                "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2},
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [
+                    {"name": "data", "mountPath": DATA},
+                    {"name": "certs", "mountPath": CERTS, "readOnly": true},
+                ],
+            }],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": volume.target_name}},
+                {"name": "certs", "secret": {"secretName": server_secret_name(&spec.uid), "defaultMode": 0o400}},
+            ],
+        }
+    });
+    serde_json::from_value(pod).expect("a valid pod")
+}
+
+/// The Service in front of receiver `index`, of the plan's endpoint type (Route: a ClusterIP Service
+/// the Route points at).
+pub fn receive_service(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> Service {
+    let port = port(&spec.uid, index);
+    let type_ = match spec.endpoint {
+        EndpointType::NodePort => "NodePort",
+        EndpointType::LoadBalancer => "LoadBalancer",
+        EndpointType::ClusterIP | EndpointType::Route => "ClusterIP",
+    };
+    let mut selector = spec.labels.clone();
+    selector.insert(ROLE.into(), "receive".into());
+    selector.insert(VOLUME_INDEX.into(), index.to_string());
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, labels(spec, "receive", index)),
+        "spec": {
+            "type": type_,
+            "selector": selector,
+            "ports": [{"name": "rsync-tls", "port": port, "targetPort": "rsync-tls", "protocol": "TCP"}],
+        }
+    });
+    serde_json::from_value(service).expect("a valid service")
+}
+
+/// The OpenShift Route (TLS passthrough) to receiver `index`.
+pub fn receive_route(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> serde_json::Value {
+    let name = receiver_name(&spec.uid, index);
+    json!({
+        "apiVersion": "route.openshift.io/v1", "kind": "Route",
+        "metadata": meta(&name, &volume.target_namespace, labels(spec, "receive", index)),
+        "spec": {
+            "to": {"kind": "Service", "name": name},
+            "port": {"targetPort": "rsync-tls"},
+            "tls": {"termination": "passthrough"},
+        }
+    })
+}
+
+/// Where a sender dials receiver Service `service`: `host:port`, once the endpoint has an address.
+pub fn connect_address(
+    endpoint: EndpointType,
+    service: &Service,
+    nodes: &[Node],
+    route_host: Option<&str>,
+) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    let port = spec.ports.as_ref()?.first()?;
+    match endpoint {
+        EndpointType::ClusterIP => {
+            let ip = spec
+                .cluster_ip
+                .as_deref()
+                .filter(|ip| !ip.is_empty() && *ip != "None")?;
+            Some(host_port(ip, port.port))
+        }
+        EndpointType::NodePort => {
+            let address = nodes.iter().filter(|n| node_ready(n)).find_map(node_address)?;
+            Some(host_port(&address, port.node_port?))
+        }
+        EndpointType::LoadBalancer => {
+            let ingress = service
+                .status
+                .as_ref()?
+                .load_balancer
+                .as_ref()?
+                .ingress
+                .as_ref()?
+                .first()?;
+            let host = ingress.ip.clone().or_else(|| ingress.hostname.clone())?;
+            Some(host_port(&host, port.port))
+        }
+        EndpointType::Route => route_host.map(|host| host_port(host, 443)),
+    }
+}
+
+fn host_port(host: &str, port: i32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A node's InternalIP, else its ExternalIP.
+fn node_address(node: &Node) -> Option<String> {
+    let addresses = node.status.as_ref()?.addresses.as_ref()?;
+    ["InternalIP", "ExternalIP"].iter().find_map(|kind| {
+        addresses
+            .iter()
+            .find(|a| a.type_ == *kind)
+            .map(|a| a.address.clone())
+    })
+}
+
+/// The send pod of volume `index` for `pass`, dialling `connect`.
+pub fn send_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume, pass: Pass, connect: &str) -> Pod {
+    let flag = |on: bool| if on { "true" } else { "false" };
+    let mut env = vec![
+        json!({"name": "FERRY_MOVER_CONNECT", "value": connect}),
+        json!({"name": "FERRY_MOVER_SERVER_NAME", "value": SERVER_NAME}),
+        json!({"name": "FERRY_MOVER_CERTS_DIR", "value": CERTS}),
+        json!({"name": "FERRY_MOVER_SOURCE", "value": DATA}),
+        json!({"name": "FERRY_MOVER_FINAL", "value": flag(pass != Pass::Stage)}),
+        json!({"name": "FERRY_MOVER_VERIFY", "value": flag(pass == Pass::Verify || (pass == Pass::Final && spec.verify))}),
+        json!({"name": "FERRY_MOVER_STATS_FILE", "value": TERMINATION_LOG}),
+        json!({"name": "FERRY_MOVER_RETRY_DELAY_MS", "value": "1000"}),
+    ];
+    if let Some(limit) = spec.bw_limit {
+        env.push(json!({"name": "FERRY_MOVER_BWLIMIT", "value": limit.to_string()}));
+    }
+    if spec.proxy {
+        env.push(
+            json!({"name": "FERRY_MOVER_PROXY", "valueFrom": {"secretKeyRef": {
+            "name": proxy_secret_name(&spec.uid), "key": "url"}}}),
+        );
+    }
+    if !spec.src_groups.is_empty() {
+        env.push(groups_env(&spec.src_groups));
+    }
+    let rwo = volume
+        .access_modes
+        .iter()
+        .any(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod");
+    let mut pod_spec = json!({
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": false,
+        "securityContext": security_context(&spec.src_groups),
+        "containers": [{
+            "name": "mover",
+            "image": spec.image,
+            "command": ["ferry", "mover", "send"],
+            "env": env,
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [
+                {"name": "data", "mountPath": DATA, "readOnly": true},
+                {"name": "certs", "mountPath": CERTS, "readOnly": true},
+            ],
+        }],
+        "volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": volume.name, "readOnly": true}},
+            {"name": "certs", "secret": {"secretName": client_secret_name(&spec.uid), "defaultMode": 0o400}},
+        ],
+    });
+    // A ReadWriteOnce volume can only be mounted on the node that already mounts it.
+    if let Some(node) = volume.node.as_ref().filter(|_| rwo) {
+        pod_spec["nodeName"] = json!(node);
+    }
+    let mut labels = labels(spec, "send", index);
+    labels.insert("migration.ferry.dev/pass".into(), pass.as_str().into());
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": meta(&sender_name(&spec.uid, index, pass), &volume.namespace, labels),
+        "spec": pod_spec,
+    });
+    serde_json::from_value(pod).expect("a valid pod")
+}
+
+/// NetworkPolicies (plan `networkPolicies`): ingress to receiver `index` on its port (target), and
+/// egress from its senders to the port they dial (`dial_port`: the node port, load balancer or route
+/// port) plus DNS (source).
+pub fn network_policies(
+    spec: &MoverSpec,
+    index: usize,
+    volume: &DiscoveredVolume,
+    dial_port: u16,
+) -> (NetworkPolicy, NetworkPolicy) {
+    let port = port(&spec.uid, index);
+    let select = |role: &str| {
+        json!({"matchLabels": {ROLE: role, VOLUME_INDEX: index.to_string(),
+                crate::pipeline::labels::MIGRATION_UID: spec.uid}})
+    };
+    let ingress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, spec.labels.clone()),
+        "spec": {"podSelector": select("receive"), "policyTypes": ["Ingress"],
+                 "ingress": [{"ports": [{"protocol": "TCP", "port": port}]}]}
+    });
+    let egress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": meta(&format!("ferry-send-{}-{index}", short(&spec.uid)), &volume.namespace, spec.labels.clone()),
+        "spec": {"podSelector": select("send"), "policyTypes": ["Egress"],
+                 "egress": [{"ports": [{"protocol": "TCP", "port": dial_port},
+                                        {"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}
+    });
+    (
+        serde_json::from_value(ingress).expect("a valid policy"),
+        serde_json::from_value(egress).expect("a valid policy"),
+    )
+}
+
+#[cfg(test)]
+#[path = "movers_tests.rs"]
+mod tests;

@@ -1,0 +1,164 @@
+use super::*;
+
+fn spec(endpoint: EndpointType) -> MoverSpec {
+    MoverSpec {
+        uid: "0f3a9c1e-1111-2222-3333-444455556666".into(),
+        labels: crate::pipeline::labels::temporary_labels(
+            "ferry",
+            "shop",
+            "0f3a9c1e-1111-2222-3333-444455556666",
+        ),
+        image: DEFAULT_IMAGE.into(),
+        endpoint,
+        src_groups: vec![],
+        target_groups: vec![1000],
+        bw_limit: None,
+        proxy: true,
+        verify: false,
+    }
+}
+
+fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {
+    DiscoveredVolume {
+        name: "db-data".into(),
+        namespace: "shop".into(),
+        target_name: "db-data-new".into(),
+        target_namespace: "shop-new".into(),
+        access_modes: modes.iter().map(|m| m.to_string()).collect(),
+        node: node.map(String::from),
+        ..DiscoveredVolume::default()
+    }
+}
+
+#[test]
+fn ports_are_stable_distinct_per_volume_and_in_range() {
+    let uid = "0f3a9c1e-1111";
+    assert_eq!(port(uid, 0), port(uid, 0));
+    assert_ne!(port(uid, 0), port(uid, 1));
+    for i in 0..50 {
+        assert!((20000..30000).contains(&port(uid, i)));
+    }
+}
+
+#[test]
+fn the_receiver_mounts_the_target_claim_and_listens_on_its_pod_ip() {
+    let s = spec(EndpointType::NodePort);
+    let pod = receive_pod(&s, 0, &volume(&["ReadWriteOnce"], Some("node-a")));
+    assert_eq!(pod.metadata.namespace.as_deref(), Some("shop-new"));
+    let pod_spec = pod.spec.unwrap();
+    assert!(pod_spec.node_name.is_none(), "the scheduler places receivers");
+    let volumes = pod_spec.volumes.unwrap();
+    assert_eq!(
+        volumes[0].persistent_volume_claim.as_ref().unwrap().claim_name,
+        "db-data-new"
+    );
+    let env = pod_spec.containers[0].env.clone().unwrap();
+    let listen = env.iter().find(|e| e.name == "FERRY_MOVER_LISTEN").unwrap();
+    assert_eq!(
+        listen.value.as_deref(),
+        Some(format!("$(POD_IP):{}", port(&s.uid, 0)).as_str())
+    );
+    assert_eq!(
+        pod_spec.security_context.unwrap().supplemental_groups,
+        Some(vec![1000])
+    );
+}
+
+#[test]
+fn a_sender_of_a_read_write_once_volume_is_pinned_to_its_node() {
+    let s = spec(EndpointType::NodePort);
+    let rwo = send_pod(
+        &s,
+        0,
+        &volume(&["ReadWriteOnce"], Some("node-a")),
+        Pass::Stage,
+        "127.0.0.1:31000",
+    );
+    assert_eq!(rwo.spec.as_ref().unwrap().node_name.as_deref(), Some("node-a"));
+    let rwx = send_pod(
+        &s,
+        0,
+        &volume(&["ReadWriteMany"], Some("node-a")),
+        Pass::Stage,
+        "127.0.0.1:31000",
+    );
+    assert!(rwx.spec.as_ref().unwrap().node_name.is_none());
+}
+
+#[test]
+fn the_final_pass_is_strict_and_the_proxy_comes_from_a_secret() {
+    let s = spec(EndpointType::NodePort);
+    let env_of = |pass| {
+        let pod = send_pod(&s, 1, &volume(&["ReadWriteMany"], None), pass, "10.0.0.1:30000");
+        assert_eq!(pod.metadata.name.clone().unwrap(), sender_name(&s.uid, 1, pass));
+        pod.spec.unwrap().containers[0].env.clone().unwrap()
+    };
+    let value = |env: &[k8s_openapi::api::core::v1::EnvVar], name: &str| {
+        env.iter().find(|e| e.name == name).and_then(|e| e.value.clone())
+    };
+    let stage = env_of(Pass::Stage);
+    assert_eq!(value(&stage, "FERRY_MOVER_FINAL").as_deref(), Some("false"));
+    let proxy = stage.iter().find(|e| e.name == "FERRY_MOVER_PROXY").unwrap();
+    assert!(
+        proxy.value.is_none() && proxy.value_from.is_some(),
+        "never inline: it holds a password"
+    );
+    let final_ = env_of(Pass::Final);
+    assert_eq!(value(&final_, "FERRY_MOVER_FINAL").as_deref(), Some("true"));
+    assert_eq!(value(&final_, "FERRY_MOVER_VERIFY").as_deref(), Some("false"));
+    assert_eq!(
+        value(&env_of(Pass::Verify), "FERRY_MOVER_VERIFY").as_deref(),
+        Some("true")
+    );
+}
+
+#[test]
+fn addresses_per_endpoint_type() {
+    let s = spec(EndpointType::NodePort);
+    let v = volume(&["ReadWriteOnce"], None);
+    let mut service = receive_service(&s, 0, &v);
+    let port = port(&s.uid, 0);
+    {
+        let spec = service.spec.as_mut().unwrap();
+        spec.cluster_ip = Some("10.96.0.10".into());
+        spec.ports.as_mut().unwrap()[0].node_port = Some(31234);
+    }
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "addresses": [{"type": "Hostname", "address": "n"}, {"type": "InternalIP", "address": "192.0.2.5"}]}}))
+    .unwrap();
+    assert_eq!(
+        connect_address(EndpointType::NodePort, &service, &[node.clone()], None).as_deref(),
+        Some("192.0.2.5:31234")
+    );
+    assert_eq!(
+        connect_address(EndpointType::ClusterIP, &service, &[], None),
+        Some(format!("10.96.0.10:{port}"))
+    );
+    assert_eq!(
+        connect_address(EndpointType::LoadBalancer, &service, &[], None),
+        None,
+        "no address yet"
+    );
+    service.status =
+        serde_json::from_value(json!({"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}})).unwrap();
+    assert_eq!(
+        connect_address(EndpointType::LoadBalancer, &service, &[], None),
+        Some(format!("lb.example:{port}"))
+    );
+    assert_eq!(
+        connect_address(EndpointType::Route, &service, &[], Some("r.apps.example")).as_deref(),
+        Some("r.apps.example:443")
+    );
+}
+
+#[test]
+fn network_policies_open_only_the_mover_ports() {
+    let s = spec(EndpointType::NodePort);
+    let (ingress, egress) = network_policies(&s, 0, &volume(&["ReadWriteOnce"], None), 31234);
+    let ingress = serde_json::to_value(ingress).unwrap();
+    assert_eq!(ingress["spec"]["ingress"][0]["ports"][0]["port"], port(&s.uid, 0));
+    let egress = serde_json::to_value(egress).unwrap();
+    assert_eq!(egress["spec"]["egress"][0]["ports"][0]["port"], 31234);
+    assert_eq!(egress["metadata"]["namespace"], "shop");
+}
