@@ -35,6 +35,7 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
 
     scenario.create_migration("stage-1", |s| s.stage = true).await;
     let stage = scenario.wait_succeeded("stage-1", TIMEOUT).await;
+    let stage_copy = stage.clone();
     mover::assert_same_tree(&source_dir, &target_dir);
     let status = stage.status.unwrap();
     assert_eq!(status.itinerary, Some(ferry::api::Itinerary::Stage));
@@ -58,6 +59,7 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
     let cutover = scenario.wait_succeeded("cutover", TIMEOUT).await;
     mover::assert_same_tree(&source_dir, &target_dir);
 
+    eprintln!("stage: {:#?}\ncutover: {:#?}", scenario::step_summary(&stage_copy), scenario::step_summary(&cutover));
     let status = cutover.status.unwrap();
     let downtime = status
         .downtime
