@@ -59,7 +59,11 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
     let cutover = scenario.wait_succeeded("cutover", TIMEOUT).await;
     mover::assert_same_tree(&source_dir, &target_dir);
 
-    eprintln!("stage: {:#?}\ncutover: {:#?}", scenario::step_summary(&stage_copy), scenario::step_summary(&cutover));
+    eprintln!(
+        "stage: {:#?}\ncutover: {:#?}",
+        scenario::step_summary(&stage_copy),
+        scenario::step_summary(&cutover)
+    );
     let status = cutover.status.unwrap();
     let downtime = status
         .downtime

@@ -51,6 +51,9 @@ func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pk
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--event-ttl=1h",
+		// Sandbox nodes are all this machine: dial a node's InternalIP (127.0.0.1) for the
+		// kubelet API the e2e node agent serves (pods/log), never its unresolvable hostname.
+		"--kubelet-preferred-address-types=InternalIP",
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("kube-apiserver flags: %w", err)

@@ -43,7 +43,10 @@ func ensureNode(ctx context.Context, client kubernetes.Interface, name string) e
 			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "fake node"),
 			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "fake node, no kubelet"),
 		},
-		Addresses: []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: name}},
+		Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
+			{Type: corev1.NodeHostName, Address: name},
+		},
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion:          fakeKubeletVersion,
 			OperatingSystem:         "linux",

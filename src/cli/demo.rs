@@ -122,7 +122,7 @@ async fn migrate(
     );
     sandbox.install_app().await?;
     let source_dir = sandbox.volume_dir(true);
-    let written = write_data(&source_dir, 0, 400, 2 << 20)?;
+    let written = write_data(&source_dir, 0, 400, 64 << 10)?;
     say(
         clock,
         &format!("the app wrote {written} into its volume (shop/db-data)"),
@@ -136,7 +136,7 @@ async fn migrate(
     wait_plan_ready(&sandbox.host_client, timeout, clock).await?;
 
     let stage1 = run_migration(sandbox, "stage-1", |s| s.stage = true, timeout, clock).await?;
-    let written = write_data(&source_dir, 400, 100, 1 << 20)?;
+    let written = write_data(&source_dir, 400, 100, 16 << 10)?;
     say(clock, &format!("the app keeps running and writes {written} more"));
     let stage2 = run_migration(sandbox, "stage-2", |s| s.stage = true, timeout, clock).await?;
     let written = write_data(&source_dir, 500, 20, 0)?;
@@ -152,7 +152,7 @@ async fn migrate(
     }
     if let Some(window) = cutover.status.as_ref().and_then(|s| s.downtime.clone()) {
         println!(
-            "\nDowntime window: {} → {} ({:.0} s, QuiesceSource start to VerifyDNS end)",
+            "\nDowntime window: {} → {} ({:.2} s, QuiesceSource start to VerifyDNS end)",
             window.start,
             window.end.unwrap_or_else(|| "?".into()),
             window.seconds.unwrap_or_default()
@@ -244,11 +244,11 @@ fn print_timeline(migration: &MigMigration) {
     );
     for step in &status.pipeline {
         let seconds = match (&step.started, &step.completed) {
-            (Some(a), Some(b)) => seconds_between(a, b).map(|s| format!("{s:>4.0}s")),
+            (Some(a), Some(b)) => seconds_between(a, b).map(|s| format!("{s:>5.2}s")),
             _ => None,
         };
         println!(
-            "  {:<28} {:>5}  {}",
+            "  {:<28} {:>6}  {}",
             step.name,
             seconds.unwrap_or_else(|| "  -".into()),
             step.message.clone().unwrap_or_default()

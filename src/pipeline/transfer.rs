@@ -84,6 +84,11 @@ pub fn last_progress(log_tail: &str) -> Option<Progress> {
 pub fn progress_line(label: &str, record: &Progress) -> String {
     match record {
         Progress::Progress {
+            bytes_total: 0,
+            files_done,
+            ..
+        } => format!("{label}: scanning, {files_done} files so far"),
+        Progress::Progress {
             bytes_done,
             bytes_total,
             files_done,

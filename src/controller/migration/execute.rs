@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
@@ -89,7 +90,7 @@ pub(super) async fn run(
         }
     };
     let itinerary = Itinerary::for_spec(&migration.spec);
-    pipeline::start(&mut desired, itinerary, &status::now());
+    pipeline::start(&mut desired, itinerary, &precise_now());
     for _ in 0..STEPS_PER_RECONCILE {
         let Some((index, name)) = pipeline::current_step(&desired) else {
             write(ctx, migration, &written, &desired).await?;
@@ -99,8 +100,8 @@ pub(super) async fn run(
             .started
             .as_deref()
             .and_then(|s| s.parse().ok())
-            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)
-            .unwrap_or_else(status::now);
+            .map(Time)
+            .unwrap_or_else(precise_now);
         let outcome = match pipeline::steps::run(&name, &step_ctx_with(&step_ctx, &desired)).await {
             Ok(outcome) => outcome,
             Err(err) => {
@@ -112,7 +113,7 @@ pub(super) async fn run(
             }
         };
         crash_test_gate(&name).await;
-        let (next_status, next) = pipeline::advance(&desired, outcome, &started_at, &status::now());
+        let (next_status, next) = pipeline::advance(&desired, outcome, &started_at, &precise_now());
         desired = next_status;
         write(ctx, migration, &written, &desired).await?;
         written = desired.clone();
@@ -123,6 +124,12 @@ pub(super) async fn run(
         }
     }
     Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+/// Now, to the millisecond: step times and the downtime window are measured in seconds and less.
+fn precise_now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(now.round(k8s_openapi::jiff::Unit::Millisecond).unwrap_or(now))
 }
 
 /// The step context seeing the status as it is now (steps read when they started, retries, …).

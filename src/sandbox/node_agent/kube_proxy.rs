@@ -2,17 +2,16 @@
 //! 127.0.0.1, so for each NodePort (or LoadBalancer, which also has node ports) Service whose selector
 //! matches a Running pod on this agent's node, the agent listens on `127.0.0.1:<nodePort>` and forwards
 //! each connection to `podIP:targetPort` — as kube-proxy does with `externalTrafficPolicy: Local`.
-//! It also reports the node's address (InternalIP 127.0.0.1), as a kubelet does, so clients that
-//! look up a node address to dial a NodePort find one.
+//! (The node's address, InternalIP 127.0.0.1, is reported by `kubelet_api`.)
 //!
-//! The Services and pods are re-listed every half second: simple, and plenty for tests.
+//! The Services and pods are re-listed every 200 ms: simple, and plenty for tests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -27,7 +26,6 @@ struct Forward {
 
 /// Runs until the agent stops.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    report_node_address(&shared).await;
     let mut forwards: HashMap<u16, Forward> = HashMap::new();
     loop {
         match wanted(&shared).await {
@@ -36,26 +34,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         tokio::select! {
             () = shared.stopping.cancelled() => break,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
     for forward in forwards.into_values() {
         forward.task.abort();
-    }
-}
-
-/// Patches the node's status with InternalIP 127.0.0.1 and its hostname.
-async fn report_node_address(shared: &Shared) {
-    let nodes: Api<Node> = Api::all(shared.client.clone());
-    let patch = serde_json::json!({"status": {"addresses": [
-        {"type": "InternalIP", "address": "127.0.0.1"},
-        {"type": "Hostname", "address": shared.node},
-    ]}});
-    if let Err(err) = nodes
-        .patch_status(&shared.node, &PatchParams::default(), &Patch::Strategic(&patch))
-        .await
-    {
-        tracing::warn!(node = %shared.node, "reporting the node address: {err}");
     }
 }
 

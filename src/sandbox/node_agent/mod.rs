@@ -12,6 +12,7 @@
 
 mod container;
 mod kube_proxy;
+mod kubelet_api;
 mod others;
 mod paths;
 mod pod;
@@ -128,6 +129,12 @@ impl NodeAgent {
             stopping: stopping.clone(),
         });
         tokio::spawn(kube_proxy::run(shared.clone()));
+        let kubelet = shared.clone();
+        tokio::spawn(async move {
+            if let Err(err) = kubelet_api::start(kubelet.clone()).await {
+                tracing::warn!(node = %kubelet.node, "the kubelet log API is not available: {err}");
+            }
+        });
         let task = tokio::spawn(watch(shared));
         Ok(Self {
             stopping,
