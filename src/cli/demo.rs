@@ -148,7 +148,13 @@ async fn migrate(
 
     println!();
     for migration in [&stage1, &stage2, &cutover] {
-        print_timeline(migration);
+        print!(
+            "{}",
+            super::follow::summary(
+                &migration.name_any(),
+                &migration.status.clone().unwrap_or_default()
+            )
+        );
     }
     if let Some(window) = cutover.status.as_ref().and_then(|s| s.downtime.clone()) {
         println!(
@@ -176,7 +182,10 @@ fn write_data(dir: &Path, first: usize, count: usize, size: usize) -> anyhow::Re
     let mut entries = std::fs::read_to_string(&journal).unwrap_or_default();
     entries.push_str(&format!("wrote rows {first}..{}\n", first + count));
     std::fs::write(&journal, entries)?;
-    Ok(format!("{count} files, {}", human_bytes(bytes as u64)))
+    Ok(format!(
+        "{count} files, {}",
+        crate::pipeline::transfer::human_bytes(bytes as u64)
+    ))
 }
 
 async fn run_migration(
@@ -204,20 +213,7 @@ async fn run_migration(
     loop {
         let migration = api.get(name).await?;
         let status = migration.status.clone().unwrap_or_default();
-        let running = condition::find(&status.conditions, "Running")
-            .and_then(|c| Some(format!("{} {}", c.message.clone()?, c.reason.clone()?)));
-        let line = running.unwrap_or_else(|| status.phase.clone().unwrap_or_default());
-        let progress = status
-            .pipeline
-            .iter()
-            .find(|s| s.started.is_some() && s.completed.is_none())
-            .map(|s| s.progress.join("; "))
-            .unwrap_or_default();
-        let line = if progress.is_empty() {
-            line
-        } else {
-            format!("{line}: {progress}")
-        };
+        let line = super::follow::status_line(&status);
         if line != last && !line.is_empty() {
             say(clock, &format!("  {name}: {line}"));
             last = line;
@@ -233,33 +229,6 @@ async fn run_migration(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-fn print_timeline(migration: &MigMigration) {
-    let status = migration.status.clone().unwrap_or_default();
-    println!(
-        "{} ({:?}):",
-        migration.name_any(),
-        status.itinerary.unwrap_or(crate::api::Itinerary::Stage)
-    );
-    for step in &status.pipeline {
-        let seconds = match (&step.started, &step.completed) {
-            (Some(a), Some(b)) => seconds_between(a, b).map(|s| format!("{s:>5.2}s")),
-            _ => None,
-        };
-        println!(
-            "  {:<28} {:>6}  {}",
-            step.name,
-            seconds.unwrap_or_else(|| "  -".into()),
-            step.message.clone().unwrap_or_default()
-        );
-    }
-}
-
-fn seconds_between(start: &str, end: &str) -> Option<f64> {
-    let start: k8s_openapi::jiff::Timestamp = start.parse().ok()?;
-    let end: k8s_openapi::jiff::Timestamp = end.parse().ok()?;
-    Some(end.duration_since(start).as_secs_f64())
 }
 
 /// The target has the source's data, the app runs there and not in the source, DNS points at it.
@@ -336,17 +305,6 @@ fn list_tree(root: &Path) -> anyhow::Result<std::collections::BTreeMap<String, V
 
 fn say(clock: Instant, what: &str) {
     println!("[{:>6.1}s] {what}", clock.elapsed().as_secs_f64());
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 async fn wait_plan_ready(host: &kube::Client, timeout: Duration, clock: Instant) -> anyhow::Result<()> {

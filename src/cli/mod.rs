@@ -9,6 +9,8 @@ mod controller;
 pub mod crds;
 mod demo;
 mod dns;
+mod follow;
+mod migrate;
 mod mover;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
@@ -31,6 +33,14 @@ enum Command {
     Dns(dns::Args),
     /// The data plane run in mover pods: receive, send (rsync over mutual TLS), certs.
     Mover(mover::Args),
+    /// Start a stage of a plan: copy its volumes while the app runs (`--wait` to follow it).
+    Stage(migrate::Args),
+    /// Start the cutover of a plan: quiesce, final sync, start on the target, flip DNS.
+    Cutover(migrate::Args),
+    /// Roll a plan's cutover back: DNS, target stopped, source restored, commits reverted.
+    Rollback(migrate::Args),
+    /// Show plans and their migrations.
+    Status(migrate::StatusArgs),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -61,6 +71,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Dns(args) => dns::run(args).await,
         Command::Mover(args) => mover::run(args).await,
+        Command::Stage(args) => migrate::run(migrate::Kind::Stage, args).await,
+        Command::Cutover(args) => migrate::run(migrate::Kind::Cutover, args).await,
+        Command::Rollback(args) => migrate::run(migrate::Kind::Rollback, args).await,
+        Command::Status(args) => migrate::status(args).await,
     }
 }
 

@@ -202,7 +202,8 @@ fn record_downtime(status: &mut MigMigrationStatus, index: usize, now: &Time) {
     }
 }
 
-fn seconds_between(start: &str, end: &str) -> Option<f64> {
+/// Seconds from `start` to `end` (RFC 3339), when both parse.
+pub fn seconds_between(start: &str, end: &str) -> Option<f64> {
     let start: Timestamp = start.parse().ok()?;
     let end: Timestamp = end.parse().ok()?;
     Some(end.duration_since(start).as_secs_f64())

@@ -120,7 +120,12 @@ pub(super) async fn run(
         match next {
             Next::Continue => continue,
             Next::RequeueAfter(after) => return Ok(Action::requeue(after)),
-            Next::Finished => return Ok(Action::requeue(Duration::from_millis(100))),
+            Next::Finished => {
+                if itinerary == Itinerary::Stage && condition::is_true(&desired.conditions, "Succeeded") {
+                    record_last_stage(ctx, &step_ctx.plan, &desired).await?;
+                }
+                return Ok(Action::requeue(Duration::from_millis(100)));
+            }
         }
     }
     Ok(Action::requeue(Duration::from_millis(100)))
@@ -292,4 +297,40 @@ async fn crash_test_gate(step: &str) {
     while !go.exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Writes the plan's `status.lastStage` (time, duration, bytes) after a successful stage, under its own
+/// field manager so the plan reconciler's status writes leave it alone.
+async fn record_last_stage(ctx: &Context, plan: &MigPlan, status: &MigMigrationStatus) -> Result<()> {
+    let end = status
+        .pipeline
+        .iter()
+        .filter_map(|s| s.completed.clone())
+        .next_back()
+        .unwrap_or_default();
+    let seconds = status
+        .start_timestamp
+        .as_deref()
+        .and_then(|start| pipeline::engine::seconds_between(start, &end))
+        .unwrap_or_default();
+    let bytes = status
+        .pipeline
+        .iter()
+        .filter_map(|s| pipeline::transfer::totals_from_message(s.message.as_deref()?))
+        .map(|(bytes, _)| bytes)
+        .max()
+        .unwrap_or(0);
+    let patch = serde_json::json!({
+        "apiVersion": "migration.ferry.dev/v1alpha1",
+        "kind": "MigPlan",
+        "status": {"lastStage": {"time": end, "duration": format!("{seconds:.1}s"), "bytes": bytes}},
+    });
+    let api = Api::<MigPlan>::namespaced(ctx.client.clone(), &plan.namespace().unwrap_or_default());
+    api.patch_status(
+        &plan.name_any(),
+        &PatchParams::apply("ferry-migration-controller").force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,331 @@
+//! `ferry stage|cutover|rollback --plan NS/NAME [--wait]` and `ferry status`: create a MigMigration of
+//! a plan (MTC's fields: `stage`, `quiescePods`, `rollback`, `migrateState`) and, with `--wait`, follow
+//! it to its end — a progress bar on a terminal, one line per change otherwise — and exit with its
+//! result. This is what an Argo CD hook Job runs (`ferry stage --plan NS/NAME --wait`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use super::follow::{self, Verdict};
+use crate::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef, condition};
+
+/// Which itinerary to start.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// `stage: true`.
+    Stage,
+    /// `quiescePods: true` (MTC's final migration).
+    Cutover,
+    /// `rollback: true`.
+    Rollback,
+}
+
+/// Flags of `ferry stage`, `ferry cutover` and `ferry rollback`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan to run, NAMESPACE/NAME.
+    #[arg(long)]
+    plan: String,
+    /// Follow the migration until it ends; the exit code is its result.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up waiting after this long (e.g. 90s, 30m, 2h); the migration keeps running.
+    #[arg(long, default_value = "1h", value_parser = follow::parse_duration)]
+    timeout: Duration,
+    /// Verify the copied data with checksums (stage and cutover).
+    #[arg(long)]
+    verify: bool,
+    /// State only: sync the volumes and leave the app to Argo CD (stage only).
+    #[arg(long)]
+    migrate_state: bool,
+    /// Kubeconfig of the host cluster; in-cluster configuration (or $KUBECONFIG) when absent.
+    #[arg(long, env = "FERRY_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Creates the migration and, with `--wait`, follows it.
+pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        plan,
+        wait,
+        timeout,
+        verify,
+        migrate_state,
+        kubeconfig,
+    } = args;
+    let (plan_ns, plan_name) = split_plan(&plan)?;
+    if migrate_state && !matches!(kind, Kind::Stage) {
+        bail!("--migrate-state only applies to `ferry stage`");
+    }
+    let client = super::controller::host_client(kubeconfig.as_deref()).await?;
+    let plans: Api<MigPlan> = Api::namespaced(client.clone(), &plan_ns);
+    if plans.get_opt(&plan_name).await?.is_none() {
+        bail!("MigPlan {plan} does not exist");
+    }
+    let spec = MigMigrationSpec {
+        mig_plan_ref: ResourceRef {
+            name: plan_name.clone(),
+            namespace: Some(plan_ns.clone()),
+        },
+        stage: matches!(kind, Kind::Stage),
+        quiesce_pods: matches!(kind, Kind::Cutover),
+        rollback: matches!(kind, Kind::Rollback),
+        migrate_state,
+        verify,
+        canceled: false,
+    };
+    let mut migration = MigMigration::new("", spec);
+    migration.metadata.name = None;
+    migration.metadata.generate_name = Some(format!("{plan_name}-{}-", format!("{kind:?}").to_lowercase()));
+    migration
+        .labels_mut()
+        .insert("migration.ferry.dev/trigger".into(), "cli".into());
+    let migrations: Api<MigMigration> = Api::namespaced(client.clone(), &plan_ns);
+    let created = migrations
+        .create(&PostParams::default(), &migration)
+        .await
+        .context("creating the MigMigration")?;
+    let name = created.name_any();
+    println!("migmigration.migration.ferry.dev/{name} created in {plan_ns}");
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow_until_done(&client, &plan_ns, &name, timeout).await
+}
+
+/// Follows `namespace/name` until it ends, `timeout` passes or the user interrupts.
+pub async fn follow_until_done(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let migrations: Api<MigMigration> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(migrations, config).boxed();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_line = String::new();
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = tokio::time::sleep_until(deadline) => {
+                finish(&bar);
+                eprintln!("ferry: timed out after {timeout:?} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running");
+                return Ok(ExitCode::from(follow::EXIT_TIMEOUT));
+            }
+            _ = tokio::signal::ctrl_c() => {
+                finish(&bar);
+                eprintln!("ferry: stopped waiting; MigMigration {namespace}/{name} keeps running (`ferry status` shows it)");
+                return Ok(ExitCode::from(130));
+            }
+        };
+        let migration = match event {
+            Some(Ok(watcher::Event::Apply(m) | watcher::Event::InitApply(m))) => m,
+            Some(Ok(watcher::Event::Delete(_))) => {
+                finish(&bar);
+                bail!("MigMigration {namespace}/{name} was deleted");
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => {
+                tracing::debug!("watch error (retrying): {err}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            None => bail!("the watch of MigMigration {namespace}/{name} ended"),
+        };
+        let status = migration.status.clone().unwrap_or_default();
+        let line = follow::status_line(&status);
+        if line != last_line {
+            match &bar {
+                Some(bar) => {
+                    let (done, total) = follow::position(&status);
+                    bar.set_length(total.max(1));
+                    bar.set_position(done);
+                    bar.set_message(line.clone());
+                }
+                None => println!("{name}: {line}"),
+            }
+            last_line = line;
+        }
+        let verdict = Verdict::of(&status);
+        if verdict != Verdict::Running {
+            finish(&bar);
+            print!("{}", follow::summary(name, &status));
+            match &verdict {
+                Verdict::Failed(cause) => eprintln!("ferry: MigMigration {namespace}/{name} failed: {cause}"),
+                Verdict::Canceled(message) => {
+                    eprintln!("ferry: MigMigration {namespace}/{name} was canceled: {message}")
+                }
+                _ => println!("MigMigration {namespace}/{name} succeeded"),
+            }
+            return Ok(verdict.exit_code());
+        }
+    }
+}
+
+fn finish(bar: &Option<ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+/// `NAMESPACE/NAME` split.
+fn split_plan(plan: &str) -> anyhow::Result<(String, String)> {
+    match plan.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => bail!("--plan must be NAMESPACE/NAME, got {plan:?}"),
+    }
+}
+
+/// Flags of `ferry status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this plan, NAMESPACE/NAME.
+    #[arg(long)]
+    plan: Option<String>,
+    /// Only this namespace (all namespaces when absent).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// `table` or `json`.
+    #[arg(long, short = 'o', default_value = "table")]
+    output: String,
+    /// Kubeconfig of the host cluster; in-cluster configuration (or $KUBECONFIG) when absent.
+    #[arg(long, env = "FERRY_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Prints plans and their migrations.
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let StatusArgs {
+        plan,
+        namespace,
+        output,
+        kubeconfig,
+    } = args;
+    let client = super::controller::host_client(kubeconfig.as_deref()).await?;
+    let (namespace, only) = match &plan {
+        Some(plan) => {
+            let (ns, name) = split_plan(plan)?;
+            (Some(ns), Some(name))
+        }
+        None => (namespace, None),
+    };
+    let (plans, migrations): (Api<MigPlan>, Api<MigMigration>) = match &namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let plans: Vec<MigPlan> = plans
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| only.as_ref().is_none_or(|n| p.name_any() == *n))
+        .collect();
+    let mut migrations: Vec<MigMigration> = migrations
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|m| {
+            plans.iter().any(|p| {
+                m.spec.mig_plan_ref.name == p.name_any()
+                    && m.spec
+                        .mig_plan_ref
+                        .namespace_or(&m.namespace().unwrap_or_default())
+                        == p.namespace().unwrap_or_default()
+            })
+        })
+        .collect();
+    migrations.sort_by_key(|m| m.metadata.creation_timestamp.clone().map(|t| t.0));
+    if output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"plans": plans, "migrations": migrations}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if output != "table" {
+        bail!("--output must be table or json, got {output:?}");
+    }
+    println!("{:<30} {:<6} {:<8} LAST STAGE", "PLAN", "READY", "VOLUMES");
+    for plan in &plans {
+        let status = plan.status.clone().unwrap_or_default();
+        let ready = condition::find(&status.conditions, condition::READY).map_or("?", |c| c.status.as_str());
+        let last = status
+            .last_stage
+            .map(|s| {
+                format!(
+                    "{} ({}, {})",
+                    s.time,
+                    s.duration,
+                    crate::pipeline::transfer::human_bytes(s.bytes)
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<30} {:<6} {:<8} {last}",
+            format!("{}/{}", plan.namespace().unwrap_or_default(), plan.name_any()),
+            ready,
+            status.volumes.len()
+        );
+    }
+    println!("\n{:<36} {:<10} {:<12} STATUS", "MIGRATION", "ITINERARY", "PHASE");
+    for migration in &migrations {
+        let status = migration.status.clone().unwrap_or_default();
+        let itinerary = status
+            .itinerary
+            .map(|i| format!("{i:?}"))
+            .unwrap_or_else(|| "-".into());
+        let phase = status.phase.clone().unwrap_or_else(|| "-".into());
+        let line = match Verdict::of(&status) {
+            Verdict::Running => follow::status_line(&status),
+            Verdict::Succeeded => "Succeeded".into(),
+            Verdict::Failed(cause) => format!("Failed: {cause}"),
+            Verdict::Canceled(message) => format!("Canceled: {message}"),
+        };
+        println!(
+            "{:<36} {:<10} {:<12} {line}",
+            format!(
+                "{}/{}",
+                migration.namespace().unwrap_or_default(),
+                migration.name_any()
+            ),
+            itinerary,
+            phase
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_namespace_slash_name() {
+        assert_eq!(split_plan("ferry/shop").unwrap(), ("ferry".into(), "shop".into()));
+        for bad in ["shop", "/shop", "ferry/", "a/b/c"] {
+            assert!(split_plan(bad).is_err(), "{bad}");
+        }
+    }
+}
