@@ -3,6 +3,7 @@
 //! step name of DESIGN.md §3 to its ladder.
 
 pub mod destination;
+pub mod gitops;
 
 use super::{StepContext, StepOutcome};
 use crate::Result;
