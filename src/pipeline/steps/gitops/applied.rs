@@ -40,7 +40,7 @@ pub async fn pending_in_cluster(cluster: &Client, expected: &[Expectation]) -> R
         let api: Api<DynamicObject> =
             Api::namespaced_with(cluster.clone(), &expectation.namespace, &resource);
         let object = api.get_opt(&expectation.name).await?;
-        let object = object.map(|o| serde_json::to_value(o)).transpose()?;
+        let object = object.map(serde_json::to_value).transpose()?;
         if !is_applied(expectation, object.as_ref()) {
             pending.push(expectation.to_string());
         }
