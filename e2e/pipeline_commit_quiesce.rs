@@ -280,6 +280,14 @@ async fn commit_mode_quiesces_starts_and_rolls_back_through_git() {
         "the source manifests are byte-for-byte the original"
     );
 
+    // A target path without the recorded workloads fails UnquiesceTarget with the reason.
+    let mut wrong = ctx.clone();
+    wrong.plan.spec.gitops.as_mut().unwrap().target_path = Some("apps/source".into());
+    match gitops::unquiesce_target(&wrong).await.unwrap() {
+        StepOutcome::Failed(why) => assert!(why.contains("no Deployment named shop-new/web"), "{why}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+
     for applier in appliers {
         applier.abort();
     }

@@ -6,7 +6,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::record::{Expectation, WAIT_LIMIT, elapsed_since, is_applied};
+use super::record::{Expectation, elapsed_since, is_applied, wait_outcome};
 use super::repo::RepoAccess;
 use crate::Result;
 use crate::api::ResourceRef;
@@ -100,12 +100,9 @@ pub async fn pending_application(
     Ok((!descends).then(describe))
 }
 
-/// InProgress while anything is pending, Failed after [`WAIT_LIMIT`] from the step's start, else
-/// Done with `done`.
+/// The step's outcome given what is pending: see [`super::record::wait_outcome`]; the wait starts at
+/// the step's `started` time in the migration status.
 pub fn outcome(ctx: &StepContext, step: &str, pending: Vec<String>, done: String) -> StepOutcome {
-    if pending.is_empty() {
-        return StepOutcome::Done(done);
-    }
     let started = ctx
         .migration
         .status
@@ -113,16 +110,5 @@ pub fn outcome(ctx: &StepContext, step: &str, pending: Vec<String>, done: String
         .and_then(|s| s.pipeline.iter().find(|p| p.name == step))
         .and_then(|p| p.started.clone());
     let elapsed = elapsed_since(started.as_deref(), k8s_openapi::jiff::Timestamp::now());
-    if elapsed >= WAIT_LIMIT {
-        return StepOutcome::Failed(format!(
-            "not applied after {} minutes: {}",
-            WAIT_LIMIT.as_secs() / 60,
-            pending.join("; ")
-        ));
-    }
-    StepOutcome::InProgress {
-        message: format!("waiting for the commit to be applied: {}", pending.join("; ")),
-        progress: pending,
-        after: super::record::POLL_INTERVAL,
-    }
+    wait_outcome(elapsed, pending, done)
 }

@@ -182,6 +182,27 @@ pub fn elapsed_since(started: Option<&str>, now: k8s_openapi::jiff::Timestamp) -
         .unwrap_or_default()
 }
 
+/// The outcome of a wait: Done with `done` when nothing is pending, Failed naming what is pending once
+/// `elapsed` reaches [`WAIT_LIMIT`], InProgress otherwise.
+pub fn wait_outcome(elapsed: Duration, pending: Vec<String>, done: String) -> crate::pipeline::StepOutcome {
+    use crate::pipeline::StepOutcome;
+    if pending.is_empty() {
+        return StepOutcome::Done(done);
+    }
+    if elapsed >= WAIT_LIMIT {
+        return StepOutcome::Failed(format!(
+            "not applied after {} minutes: {}",
+            WAIT_LIMIT.as_secs() / 60,
+            pending.join("; ")
+        ));
+    }
+    StepOutcome::InProgress {
+        message: format!("waiting for the commit to be applied: {}", pending.join("; ")),
+        progress: pending,
+        after: POLL_INTERVAL,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +262,29 @@ mod tests {
         assert!(!is_applied(&expected[0], Some(&stopped)));
         assert!(!is_applied(&expected[0], None));
         assert_eq!(expected[0].to_string(), "Deployment shop/web /spec/replicas=3");
+    }
+
+    #[test]
+    fn waiting_ends_done_or_failed_after_ten_minutes() {
+        use crate::pipeline::StepOutcome;
+        let pending = || vec!["Deployment shop/web /spec/replicas=0".to_string()];
+        assert_eq!(
+            wait_outcome(WAIT_LIMIT, vec![], "ok".into()),
+            StepOutcome::Done("ok".into())
+        );
+        match wait_outcome(Duration::from_secs(30), pending(), "ok".into()) {
+            StepOutcome::InProgress { after, progress, .. } => {
+                assert_eq!(after, POLL_INTERVAL);
+                assert_eq!(progress, pending());
+            }
+            other => panic!("{other:?}"),
+        }
+        match wait_outcome(WAIT_LIMIT, pending(), "ok".into()) {
+            StepOutcome::Failed(why) => {
+                assert!(why.contains("after 10 minutes: Deployment shop/web"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
