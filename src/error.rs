@@ -199,6 +199,11 @@ pub enum Error {
         /// The last lines rsync wrote to stderr.
         message: String,
     },
+
+    // --- gitops ---
+    /// A blocking Git task of a Commit-mode step panicked or was cancelled.
+    #[error("git task: {0}")]
+    GitTask(String),
 }
 
 /// The crate's result type.
@@ -232,6 +237,7 @@ impl Error {
             Error::ManifestEdit(_) => "manifest_edit",
             Error::Mover(_) => "mover",
             Error::Rsync { .. } => "rsync",
+            Error::GitTask(_) => "git_task",
         }
     }
 

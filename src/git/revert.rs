@@ -72,6 +72,42 @@ impl Repo {
         Ok(found)
     }
 
+    /// [`Repo::ferry_commits`] limited to commits that change a file under one of `paths`
+    /// (repository-relative; an empty list keeps every commit).
+    pub fn ferry_commits_touching(&self, filter: &RevertFilter, paths: &[String]) -> Result<Vec<Oid>> {
+        let mut kept = Vec::new();
+        for oid in self.ferry_commits(filter)? {
+            if paths.is_empty() || self.commit_touches(oid, paths)? {
+                kept.push(oid);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Whether `commit` changes a file under one of `paths`, compared with its first parent.
+    pub fn commit_touches(&self, commit: Oid, paths: &[String]) -> Result<bool> {
+        let context = format!("listing the files of {commit}");
+        let commit = self
+            .repo
+            .find_commit(commit)
+            .map_err(Error::git(context.clone()))?;
+        let new = commit.tree().map_err(Error::git(context.clone()))?;
+        let old = match commit.parent(0) {
+            Ok(parent) => Some(parent.tree().map_err(Error::git(context.clone()))?),
+            Err(_) => None,
+        };
+        let diff = self
+            .repo
+            .diff_tree_to_tree(old.as_ref(), Some(&new), None)
+            .map_err(Error::git(context))?;
+        Ok(diff.deltas().any(|delta| {
+            [delta.old_file().path(), delta.new_file().path()]
+                .into_iter()
+                .flatten()
+                .any(|file| super::watch::is_watched(&file.to_string_lossy(), paths))
+        }))
+    }
+
     /// Reverts the matching Ferry commits with new commits and pushes them (see the module docs).
     pub fn revert_ferry_commits(
         &self,
@@ -80,11 +116,24 @@ impl Repo {
         author: Option<&Author>,
         max_attempts: u32,
     ) -> Result<RevertOutcome> {
+        self.revert_ferry_commits_touching(filter, &[], trailers, author, max_attempts)
+    }
+
+    /// [`Repo::revert_ferry_commits`] limited to the commits that change a file under `paths` (a
+    /// rollback of the source leaves the target path's commits alone, and the other way round).
+    pub fn revert_ferry_commits_touching(
+        &self,
+        filter: &RevertFilter,
+        paths: &[String],
+        trailers: &Trailers,
+        author: Option<&Author>,
+        max_attempts: u32,
+    ) -> Result<RevertOutcome> {
         let author = author.cloned().unwrap_or_default();
         let mut last_rejection = String::new();
         for attempt in 1..=max_attempts.max(1) {
             let tip = self.fetch()?;
-            let targets = self.ferry_commits(filter)?;
+            let targets = self.ferry_commits_touching(filter, paths)?;
             if targets.is_empty() {
                 return Ok(RevertOutcome {
                     reverted: targets,

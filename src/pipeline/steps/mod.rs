@@ -4,6 +4,7 @@
 
 pub mod destination;
 pub mod dns;
+pub mod gitops;
 pub mod movers;
 pub mod prepare;
 pub mod workloads;
@@ -53,13 +54,16 @@ async fn workload_step(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
         .as_ref()
         .is_some_and(|g| g.quiesce.method == QuiesceMethod::Commit);
     match (step, commit) {
+        ("QuiesceSource", true) => gitops::quiesce_source(ctx).await,
+        ("UnquiesceTarget", true) => gitops::unquiesce_target(ctx).await,
+        ("QuiesceTarget", true) => gitops::quiesce_target(ctx).await,
+        ("UnquiesceSource", true) => gitops::unquiesce_source(ctx).await,
+        ("RevertCommits", true) => gitops::revert_commits(ctx).await,
         ("QuiesceSource", false) => workloads::quiesce_source(ctx).await,
         ("UnquiesceTarget", false) => workloads::unquiesce_target(ctx).await,
         ("QuiesceTarget", false) => workloads::quiesce_target(ctx).await,
         ("UnquiesceSource", false) => workloads::unquiesce_source(ctx).await,
         ("RevertCommits", false) => Ok(StepOutcome::Skipped("Patch mode made no commits".into())),
-        (other, _) => Ok(StepOutcome::Failed(format!(
-            "step {other} in Commit mode is not part of this Ferry build; use gitops.quiesce.method Patch"
-        ))),
+        (other, _) => Ok(StepOutcome::Failed(format!("step {other} is not part of this itinerary"))),
     }
 }
