@@ -66,6 +66,8 @@ async fn a_cutover_survives_a_kill_in_every_step() {
     let cutover = scenario.wait_succeeded("cutover", Duration::from_secs(240)).await;
     assert_eq!(killed.len(), steps.len(), "one kill per step");
 
+    eprintln!("{:#?}", scenario::step_summary(&cutover));
+    eprintln!("{}", scenario::tail(&scenario.controller_log(), 200));
     mover::assert_same_tree(&source_dir, &scenario.sandbox.volume_dir(false));
     let source_after = replicas(&scenario.sandbox.source_client).await;
     assert!(source_after.values().all(|r| *r == 0), "{source_after:?}");
