@@ -162,3 +162,35 @@ fn stage_change_stage_final_mirrors_the_tree() {
 fn records_of(output: &std::process::Output) -> Vec<Progress> {
     records(output)
 }
+
+/// A file rewritten within the same second at the same size, and a directory changed within the same
+/// second as the previous sync: rsync's default whole-second time comparison misses both (stale data,
+/// a wrong directory mtime); the mover compares to the nanosecond.
+#[test]
+fn changes_within_the_same_second_are_not_missed() {
+    let certs = CertDirs::issue("same-second");
+    let work = tempfile::tempdir().unwrap();
+    let (source, target) = (work.path().join("source"), work.path().join("target"));
+    fs::create_dir_all(source.join("db")).unwrap();
+    fs::create_dir_all(&target).unwrap();
+    fs::write(source.join("db/page"), "before").unwrap();
+    backdate(&source, "1600000000.100000000");
+    let receiver = Receiver::start(&target, &certs.server(), &[]);
+    assert!(
+        send(&receiver.address, &certs.client(), &source, &[])
+            .status
+            .success()
+    );
+    assert_same_tree(&source, &target);
+
+    fs::write(source.join("db/page"), "after!").unwrap();
+    fs::write(source.join("db/new"), "n").unwrap();
+    backdate(&source, "1600000000.900000000");
+    assert!(
+        send(&receiver.address, &certs.client(), &source, &[])
+            .status
+            .success()
+    );
+    assert_eq!(fs::read_to_string(target.join("db/page")).unwrap(), "after!");
+    assert_same_tree(&source, &target);
+}

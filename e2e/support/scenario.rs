@@ -34,7 +34,7 @@ impl Scenario {
             .tempdir()
             .unwrap();
         let started = Instant::now();
-        let sandbox = Sandbox::start(SandboxOptions {
+        let mut sandbox = Sandbox::start(SandboxOptions {
             dir: dir.path().to_path_buf(),
             ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
             controller,

@@ -61,7 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         clock,
         "starting the sandbox: source and target control planes, node agents, git server, BIND9, controller",
     );
-    let sandbox = Sandbox::start(SandboxOptions {
+    let mut sandbox = Sandbox::start(SandboxOptions {
         dir: dir.clone(),
         ferry_binary: std::env::current_exe().context("locating the ferry binary")?,
         controller: true,
@@ -74,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             sandbox.source.url, sandbox.target.url
         ),
     );
-    let outcome = migrate(&sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
+    let outcome = migrate(&mut sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
     if let Err(err) = &outcome {
         eprintln!(
             "ferry demo: {err:#}\n  controller log: {}",
@@ -111,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The story: app, plan, stage, writes, stage, writes, cutover, checks.
 async fn migrate(
-    sandbox: &Sandbox,
+    sandbox: &mut Sandbox,
     quiesce: QuiesceMethod,
     timeout: Duration,
     clock: Instant,

@@ -49,6 +49,11 @@ pub const ARCHIVE_OPTIONS: &[&str] = &[
     "--hard-links",
     "--numeric-ids",
     "--sparse",
+    // Compare times to the nanosecond (rsync >= 3.1.3 on both sides). rsync's default whole-second
+    // comparison skips a file rewritten within the same second at the same size (stale data on the
+    // target), and leaves a directory's mtime wrong when it changed within the same second as the
+    // previous sync (found by the e2e scenarios).
+    "--modify-window=-1",
     "--delete",
     "--delete-during",
     "--exclude=/lost+found",

@@ -5,6 +5,7 @@
 //! starts and stops real components on loopback.
 
 mod apply;
+pub mod argocd;
 pub mod bind;
 mod controlplane;
 pub mod git_server;

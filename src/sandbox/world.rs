@@ -86,6 +86,7 @@ pub struct Sandbox {
     ferry_binary: PathBuf,
     git_password: String,
     agents: Vec<NodeAgent>,
+    appliers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Sandbox {
@@ -149,6 +150,7 @@ impl Sandbox {
             ferry_binary,
             git_password,
             agents,
+            appliers: Vec::new(),
         };
         if controller {
             sandbox.start_controller()?;
@@ -239,7 +241,7 @@ impl Sandbox {
     }
 
     /// Registers the clusters and creates the plan (`e2e/examples/shop/plan.yaml`) in the host cluster.
-    pub async fn create_plan(&self, quiesce: QuiesceMethod) -> Result<()> {
+    pub async fn create_plan(&mut self, quiesce: QuiesceMethod) -> Result<()> {
         let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
         let token = self.source.mint_token("ferry-system", "ferry-migration", true)?;
         let key = &self.bind.key;
@@ -266,7 +268,53 @@ impl Sandbox {
             "default",
         )
         .await?;
+        let plan = if quiesce == QuiesceMethod::Commit {
+            self.start_argocd().await?;
+            plan.replace(
+                "    quiesce: {method: Commit}",
+                &format!(
+                    "    quiesce: {{method: Commit}}\n    argocd:\n      \
+                     sourceApplication: {{name: {APP_NAMESPACE}-source, namespace: {FERRY_NAMESPACE}}}\n      \
+                     targetApplication: {{name: {APP_NAMESPACE}-target, namespace: {FERRY_NAMESPACE}}}"
+                ),
+            )
+        } else {
+            plan
+        };
         apply_yaml(&self.host_client, &plan, FERRY_NAMESPACE).await?;
+        Ok(())
+    }
+
+    /// Commit mode needs someone to apply the commits: the Argo CD stand-in, one Application per
+    /// cluster (`shop-source` → the source's `clusters/source`, `shop-target` → the target's
+    /// `clusters/target`), in the host cluster like a hub Argo CD.
+    async fn start_argocd(&mut self) -> Result<()> {
+        super::argocd::install_application_crd(&self.host_client).await?;
+        let url = self.git.url(REPO);
+        let credentials = crate::git::Credentials::UserPassword {
+            username: GIT_USER.into(),
+            password: self.git_password.clone(),
+        };
+        for (side, cluster) in [("source", &self.source_client), ("target", &self.host_client)] {
+            let name = format!("{APP_NAMESPACE}-{side}");
+            super::argocd::create_application(
+                &self.host_client,
+                FERRY_NAMESPACE,
+                &name,
+                &url,
+                &format!("clusters/{side}"),
+                APP_NAMESPACE,
+            )
+            .await?;
+            self.appliers.push(super::argocd::spawn_applier(
+                self.host_client.clone(),
+                cluster.clone(),
+                FERRY_NAMESPACE,
+                &name,
+                credentials.clone(),
+                self.dir.join(format!("argocd-{side}")),
+            ));
+        }
         Ok(())
     }
 
@@ -274,6 +322,9 @@ impl Sandbox {
     /// every process exited cleanly.
     pub async fn stop(mut self) -> bool {
         let mut clean = true;
+        for applier in self.appliers.drain(..) {
+            applier.abort();
+        }
         if let Some(controller) = self.controller.take() {
             clean &= controller.stop();
         }

@@ -64,6 +64,8 @@ async fn workload_step(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
         ("QuiesceTarget", false) => workloads::quiesce_target(ctx).await,
         ("UnquiesceSource", false) => workloads::unquiesce_source(ctx).await,
         ("RevertCommits", false) => Ok(StepOutcome::Skipped("Patch mode made no commits".into())),
-        (other, _) => Ok(StepOutcome::Failed(format!("step {other} is not part of this itinerary"))),
+        (other, _) => Ok(StepOutcome::Failed(format!(
+            "step {other} is not part of this itinerary"
+        ))),
     }
 }
