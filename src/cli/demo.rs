@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     keep: bool,
     /// Quiesce by `Commit` (through Git) or `Patch` (patching the source cluster).
-    #[arg(long, default_value = "Patch", value_parser = parse_method)]
+    #[arg(long, default_value = "Commit", value_parser = parse_method)]
     quiesce: QuiesceMethod,
     /// How long each migration may take.
     #[arg(long, default_value_t = 300)]
@@ -154,14 +154,6 @@ async fn migrate(
                 &migration.name_any(),
                 &migration.status.clone().unwrap_or_default()
             )
-        );
-    }
-    if let Some(window) = cutover.status.as_ref().and_then(|s| s.downtime.clone()) {
-        println!(
-            "\nDowntime window: {} → {} ({:.2} s, QuiesceSource start to VerifyDNS end)",
-            window.start,
-            window.end.unwrap_or_else(|| "?".into()),
-            window.seconds.unwrap_or_default()
         );
     }
     check_result(sandbox).await?;
