@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::dns::{Provider, RecordKey, RecordType};
 use ferry::sandbox::world::{APP_NAMESPACE, SOURCE_ADDRESS};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -88,18 +87,7 @@ async fn the_cli_runs_and_follows_migrations() {
         err.contains("UnquiesceTarget failed") && err.contains("no Deployment shop/web"),
         "{err}"
     );
-    let served = scenario
-        .sandbox
-        .bind
-        .provider()
-        .await
-        .unwrap()
-        .read(&[RecordKey {
-            fqdn: scenario.sandbox.app_fqdn(),
-            record_type: RecordType::A,
-        }])
-        .await
-        .unwrap();
+    let served = [scenario.sandbox.served_app_record().await.unwrap()];
     assert_eq!(served[0].values, [SOURCE_ADDRESS], "no flip after a failed step");
     assert!(
         replicas(&scenario.sandbox.source_client)

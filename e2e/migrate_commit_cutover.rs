@@ -12,7 +12,6 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::dns::{Provider, RecordKey, RecordType};
 use ferry::sandbox::world::{REPO, TARGET_ADDRESS};
 use scenario::{Scenario, replicas, write_files};
 
@@ -96,18 +95,7 @@ async fn two_stages_then_a_commit_mode_cutover_through_git() {
     );
     git(&repo, &["merge-base", "--is-ancestor", &head_before, "main"]);
 
-    let served = scenario
-        .sandbox
-        .bind
-        .provider()
-        .await
-        .unwrap()
-        .read(&[RecordKey {
-            fqdn: scenario.sandbox.app_fqdn(),
-            record_type: RecordType::A,
-        }])
-        .await
-        .unwrap();
+    let served = [scenario.sandbox.served_app_record().await.unwrap()];
     assert_eq!(served[0].values, [TARGET_ADDRESS]);
     let downtime = cutover.status.unwrap().downtime.unwrap();
     eprintln!("downtime: {:?} s", downtime.seconds);

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use ferry::api::Itinerary;
 use ferry::api::plan::QuiesceMethod;
-use ferry::dns::{Provider, RecordKey, RecordType};
 use ferry::sandbox::world::TARGET_ADDRESS;
 use scenario::{Scenario, replicas, write_files};
 
@@ -72,18 +71,7 @@ async fn a_cutover_survives_a_kill_in_every_step() {
     let source_after = replicas(&scenario.sandbox.source_client).await;
     assert!(source_after.values().all(|r| *r == 0), "{source_after:?}");
     assert_eq!(replicas(&scenario.sandbox.host_client).await, before);
-    let served = scenario
-        .sandbox
-        .bind
-        .provider()
-        .await
-        .unwrap()
-        .read(&[RecordKey {
-            fqdn: scenario.sandbox.app_fqdn(),
-            record_type: RecordType::A,
-        }])
-        .await
-        .unwrap();
+    let served = [scenario.sandbox.served_app_record().await.unwrap()];
     assert_eq!(served[0].values, [TARGET_ADDRESS]);
     let status = cutover.status.unwrap();
     assert!(status.pipeline.iter().all(|s| !s.failed), "{status:#?}");

@@ -12,7 +12,6 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::dns::{Provider, RecordKey, RecordType};
 use ferry::sandbox::world::TARGET_ADDRESS;
 use kube::api::ListParams;
 use scenario::{Scenario, replicas, write_files};
@@ -81,18 +80,7 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
     );
     assert_eq!(target_after, before, "target runs what the source ran");
 
-    let served = scenario
-        .sandbox
-        .bind
-        .provider()
-        .await
-        .unwrap()
-        .read(&[RecordKey {
-            fqdn: scenario.sandbox.app_fqdn(),
-            record_type: RecordType::A,
-        }])
-        .await
-        .unwrap();
+    let served = [scenario.sandbox.served_app_record().await.unwrap()];
     assert_eq!(served[0].values, [TARGET_ADDRESS]);
 
     let managed =

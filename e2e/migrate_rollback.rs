@@ -8,7 +8,6 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::dns::{Provider, RecordKey, RecordType};
 use ferry::sandbox::world::{PLAN_NAME, SOURCE_ADDRESS, TARGET_ADDRESS};
 use kube::ResourceExt;
 use scenario::{Scenario, replicas, write_files};
@@ -21,21 +20,7 @@ async fn rollback_after_a_cutover_restores_the_source_and_the_name() {
     write_files(&scenario.sandbox.volume_dir(true), &[("data", b"rows")]);
     let source_before = replicas(&scenario.sandbox.source_client).await;
     let target_before = replicas(&scenario.sandbox.host_client).await;
-    let read_record = || async {
-        scenario
-            .sandbox
-            .bind
-            .provider()
-            .await
-            .unwrap()
-            .read(&[RecordKey {
-                fqdn: scenario.sandbox.app_fqdn(),
-                record_type: RecordType::A,
-            }])
-            .await
-            .unwrap()
-            .remove(0)
-    };
+    let read_record = || async { scenario.sandbox.served_app_record().await.unwrap() };
     let record_before = read_record().await;
     assert_eq!(record_before.values, [SOURCE_ADDRESS]);
 

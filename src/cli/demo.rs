@@ -14,7 +14,6 @@ use kube::{Api, ResourceExt};
 
 use crate::api::plan::QuiesceMethod;
 use crate::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef, condition};
-use crate::dns::{Provider, RecordKey, RecordType};
 use crate::sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
@@ -249,16 +248,7 @@ async fn check_result(sandbox: &Sandbox) -> anyhow::Result<()> {
             .collect();
         println!("  {cluster} replicas: {}", replicas.join(" "));
     }
-    let served = sandbox
-        .bind
-        .provider()
-        .await?
-        .read(&[RecordKey {
-            fqdn: sandbox.app_fqdn(),
-            record_type: RecordType::A,
-        }])
-        .await?;
-    let values = served.first().map(|s| s.values.join(",")).unwrap_or_default();
+    let values = sandbox.served_app_record().await?.values.join(",");
     println!("  {} A {values} (served by BIND9)", sandbox.app_fqdn());
     if values != TARGET_ADDRESS {
         bail!("DNS serves {values}, expected {TARGET_ADDRESS}");

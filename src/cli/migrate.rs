@@ -121,6 +121,9 @@ pub async fn follow_until_done(
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    // An Argo CD hook Job being deleted gets SIGTERM: stop waiting, as on Ctrl-C.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last_line = String::new();
     loop {
@@ -131,7 +134,7 @@ pub async fn follow_until_done(
                 eprintln!("ferry: timed out after {timeout:?} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running");
                 return Ok(ExitCode::from(follow::EXIT_TIMEOUT));
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted(&mut terminate) => {
                 finish(&bar);
                 eprintln!("ferry: stopped waiting; MigMigration {namespace}/{name} keeps running (`ferry status` shows it)");
                 return Ok(ExitCode::from(130));
@@ -178,6 +181,14 @@ pub async fn follow_until_done(
             }
             return Ok(verdict.exit_code());
         }
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn interrupted(terminate: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }
 

@@ -128,7 +128,13 @@ fn addresses_per_endpoint_type() {
         "addresses": [{"type": "Hostname", "address": "n"}, {"type": "InternalIP", "address": "192.0.2.5"}]}}))
     .unwrap();
     assert_eq!(
-        connect_address(EndpointType::NodePort, &service, &[node.clone()], None).as_deref(),
+        connect_address(
+            EndpointType::NodePort,
+            &service,
+            std::slice::from_ref(&node),
+            None
+        )
+        .as_deref(),
         Some("192.0.2.5:31234")
     );
     assert_eq!(

@@ -235,6 +235,16 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
+    /// The app's A record as BIND serves it now.
+    pub async fn served_app_record(&self) -> Result<RecordSet> {
+        let key = crate::dns::RecordKey {
+            fqdn: self.app_fqdn(),
+            record_type: RecordType::A,
+        };
+        let mut sets = self.bind.provider().await?.read(&[key]).await?;
+        Ok(sets.remove(0))
+    }
+
     /// The app's DNS name.
     pub fn app_fqdn(&self) -> String {
         format!("{APP_NAMESPACE}.{ZONE}")

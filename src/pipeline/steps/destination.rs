@@ -3,9 +3,9 @@
 //! exists but cannot take the data fails the step with the reason (nothing is overwritten).
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
-use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 
+use super::create_if_absent;
 use crate::Result;
 use crate::api::MigPlan;
 use crate::pipeline::StepOutcome;
@@ -84,16 +84,4 @@ fn plan_mappings(plan: &MigPlan) -> Vec<crate::api::plan::NameMapping> {
         .iter()
         .filter_map(|entry| crate::api::plan::NameMapping::parse(entry).ok())
         .collect()
-}
-
-/// Creates `object`; a concurrent creation (409) counts as success, which keeps the step idempotent.
-async fn create_if_absent<K>(api: &Api<K>, object: &K) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(err) => Err(err.into()),
-    }
 }

@@ -69,3 +69,28 @@ async fn workload_step(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
         ))),
     }
 }
+
+/// Creates `object`; one that already exists (409: an earlier run, a concurrent one) counts as created,
+/// which keeps every step idempotent.
+pub(crate) async fn create_if_absent<K>(api: &kube::Api<K>, object: &K) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&kube::api::PostParams::default(), object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes `name` in the background; one already gone counts as deleted.
+pub(crate) async fn delete_if_present<K>(api: &kube::Api<K>, name: &str) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &kube::api::DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, DynamicObject, ListParams, LogParams, PostParams};
+use kube::api::{DynamicObject, ListParams, LogParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 
 use super::dns::step_elapsed;
+use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
 use crate::pipeline::movers::{self, MoverSpec, Pass};
@@ -359,7 +360,7 @@ fn waiting_for_address(
         .migration
         .status
         .as_ref()
-        .and_then(|s| crate::pipeline::current_step(s))
+        .and_then(crate::pipeline::current_step)
         .map(|(_, name)| name)
         .unwrap_or_default();
     let what = match endpoint {
@@ -406,28 +407,6 @@ async fn route_api(client: &Client, namespace: &str) -> Result<Option<Api<Dynami
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(Some(api)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-        Err(err) => Err(err.into()),
-    }
-}
-
-async fn create_if_absent<K>(api: &Api<K>, object: &K) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(err) => Err(err.into()),
-    }
-}
-
-async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(err) => Err(err.into()),
     }
 }

@@ -36,46 +36,63 @@ pub async fn quiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
     if let Some(refusal) = pause_source_application(ctx).await? {
         return Ok(StepOutcome::Failed(refusal));
     }
-    let mut changed = Vec::new();
-    for mapping in mappings(ctx) {
-        let summary = quiesce::quiesce_namespace(&ctx.source, &mapping.source).await?;
-        changed.extend(summary.changed.iter().map(|w| format!("{}/{w}", mapping.source)));
-    }
-    Ok(StepOutcome::Done(if changed.is_empty() {
-        "Nothing left to scale down.".into()
-    } else {
-        format!("Scaled down {}.", changed.join(", "))
-    }))
+    let changed = change_all(ctx, Side::Source, Change::Quiesce).await?;
+    Ok(done(changed, "Nothing left to scale down.", "Scaled down"))
 }
 
 /// UnquiesceSource (rollback, Patch): the recorded values back on the source, and Argo CD's auto-sync
 /// resumed if Ferry paused it.
 pub async fn unquiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
-    let mut changed = Vec::new();
-    for mapping in mappings(ctx) {
-        let summary = quiesce::unquiesce_namespace(&ctx.source, &mapping.source).await?;
-        changed.extend(summary.changed.iter().map(|w| format!("{}/{w}", mapping.source)));
-    }
+    let changed = change_all(ctx, Side::Source, Change::Unquiesce).await?;
     resume_source_application(ctx).await?;
-    Ok(StepOutcome::Done(if changed.is_empty() {
-        "Nothing was quiesced on the source.".into()
-    } else {
-        format!("Restored {}.", changed.join(", "))
-    }))
+    Ok(done(changed, "Nothing was quiesced on the source.", "Restored"))
 }
 
 /// QuiesceTarget (rollback, Patch): the target's workloads stopped, values recorded.
 pub async fn quiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
+    let changed = change_all(ctx, Side::Target, Change::Quiesce).await?;
+    Ok(done(
+        changed,
+        "Nothing runs on the target.",
+        "Scaled down on the target:",
+    ))
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Target,
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Quiesce,
+    Unquiesce,
+}
+
+/// Quiesces or unquiesces every plan namespace on one side; returns `ns/Kind/name` of what changed.
+async fn change_all(ctx: &StepContext, side: Side, change: Change) -> Result<Vec<String>> {
     let mut changed = Vec::new();
     for mapping in mappings(ctx) {
-        let summary = quiesce::quiesce_namespace(&ctx.target, &mapping.target).await?;
-        changed.extend(summary.changed.iter().map(|w| format!("{}/{w}", mapping.target)));
+        let (client, namespace) = match side {
+            Side::Source => (&ctx.source, &mapping.source),
+            Side::Target => (&ctx.target, &mapping.target),
+        };
+        let summary = match change {
+            Change::Quiesce => quiesce::quiesce_namespace(client, namespace).await?,
+            Change::Unquiesce => quiesce::unquiesce_namespace(client, namespace).await?,
+        };
+        changed.extend(summary.changed.iter().map(|w| format!("{namespace}/{w}")));
     }
-    Ok(StepOutcome::Done(if changed.is_empty() {
-        "Nothing runs on the target.".into()
+    Ok(changed)
+}
+
+fn done(changed: Vec<String>, nothing: &str, verb: &str) -> StepOutcome {
+    StepOutcome::Done(if changed.is_empty() {
+        nothing.into()
     } else {
-        format!("Scaled down {} on the target.", changed.join(", "))
-    }))
+        format!("{verb} {}.", changed.join(", "))
+    })
 }
 
 /// UnquiesceTarget (Patch): every source workload Ferry quiesced gives its recorded value to the
