@@ -36,7 +36,10 @@ async fn a_cutover_survives_a_kill_in_every_step() {
     );
     let before = replicas(&scenario.sandbox.source_client).await;
     scenario
-        .create_migration("cutover", |s| s.quiesce_pods = true)
+        .create_migration("cutover", |s| {
+            s.quiesce_pods = true;
+            s.verify = true; // so the Verify step runs a checksum pass, and is killed in too
+        })
         .await;
 
     let steps: Vec<&str> = Itinerary::Final.steps().to_vec();

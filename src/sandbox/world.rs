@@ -42,6 +42,8 @@ pub const APP_PVC: &str = "db-data";
 pub const ZONE: &str = "ferry.test";
 /// The app's record before the cutover (the source cluster's ingress).
 pub const SOURCE_ADDRESS: &str = "192.0.2.10";
+/// The record's TTL before the cutover (short, so the cutover's LowerDNSTTL wait stays short).
+pub const SOURCE_TTL: u32 = 4;
 /// The address the plan flips it to (the target cluster's ingress).
 pub const TARGET_ADDRESS: &str = "192.0.2.20";
 /// The app's repo on the git server.
@@ -218,7 +220,7 @@ impl Sandbox {
         let record = RecordSet::new(
             &self.app_fqdn(),
             RecordType::A,
-            300,
+            SOURCE_TTL,
             &[SOURCE_ADDRESS.to_string()],
         )?;
         provider.replace(std::slice::from_ref(&record)).await?;
