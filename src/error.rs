@@ -33,6 +33,10 @@ pub enum Error {
     #[error("sandbox: {0}")]
     Sandbox(String),
 
+    /// Taking part in the controller's leader election failed.
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+
     // --- dns ---
     /// The DNS server rejected Ferry's TSIG signature (wrong key name, secret or algorithm, or clock skew).
     #[error(
@@ -219,6 +223,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Sandbox(_) => "sandbox",
+            Error::LeaderElection(_) => "leader_election",
             Error::DnsTsigRejected { .. } => "dns_tsig_rejected",
             Error::DnsUpdateRefused { .. } => "dns_update_refused",
             Error::DnsZoneNotFound { .. } => "dns_zone_not_found",

@@ -27,6 +27,21 @@ pub struct Args {
     /// Seconds between re-checks of objects with a problem that may be fixed outside Ferry.
     #[arg(long, default_value_t = 10)]
     retry_seconds: u64,
+    /// Run the reconcilers only while holding a Lease (for two or more replicas).
+    #[arg(long, env = "FERRY_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "ferry-controller")]
+    lease_name: String,
+    /// Seconds a Lease lasts without renewal: how long a dead leader's successor waits.
+    #[arg(long, env = "FERRY_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// This replica's identity in the election (default: the pod name, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -35,6 +50,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         json_logs,
         resync_seconds,
         retry_seconds,
+        leader_elect,
+        lease_namespace,
+        lease_name,
+        lease_duration_seconds,
+        identity,
     } = args;
     super::init_logging(json_logs);
     let client = host_client(kubeconfig.as_deref()).await?;
@@ -42,7 +62,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     ctx.resync = Duration::from_secs(resync_seconds);
     ctx.retry = Duration::from_secs(retry_seconds);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferry controller starting");
-    controller::run(Arc::new(ctx)).await;
+    if leader_elect {
+        let identity = identity.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let election = controller::leader::Election {
+            namespace: lease_namespace,
+            name: lease_name,
+            identity,
+            duration: Duration::from_secs(lease_duration_seconds),
+        };
+        controller::leader::run_when_leading(Arc::new(ctx), election).await?;
+    } else {
+        controller::run(Arc::new(ctx)).await;
+    }
     tracing::info!("ferry controller stopped");
     Ok(ExitCode::SUCCESS)
 }
