@@ -42,6 +42,9 @@ pub struct Args {
     /// This replica's identity in the election (default: the pod name, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Where to serve /healthz and /readyz (`off` to serve nothing).
+    #[arg(long, env = "FERRY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -55,9 +58,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         lease_name,
         lease_duration_seconds,
         identity,
+        http_addr,
     } = args;
     super::init_logging(json_logs);
     let client = host_client(kubeconfig.as_deref()).await?;
+    if http_addr != "off" {
+        let addr = http_addr
+            .parse()
+            .with_context(|| format!("--http-addr {http_addr:?} is not an address like 0.0.0.0:8080"))?;
+        controller::http::serve(addr, client.clone()).await?;
+    }
     let mut ctx = Context::new(client);
     ctx.resync = Duration::from_secs(resync_seconds);
     ctx.retry = Duration::from_secs(retry_seconds);

@@ -12,6 +12,7 @@
 //! [`status::apply`], which writes only when something changed and records Events for condition changes.
 
 pub mod cluster;
+pub mod http;
 pub mod leader;
 mod migration;
 pub mod plan;

@@ -109,6 +109,8 @@ impl ControllerProcess {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Result<Self> {
         let mut command = Command::new(ferry_binary);
+        // No probes port unless a test asks for one (several controllers share this machine).
+        command.env("FERRY_HTTP_ADDR", "off");
         command.envs(env.iter().copied());
         command
             .arg("controller")

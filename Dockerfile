@@ -1,0 +1,18 @@
+# The controller and mover image: one static-ish `ferry` binary plus rsync (the movers' delta engine).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src src
+COPY e2e e2e
+COPY manifests manifests
+RUN cargo build --release --locked --bin ferry
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends rsync ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/ferry /usr/local/bin/ferry
+# Non-root by default; mover pods that must keep file ownership run as root via their securityContext.
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/ferry"]

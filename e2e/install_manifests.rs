@@ -1,0 +1,159 @@
+//! The install manifests on the whole sandbox: `manifests/install` (namespace, RBAC, Deployment,
+//! Service) and `manifests/remote` apply cleanly; the Deployment runs two replicas with leader
+//! election, probes and a locked-down security context; and the granted roles are enough: the
+//! controller runs with the `ferry-controller` ServiceAccount's own token in the host (target) cluster
+//! and the MigCluster uses a `ferry-migration` token in the source, and a stage and a cutover succeed.
+//! Its /healthz and /readyz answer.
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ferry::api::plan::QuiesceMethod;
+use ferry::sandbox::world::FERRY_NAMESPACE;
+use ferry::sandbox::{ControlPlane, ControllerProcess, apply_yaml};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use scenario::{Scenario, write_files};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn apply_file(client: &kube::Client, path: &str) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    apply_yaml(client, &yaml, "default")
+        .await
+        .unwrap_or_else(|err| panic!("{path} does not apply: {err}"));
+}
+
+fn kubeconfig(plane: &ControlPlane, token: &str, path: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    \
+             certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: {token}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+            plane.url,
+            plane.ca_bundle().unwrap()
+        ),
+    )
+    .unwrap();
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
+    let scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
+    let sandbox = &scenario.sandbox;
+    for file in [
+        "manifests/install/namespace.yaml",
+        "manifests/remote/rbac.yaml",
+        "manifests/install/rbac.yaml",
+        "manifests/install/deployment.yaml",
+        "manifests/install/service.yaml",
+    ] {
+        apply_file(&sandbox.host_client, file).await;
+    }
+    let deployment = Api::<Deployment>::namespaced(sandbox.host_client.clone(), "ferry-system")
+        .get("ferry-controller")
+        .await
+        .unwrap();
+    let spec = deployment.spec;
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    assert!(
+        container
+            .command
+            .as_ref()
+            .unwrap()
+            .contains(&"--leader-elect".to_string())
+    );
+    let security = container.security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert!(container.liveness_probe.is_some() && container.readiness_probe.is_some());
+
+    // The source cluster: the remote role, and the MigCluster's token switched to it.
+    apply_file(&sandbox.source_client, "manifests/install/namespace.yaml").await;
+    apply_file(&sandbox.source_client, "manifests/remote/rbac.yaml").await;
+    let remote_token = sandbox
+        .source
+        .mint_token("ferry-system", "ferry-migration", false)
+        .unwrap();
+    let patch = serde_json::json!({"data": {"saToken": base64::engine::general_purpose::STANDARD.encode(&remote_token)}});
+    Api::<Secret>::namespaced(sandbox.host_client.clone(), FERRY_NAMESPACE)
+        .patch("source-cluster", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    // The controller as its ServiceAccount in the host cluster.
+    let host_token = sandbox
+        .target
+        .mint_token("ferry-system", "ferry-controller", false)
+        .unwrap();
+    let config = scenario.dir.path().join("controller.kubeconfig");
+    kubeconfig(&sandbox.target, &host_token, &config);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let env: [(&str, &OsStr); 4] = [
+        ("FERRY_LEADER_ELECT", OsStr::new("true")),
+        ("POD_NAMESPACE", OsStr::new("ferry-system")),
+        ("POD_NAME", OsStr::new("ferry-controller-0")),
+        ("FERRY_HTTP_ADDR", OsStr::new(&addr)),
+    ];
+    let log = scenario.dir.path().join("controller.log");
+    let controller =
+        ControllerProcess::start_with_env(Path::new(env!("CARGO_BIN_EXE_ferry")), &config, &log, &env)
+            .unwrap();
+    scenario::eventually("/readyz answers", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+    assert!(http_get(port, "/healthz").await.starts_with("HTTP/1.0 200"));
+    let ready = http_get(port, "/readyz").await;
+    assert!(
+        ready.starts_with("HTTP/1.0 200") && ready.contains("v1.37"),
+        "{ready}"
+    );
+
+    scenario.wait_plan_ready().await;
+    write_files(&sandbox.volume_dir(true), &[("x", b"data")]);
+    scenario.create_migration("stage", |s| s.stage = true).await;
+    scenario.wait_succeeded("stage", Duration::from_secs(240)).await;
+    scenario
+        .create_migration("cutover", |s| s.quiesce_pods = true)
+        .await;
+    scenario.wait_succeeded("cutover", Duration::from_secs(240)).await;
+    mover::assert_same_tree(&sandbox.volume_dir(true), &sandbox.volume_dir(false));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("forbidden"),
+        "a missing grant: {}",
+        scenario::tail(&text, 40)
+    );
+    assert!(controller.stop(), "the controller stops cleanly");
+    scenario.stop().await;
+}
