@@ -213,6 +213,11 @@ async fn failures(client: &Client) {
     let fails = wait_terminal(&pods, "fails").await;
     let ended = terminated(&main_status(&fails)).unwrap().clone();
     assert_eq!(fails.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
+    // The pod-level explanation follows the Failed phase in the agent's next status write.
+    let fails = wait_for(&pods, "fails", WAIT, |p| {
+        p.status.as_ref()?.message.as_ref().map(|_| p.clone())
+    })
+    .await;
     assert_eq!((ended.exit_code, ended.reason.as_deref()), (3, Some("Error")));
     assert_eq!(ended.message.as_deref(), Some("bad input\n"));
     let pod_message = fails.status.as_ref().unwrap().message.clone().unwrap_or_default();
