@@ -148,6 +148,16 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         .await;
     scenario.wait_succeeded("cutover", Duration::from_secs(240)).await;
     mover::assert_same_tree(&sandbox.volume_dir(true), &sandbox.volume_dir(false));
+    let metrics = http_get(port, "/metrics").await;
+    for line in [
+        "ferry_migrations_total{itinerary=\"Stage\",result=\"succeeded\"} 1",
+        "ferry_migrations_total{itinerary=\"Final\",result=\"succeeded\"} 1",
+        "ferry_cutover_downtime_seconds_count 1",
+        "ferry_stage_duration_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in /metrics:\n{metrics}");
+    }
+    assert!(!metrics.contains("ferry_synced_bytes_total 0\n"), "{metrics}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         !text.contains("forbidden"),

@@ -62,13 +62,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } = args;
     super::init_logging(json_logs);
     let client = host_client(kubeconfig.as_deref()).await?;
+    let mut ctx = Context::new(client.clone());
     if http_addr != "off" {
         let addr = http_addr
             .parse()
             .with_context(|| format!("--http-addr {http_addr:?} is not an address like 0.0.0.0:8080"))?;
-        controller::http::serve(addr, client.clone()).await?;
+        controller::http::serve(addr, client, ctx.metrics.clone()).await?;
     }
-    let mut ctx = Context::new(client);
     ctx.resync = Duration::from_secs(resync_seconds);
     ctx.retry = Duration::from_secs(retry_seconds);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferry controller starting");

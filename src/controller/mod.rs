@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod http;
 pub mod leader;
+pub mod metrics;
 mod migration;
 pub mod plan;
 pub mod remote;
@@ -43,6 +44,8 @@ pub struct Context {
     pub resync: Duration,
     /// How long to wait before looking again when something is wrong and may be fixed outside Ferry.
     pub retry: Duration,
+    /// Prometheus metrics, served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Context {
@@ -57,6 +60,7 @@ impl Context {
             client,
             resync: Duration::from_secs(60),
             retry: Duration::from_secs(10),
+            metrics: Arc::default(),
         }
     }
 }
@@ -144,6 +148,14 @@ fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: ResourceExt,
 {
+    let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&metrics::ErrorLabels {
+            kind: kind.to_string(),
+            reason: error.metric_label().to_string(),
+        })
+        .inc();
     tracing::warn!(
         kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object"),
         object = %format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()),

@@ -16,6 +16,7 @@ use crate::api::condition::{self, READY};
 use crate::api::{
     Category, Condition, Itinerary, MigCluster, MigMigration, MigMigrationStatus, MigPlan, ResourceRef,
 };
+use crate::controller::metrics::MigrationLabels;
 use crate::controller::{Context, remote, status};
 use crate::pipeline::{self, Next, StepContext, StepOutcome};
 
@@ -121,6 +122,7 @@ pub(super) async fn run(
             Next::Continue => continue,
             Next::RequeueAfter(after) => return Ok(Action::requeue(after)),
             Next::Finished => {
+                record_finished(ctx, itinerary, &desired);
                 if itinerary == Itinerary::Stage && condition::is_true(&desired.conditions, "Succeeded") {
                     record_last_stage(ctx, &step_ctx.plan, &desired).await?;
                 }
@@ -171,6 +173,13 @@ pub(super) async fn cancel(
     );
     desired.phase = Some("Canceled".into());
     write(ctx, migration, &current, &desired).await?;
+    ctx.metrics
+        .migrations
+        .get_or_create(&MigrationLabels {
+            itinerary: format!("{:?}", Itinerary::for_spec(&migration.spec)),
+            result: "canceled".into(),
+        })
+        .inc();
     Ok(Action::requeue(Duration::from_millis(100)))
 }
 
@@ -333,4 +342,51 @@ async fn record_last_stage(ctx: &Context, plan: &MigPlan, status: &MigMigrationS
     )
     .await?;
     Ok(())
+}
+
+/// Counts a finished migration: by itinerary and result, and for a success its data, its stage
+/// duration or its cutover downtime.
+fn record_finished(ctx: &Context, itinerary: Itinerary, status: &MigMigrationStatus) {
+    let succeeded = condition::is_true(&status.conditions, "Succeeded");
+    let metrics = &ctx.metrics;
+    metrics
+        .migrations
+        .get_or_create(&MigrationLabels {
+            itinerary: format!("{itinerary:?}"),
+            result: if succeeded { "succeeded" } else { "failed" }.into(),
+        })
+        .inc();
+    if !succeeded {
+        return;
+    }
+    let synced: u64 = status
+        .pipeline
+        .iter()
+        .filter_map(|s| pipeline::transfer::totals_from_message(s.message.as_deref()?))
+        .map(|(bytes, _)| bytes)
+        .sum();
+    metrics.bytes.inc_by(synced);
+    match itinerary {
+        Itinerary::Stage => {
+            let end = status
+                .pipeline
+                .iter()
+                .filter_map(|s| s.completed.clone())
+                .next_back();
+            let seconds = status
+                .start_timestamp
+                .as_deref()
+                .zip(end.as_deref())
+                .and_then(|(start, end)| pipeline::engine::seconds_between(start, end));
+            if let Some(seconds) = seconds {
+                metrics.stage_duration.observe(seconds);
+            }
+        }
+        Itinerary::Final => {
+            if let Some(seconds) = status.downtime.as_ref().and_then(|d| d.seconds) {
+                metrics.downtime.observe(seconds);
+            }
+        }
+        Itinerary::Rollback => {}
+    }
 }
