@@ -63,23 +63,17 @@ pub async fn quiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
             push(&access, plan.edits, message).await?
         }
     };
-    let application = gitops.argocd.as_ref().and_then(|a| a.source_application.clone());
-    let pending = pending(
+    wait_applied(
         ctx,
         &access,
-        &ctx.source,
+        &gitops,
+        Side::Source,
         &path,
-        sources(ctx),
-        application,
         revision,
-    )
-    .await?;
-    Ok(applied::outcome(
-        ctx,
         "QuiesceSource",
-        pending,
         format!("source quiesced by commit {revision}"),
-    ))
+    )
+    .await
 }
 
 /// UnquiesceTarget in Commit mode: give the workloads of `gitops.targetPath` the recorded source values
@@ -117,23 +111,17 @@ pub async fn unquiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
     };
     let message = format!("Ferry: start {} for migration {}", path, ctx.migration.name_any());
     let revision = push(&access, edits, message).await?;
-    let application = gitops.argocd.as_ref().and_then(|a| a.target_application.clone());
-    let pending = pending(
+    wait_applied(
         ctx,
         &access,
-        &ctx.target,
+        &gitops,
+        Side::Target,
         &path,
-        targets(ctx),
-        application,
         revision,
-    )
-    .await?;
-    Ok(applied::outcome(
-        ctx,
         "UnquiesceTarget",
-        pending,
         format!("target started by commit {revision}"),
-    ))
+    )
+    .await
 }
 
 /// QuiesceTarget in Commit mode (rollback): revert Ferry's commits of this migration on
@@ -182,23 +170,17 @@ pub async fn quiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
             push(&access, plan.edits, message).await?
         }
     };
-    let application = gitops.argocd.as_ref().and_then(|a| a.target_application.clone());
-    let pending = pending(
+    wait_applied(
         ctx,
         &access,
-        &ctx.target,
+        &gitops,
+        Side::Target,
         &path,
-        targets(ctx),
-        application,
         revision,
-    )
-    .await?;
-    Ok(applied::outcome(
-        ctx,
         "QuiesceTarget",
-        pending,
         format!("target quiesced at {revision}"),
-    ))
+    )
+    .await
 }
 
 /// UnquiesceSource in Commit mode (rollback): revert Ferry's commits of this migration on
@@ -221,23 +203,17 @@ pub async fn unquiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
         })
         .await?;
     let revision = revision_of(outcome.push);
-    let application = gitops.argocd.as_ref().and_then(|a| a.source_application.clone());
-    let pending = pending(
+    wait_applied(
         ctx,
         &access,
-        &ctx.source,
+        &gitops,
+        Side::Source,
         &path,
-        sources(ctx),
-        application,
         revision,
-    )
-    .await?;
-    Ok(applied::outcome(
-        ctx,
         "UnquiesceSource",
-        pending,
         format!("source restored at {revision}"),
-    ))
+    )
+    .await
 }
 
 /// RevertCommits (rollback): revert every Ferry commit of the plan still in effect.
@@ -276,6 +252,43 @@ fn mappings(ctx: &StepContext) -> Vec<NameMapping> {
         .iter()
         .filter_map(|n| NameMapping::parse(n).ok())
         .collect()
+}
+
+/// Which cluster a Commit-mode step waits on.
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Target,
+}
+
+/// Waits until `side` shows `revision` of `path` applied (and its Argo CD Application reports it):
+/// InProgress while pending, Done with `done` once applied, Failed after the wait limit.
+#[allow(clippy::too_many_arguments)]
+async fn wait_applied(
+    ctx: &StepContext,
+    access: &RepoAccess,
+    gitops: &GitOps,
+    side: Side,
+    path: &str,
+    revision: Oid,
+    step: &str,
+    done: String,
+) -> Result<StepOutcome> {
+    let argocd = gitops.argocd.as_ref();
+    let (cluster, namespaces, application) = match side {
+        Side::Source => (
+            &ctx.source,
+            sources(ctx),
+            argocd.and_then(|a| a.source_application.clone()),
+        ),
+        Side::Target => (
+            &ctx.target,
+            targets(ctx),
+            argocd.and_then(|a| a.target_application.clone()),
+        ),
+    };
+    let pending = pending(ctx, access, cluster, path, namespaces, application, revision).await?;
+    Ok(applied::outcome(ctx, step, pending, done))
 }
 
 fn sources(ctx: &StepContext) -> Vec<String> {
