@@ -5,6 +5,7 @@
 pub mod destination;
 pub mod dns;
 pub mod gitops;
+mod mover_endpoints;
 pub mod movers;
 pub mod prepare;
 pub mod workloads;

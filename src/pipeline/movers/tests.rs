@@ -1,3 +1,5 @@
+use k8s_openapi::api::core::v1::Node;
+
 use super::*;
 
 fn spec(endpoint: EndpointType) -> MoverSpec {
