@@ -208,6 +208,10 @@ pub enum Error {
     /// A blocking Git task of a Commit-mode step panicked or was cancelled.
     #[error("git task: {0}")]
     GitTask(String),
+    // --- triggers ---
+    /// A plan's `spec.schedule` or `spec.timeZone` cannot be used; the message names which and why.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
 }
 
 /// The crate's result type.
@@ -243,6 +247,7 @@ impl Error {
             Error::Mover(_) => "mover",
             Error::Rsync { .. } => "rsync",
             Error::GitTask(_) => "git_task",
+            Error::InvalidSchedule(_) => "invalid_schedule",
         }
     }
 

@@ -15,5 +15,6 @@ pub mod git;
 pub mod mover;
 pub mod pipeline;
 pub mod sandbox;
+pub mod triggers;
 
 pub use error::{Error, Result};
