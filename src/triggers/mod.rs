@@ -1,9 +1,11 @@
 //! Stage triggers: what makes a stage MigMigration start by itself (DESIGN.md §1, §5).
 //!
-//! Only the pure parts exist so far: [`push`] matches pushes to plans and debounces bursts; [`schedule`]
-//! turns a plan's `spec.schedule` and `spec.timeZone` into fire times (DST-correct, with an injectable
-//! clock) and decides which fire is due. The polling fallback, the creator of the stage migrations and
-//! the controller's HTTP server are not written yet (see docs/triggers.md).
+//! Pure logic only: [`schedule`] turns `spec.schedule` and `spec.timeZone` into fire times
+//! (DST-correct); [`push`] matches pushes to plans; [`decide`] combines both with what the plan's
+//! status remembers into one decision per pass. The controller side (reading the webhook's record,
+//! polling the branch, creating the stage) is `controller::plan::triggers`; the webhook endpoint is
+//! `controller::webhook`.
 
+pub mod decide;
 pub mod push;
 pub mod schedule;

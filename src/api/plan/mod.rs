@@ -4,6 +4,7 @@
 mod gitops;
 mod mapping;
 mod transfer;
+mod triggers;
 mod volumes;
 
 use kube::CustomResource;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use gitops::{ArgoCd, GitAuthor, GitOps, GitRepo, Quiesce, QuiesceMethod};
 pub use mapping::{NAME_MAPPING_PATTERN, NameMapping};
 pub use transfer::{EndpointType, Transfer};
+pub use triggers::{PushRecord, TriggerStatus, Triggers};
 pub use volumes::{DiscoveredVolume, PersistentVolumes, VolumeOverride};
 
 use super::{Condition, ResourceRef};
@@ -72,15 +74,6 @@ pub struct MigPlanSpec {
     pub transfer: Option<Transfer>,
 }
 
-/// Event triggers of a plan.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Triggers {
-    /// Run a stage when a push to the plan's repo and branch touches `gitops.sourcePath`.
-    #[serde(default)]
-    pub on_push: bool,
-}
-
 /// Status of a `MigPlan`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +96,9 @@ pub struct MigPlanStatus {
     /// The Git commit of `gitops.repo` last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_revision: Option<String>,
+    /// What the schedule and push triggers remember between reconciles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<TriggerStatus>,
 }
 
 /// Summary of the last successful stage.
