@@ -42,7 +42,7 @@ pub struct Args {
     /// This replica's identity in the election (default: the pod name, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// Where to serve /healthz and /readyz (`off` to serve nothing).
+    /// Where to serve /healthz, /readyz, /metrics and the push webhook /hooks/git (`off`: nothing).
     #[arg(long, env = "FERRY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: String,
 }

@@ -1,6 +1,6 @@
 //! The controller's HTTP endpoints: `/healthz` (the process serves requests), `/readyz` (it reaches the
 //! host cluster's API server) and `/metrics` (Prometheus text format), on `--http-addr`. Every replica
-//! serves them, leader or follower. (The git push webhook joins this router when it lands.)
+//! serves them, leader or follower, and the git push webhook (`POST /hooks/git`, [`super::webhook`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,17 +28,21 @@ pub async fn serve(addr: SocketAddr, client: Client, metrics: Arc<Metrics>) -> R
             tracing::error!("the HTTP server stopped: {err}");
         }
     });
-    tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+    tracing::info!(address = %bound, "serving /healthz, /readyz, /metrics and /hooks/git");
     Ok(bound)
 }
 
 fn router(client: Client, metrics: Arc<Metrics>) -> Router {
-    let exposition = Router::new().route("/metrics", get(export)).with_state(metrics);
+    let exposition = Router::new()
+        .route("/metrics", get(export))
+        .with_state(metrics.clone());
+    let hooks = super::webhook::router(client.clone(), metrics);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(client)
         .merge(exposition)
+        .merge(hooks)
 }
 
 async fn export(State(metrics): State<Arc<Metrics>>) -> ([(header::HeaderName, &'static str); 1], String) {

@@ -1,6 +1,6 @@
 //! The controller's Prometheus metrics, served at `/metrics` in the text format: migrations by
-//! itinerary and result, stage durations, bytes in the migrated volumes, cutover downtime, and
-//! reconcile errors by kind and reason. Counted by the replica that observed the event (the leader).
+//! itinerary and result, stage durations, bytes in the migrated volumes, cutover downtime, reconcile
+//! errors by kind and reason, triggered (and skipped) stages, and webhook requests by result. Counted by the replica that observed the event (the leader).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +26,24 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+/// Labels of `ferry_triggered_stages_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    /// `schedule` or `push`.
+    pub trigger: String,
+    /// `created`, or why no stage started (`skipped_busy`, `skipped_missed`, `skipped_cut_over`,
+    /// `skipped_not_ready`).
+    pub result: String,
+}
+
+/// Labels of `ferry_webhook_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `accepted` (a plan recorded the push), `ignored` (valid but concerns no plan, or not a push),
+    /// `unauthorized` (missing or bad signature), `bad_request`, `error` (recording failed).
+    pub result: String,
+}
+
 /// Every metric, and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +58,10 @@ pub struct Metrics {
     pub downtime: Histogram,
     /// Reconciles that ended in an error (and were retried).
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Stage migrations created by triggers, and scheduled fires skipped.
+    pub triggered_stages: Family<TriggerLabels, Counter>,
+    /// Requests to the push webhook, by result.
+    pub webhook_requests: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,8 +97,22 @@ impl Default for Metrics {
             "Reconciles that failed and were retried, by kind and reason",
             reconcile_errors.clone(),
         );
+        let triggered_stages = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "triggered_stages",
+            "Stage migrations created by the schedule and push triggers, and scheduled fires skipped",
+            triggered_stages.clone(),
+        );
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Requests to the git push webhook by result",
+            webhook_requests.clone(),
+        );
         Self {
             registry,
+            triggered_stages,
+            webhook_requests,
             migrations,
             stage_duration,
             bytes,
@@ -118,6 +154,19 @@ mod tests {
                 reason: "kube".into(),
             })
             .inc();
+        metrics
+            .webhook_requests
+            .get_or_create(&WebhookLabels {
+                result: "unauthorized".into(),
+            })
+            .inc();
+        metrics
+            .triggered_stages
+            .get_or_create(&TriggerLabels {
+                trigger: "schedule".into(),
+                result: "created".into(),
+            })
+            .inc();
         let text = metrics.encode();
         assert!(
             text.contains("ferry_migrations_total{itinerary=\"Final\",result=\"succeeded\"} 1"),
@@ -128,6 +177,8 @@ mod tests {
             "ferry_synced_bytes_total",
             "ferry_cutover_downtime_seconds_count 1",
             "ferry_reconcile_errors_total{kind=\"MigPlan\",reason=\"kube\"} 1",
+            "ferry_webhook_requests_total{result=\"unauthorized\"} 1",
+            "ferry_triggered_stages_total{trigger=\"schedule\",result=\"created\"} 1",
         ] {
             assert!(text.contains(name), "{name} missing: {text}");
         }

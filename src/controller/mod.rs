@@ -20,6 +20,7 @@ pub mod plan;
 pub mod remote;
 mod status;
 mod storage;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

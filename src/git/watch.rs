@@ -72,8 +72,21 @@ impl Repo {
         self.report_since(since, paths)
     }
 
+    /// Whether commit `oid` carries the `Ferry-Plan: <plan>` trailer (Ferry's own quiesce or revert
+    /// commit for that plan, which must not trigger a stage of it).
+    pub fn made_by_ferry_for(&self, oid: Oid, plan: &str) -> Result<bool> {
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .map_err(Error::git(format!("reading commit {oid}")))?;
+        let message = commit.message().unwrap_or_default();
+        Ok(super::commit::parse_trailers(message)
+            .iter()
+            .any(|(key, value)| key == super::commit::TRAILER_PLAN && value == plan))
+    }
+
     /// Like [`Repo::poll`] without fetching (the caller just fetched).
-    fn report_since(&self, since: Option<Oid>, paths: &[String]) -> Result<WatchReport> {
+    pub fn report_since(&self, since: Option<Oid>, paths: &[String]) -> Result<WatchReport> {
         let head = self.remote_tip()?;
         match since {
             Some(since) => self.changed_since(since, paths),

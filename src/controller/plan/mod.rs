@@ -3,6 +3,7 @@
 //! condition; `Ready` holds only when there is no Critical one.
 
 pub(crate) mod discovery;
+pub(crate) mod triggers;
 mod validate;
 
 use std::sync::Arc;
@@ -23,6 +24,11 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
     let own_ns = plan.namespace().unwrap_or_default();
     let spec = &plan.spec;
     let mut conditions = validate::unsupported(spec);
+    let schedule = validate::schedule(spec).unwrap_or_else(|problem| {
+        conditions.push(*problem);
+        None
+    });
+    conditions.extend(validate::triggers(spec));
     let mappings = validate::namespace_mappings(spec).unwrap_or_else(|problems| {
         conditions.extend(problems);
         Vec::new()
@@ -76,13 +82,19 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
         )
     });
 
+    let ok = critical == 0;
+    let triggered = triggers::run(&ctx, &plan, schedule.as_ref(), ok).await?;
+    conditions.extend(triggered.conditions);
+
     let current = plan.status.as_ref();
     let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut desired = current.cloned().unwrap_or_default();
     desired.conditions = condition::merge(current_conditions, conditions, &status::now());
     desired.volumes = volumes;
     desired.observed_generation = plan.metadata.generation;
-    let ok = critical == 0;
+    desired.triggers = triggered.status;
+    desired.next_scheduled_stage = triggered.next_scheduled_stage;
+    desired.observed_revision = triggered.observed_revision;
     status::apply(
         &ctx,
         plan.as_ref(),
@@ -92,7 +104,12 @@ pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> 
         &desired.conditions,
     )
     .await?;
-    Ok(Action::requeue(if ok { ctx.resync } else { ctx.retry }))
+    let requeue = if ok { ctx.resync } else { ctx.retry };
+    // Wake for the next fire or the end of a debounce window; never busier than once a second.
+    let requeue = triggered.wake_after.map_or(requeue, |wake| {
+        requeue.min(wake.max(std::time::Duration::from_secs(1)))
+    });
+    Ok(Action::requeue(requeue))
 }
 
 /// Looks up a referenced MigCluster; records a condition when it is missing or not Ready.

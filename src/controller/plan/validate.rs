@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::api::plan::{MigPlanSpec, NameMapping};
 use crate::api::{Category, Condition};
+use crate::triggers::schedule::Schedule;
 
 /// Parsed namespace mappings, or the conditions explaining why they are invalid.
 pub(crate) fn namespace_mappings(spec: &MigPlanSpec) -> Result<Vec<NameMapping>, Vec<Condition>> {
@@ -95,6 +96,40 @@ pub(crate) fn unsupported(spec: &MigPlanSpec) -> Vec<Condition> {
     conditions
 }
 
+/// The parsed `spec.schedule`, `None` when there is none, or the `InvalidSchedule` condition.
+pub(crate) fn schedule(spec: &MigPlanSpec) -> Result<Option<Schedule>, Box<Condition>> {
+    let Some(expression) = spec.schedule.as_deref().filter(|e| !e.trim().is_empty()) else {
+        return Ok(None);
+    };
+    Schedule::parse(expression, spec.time_zone.as_deref())
+        .map(Some)
+        .map_err(|err| {
+            let why = match err {
+                crate::Error::InvalidSchedule(why) => why,
+                other => other.to_string(),
+            };
+            Box::new(Condition::holds(
+                "InvalidSchedule",
+                Category::Critical,
+                "InvalidSchedule",
+                format!("{why}. No scheduled stage runs until it is fixed."),
+            ))
+        })
+}
+
+/// `spec.triggers.onPush` needs `spec.gitops` (the repo and paths to watch).
+pub(crate) fn triggers(spec: &MigPlanSpec) -> Option<Condition> {
+    let on_push = spec.triggers.as_ref().is_some_and(|t| t.on_push);
+    (on_push && spec.gitops.is_none()).then(|| {
+        Condition::holds(
+            "InvalidTriggers",
+            Category::Critical,
+            "OnPushWithoutGitOps",
+            "spec.triggers.onPush needs spec.gitops (the repository, branch and paths to watch).",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +165,39 @@ mod tests {
         assert_eq!(conditions.len(), 1);
         let message = conditions[0].message.as_deref().unwrap();
         assert!(message.contains("indirectVolumeMigration") && !message.contains("indirectImageMigration"));
+    }
+
+    #[test]
+    fn a_bad_schedule_or_zone_is_one_condition_naming_the_field() {
+        let mut plan = spec(&["app"]);
+        assert!(matches!(schedule(&plan), Ok(None)));
+        plan.schedule = Some("*/5 * * *".into());
+        let condition = schedule(&plan).unwrap_err();
+        assert_eq!(condition.type_, "InvalidSchedule");
+        assert!(
+            condition.message.as_deref().unwrap().contains("spec.schedule"),
+            "{condition:?}"
+        );
+        plan.schedule = Some("0 2 * * *".into());
+        plan.time_zone = Some("Europe/Atlantis".into());
+        let condition = schedule(&plan).unwrap_err();
+        assert!(
+            condition.message.as_deref().unwrap().contains("spec.timeZone"),
+            "{condition:?}"
+        );
+        plan.time_zone = Some("Europe/Berlin".into());
+        assert!(matches!(schedule(&plan), Ok(Some(_))));
+    }
+
+    #[test]
+    fn on_push_needs_gitops() {
+        let mut plan = spec(&["app"]);
+        plan.triggers = Some(crate::api::plan::Triggers {
+            on_push: true,
+            ..Default::default()
+        });
+        assert_eq!(triggers(&plan).unwrap().type_, "InvalidTriggers");
+        plan.gitops = Some(Default::default());
+        assert!(triggers(&plan).is_none());
     }
 }

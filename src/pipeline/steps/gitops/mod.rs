@@ -12,7 +12,7 @@
 
 mod applied;
 pub mod record;
-mod repo;
+pub mod repo;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};

@@ -37,21 +37,7 @@ pub struct RepoAccess {
 impl RepoAccess {
     /// Reads the plan's repo settings and credentials.
     pub async fn of(ctx: &StepContext, gitops: &GitOps) -> Result<Self> {
-        let credentials = match &gitops.repo.credentials_secret_ref {
-            None => Credentials::from_secret_data(&BTreeMap::new())?,
-            Some(reference) => {
-                let namespace = reference.namespace_or(&ctx.plan_namespace()).to_string();
-                let secrets: Api<Secret> = Api::namespaced(ctx.host.clone(), &namespace);
-                let secret = secrets.get(&reference.name).await?;
-                let data = secret
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                Credentials::from_secret_data(&data)?
-            }
-        };
+        let credentials = read_credentials(&ctx.host, &ctx.plan_namespace(), gitops).await?;
         Ok(Self {
             cache_dir: cache_dir(&ctx.plan_key(), &gitops.repo.url),
             url: gitops.repo.url.clone(),
@@ -105,9 +91,31 @@ impl RepoAccess {
     }
 }
 
+/// The credentials of a plan's repo, read from the Secret named by `gitops.repo.credentialsSecretRef`
+/// (none: anonymous access).
+pub async fn read_credentials(
+    host: &kube::Client,
+    plan_namespace: &str,
+    gitops: &GitOps,
+) -> Result<Credentials> {
+    let Some(reference) = &gitops.repo.credentials_secret_ref else {
+        return Credentials::from_secret_data(&BTreeMap::new());
+    };
+    let namespace = reference.namespace_or(plan_namespace).to_string();
+    let secrets: Api<Secret> = Api::namespaced(host.clone(), &namespace);
+    let secret = secrets.get(&reference.name).await?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    Credentials::from_secret_data(&data)
+}
+
 /// The cache directory of a plan's repo: `$FERRY_GIT_CACHE` (or the temp dir) / plan / URL hash, so
 /// two plans, or a plan whose URL changes, never share a clone.
-fn cache_dir(plan_key: &str, url: &str) -> PathBuf {
+pub fn cache_dir(plan_key: &str, url: &str) -> PathBuf {
     let root = std::env::var_os("FERRY_GIT_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("ferry-git"));

@@ -1,0 +1,349 @@
+//! The plan's triggers, applied (the rules are pure, in `crate::triggers::decide`): observe the plan's
+//! migrations, the push the webhook recorded on the plan (any replica may receive it, so it arrives
+//! as an annotation) or a poll of the branch when no webhook is configured, decide, create the stage
+//! migration, count and publish what happened. Runs on the leader as part of the plan reconcile; the
+//! status it returns is written with the rest of the plan's status.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+
+use super::super::migration::is_finished;
+use super::super::{Context, metrics};
+use crate::api::condition;
+use crate::api::migration::{Itinerary, MigMigrationSpec};
+use crate::api::plan::{GitOps, PushRecord, TriggerStatus};
+use crate::api::{Category, Condition, MigMigration, MigPlan, ResourceRef};
+use crate::pipeline::steps::gitops::repo::{cache_dir, read_credentials};
+use crate::triggers::decide::{self, Activity, Inputs, NewStage, format_time};
+use crate::triggers::schedule::Schedule;
+use crate::{Error, Result};
+
+/// The annotation the webhook endpoint writes on a plan: the newest push (JSON `PushRecord`).
+pub const PUSH_ANNOTATION: &str = "migration.ferry.dev/last-push";
+/// Label on the stage migrations a trigger created: `schedule` or `push`.
+pub const TRIGGER_LABEL: &str = "migration.ferry.dev/trigger";
+/// Default seconds between polls of the branch (no webhook).
+pub const DEFAULT_POLL_SECONDS: u32 = 60;
+/// Default quiet seconds after the last push of a burst.
+pub const DEFAULT_DEBOUNCE_SECONDS: u32 = 10;
+
+/// What the triggers contribute to the plan's status and requeue.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    pub status: Option<TriggerStatus>,
+    pub next_scheduled_stage: Option<String>,
+    pub observed_revision: Option<String>,
+    pub conditions: Vec<Condition>,
+    pub wake_after: Option<Duration>,
+}
+
+/// Runs the plan's triggers once. `schedule` is the parsed `spec.schedule` (`None` when absent or
+/// invalid, the latter already a condition); `ready` is whether the plan is Ready.
+pub(super) async fn run(
+    ctx: &Context,
+    plan: &MigPlan,
+    schedule: Option<&Schedule>,
+    ready: bool,
+) -> Result<Outcome> {
+    let previous_status = plan.status.clone().unwrap_or_default();
+    let mut outcome = Outcome {
+        observed_revision: previous_status.observed_revision.clone(),
+        ..Outcome::default()
+    };
+    let triggers = plan.spec.triggers.clone().unwrap_or_default();
+    if schedule.is_none() && !triggers.on_push {
+        return Ok(outcome);
+    }
+    let previous = previous_status.triggers.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let mut status_seed = previous.clone();
+
+    let mut pushed = recorded_push(plan);
+    if let Some(push) = &pushed {
+        outcome.observed_revision = Some(push.revision.clone());
+    }
+    let mut poll_wake = None;
+    if let (true, None, Some(gitops)) = (triggers.on_push, &triggers.webhook_secret_ref, &plan.spec.gitops) {
+        let interval = Duration::from_secs(
+            triggers
+                .poll_interval_seconds
+                .unwrap_or(DEFAULT_POLL_SECONDS)
+                .max(5)
+                .into(),
+        );
+        let last_poll = previous
+            .last_poll
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        let since_last = last_poll.map(|last| now.duration_since(last).unsigned_abs());
+        match since_last {
+            Some(elapsed) if elapsed < interval => poll_wake = Some(interval - elapsed),
+            _ => {
+                poll_wake = Some(interval);
+                status_seed.last_poll = Some(format_time(now));
+                let seen = previous_status.observed_revision.as_deref();
+                match poll(ctx, plan, gitops, seen).await {
+                    Ok(polled) => {
+                        if polled.touched {
+                            let noticed = PushRecord {
+                                revision: polled.head.clone(),
+                                time: format_time(now),
+                            };
+                            pushed = newest(pushed, Some(noticed));
+                        }
+                        outcome.observed_revision = Some(polled.head);
+                    }
+                    Err(err) => outcome.conditions.push(Condition::holds(
+                        "GitPollFailed",
+                        Category::Warn,
+                        "PollFailed",
+                        format!(
+                            "Polling {} for pushes failed (retried every {}s): {err}",
+                            gitops.repo.url,
+                            interval.as_secs()
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    let activity = activity(ctx, plan, ready).await?;
+    let key = schedule_key(plan);
+    let decision = decide::decide(&Inputs {
+        plan: &plan.name_any(),
+        schedule: schedule.map(|s| (s, key)),
+        on_push: triggers.on_push,
+        debounce: Duration::from_secs(
+            triggers
+                .debounce_seconds
+                .unwrap_or(DEFAULT_DEBOUNCE_SECONDS)
+                .into(),
+        ),
+        pushed,
+        previous: &status_seed,
+        activity: &activity,
+        now,
+    });
+    for (skip, count) in &decision.skipped {
+        ctx.metrics
+            .triggered_stages
+            .get_or_create(&metrics::TriggerLabels {
+                trigger: "schedule".into(),
+                result: skip.label().into(),
+            })
+            .inc_by(*count);
+        publish(
+            ctx,
+            plan,
+            EventType::Normal,
+            "ScheduledStageSkipped",
+            format!(
+                "{count} scheduled stage(s) skipped: {}",
+                skip.label().trim_start_matches("skipped_").replace('_', " ")
+            ),
+        )
+        .await;
+    }
+    if let Some(stage) = &decision.create {
+        create_stage(ctx, plan, stage).await?;
+    }
+    if activity.cut_over {
+        outcome.conditions.push(Condition::holds(
+            "TriggersSuspended",
+            Category::Advisory,
+            "CutOver",
+            "The plan was cut over: scheduled and pushed stages are suspended (they would overwrite the target); a rollback resumes them.",
+        ));
+    }
+    outcome.status = Some(decision.status);
+    outcome.next_scheduled_stage = decision.next_scheduled_stage.filter(|_| !activity.cut_over);
+    outcome.wake_after = [decision.wake_after, poll_wake].into_iter().flatten().min();
+    Ok(outcome)
+}
+
+/// The schedule's identity in status: expression and zone.
+fn schedule_key(plan: &MigPlan) -> String {
+    let zone = plan
+        .spec
+        .time_zone
+        .as_deref()
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .unwrap_or("UTC");
+    format!(
+        "{} ({zone})",
+        plan.spec.schedule.as_deref().unwrap_or_default().trim()
+    )
+}
+
+/// The push the webhook endpoint recorded on the plan, if any (an unreadable record is ignored).
+fn recorded_push(plan: &MigPlan) -> Option<PushRecord> {
+    let text = plan.annotations().get(PUSH_ANNOTATION)?;
+    serde_json::from_str(text)
+        .inspect_err(|err| tracing::warn!(plan = %plan.name_any(), error = %err, "unreadable {PUSH_ANNOTATION} annotation ignored"))
+        .ok()
+}
+
+fn newest(a: Option<PushRecord>, b: Option<PushRecord>) -> Option<PushRecord> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(
+            if b.time.parse::<Timestamp>().ok() > a.time.parse::<Timestamp>().ok() {
+                b
+            } else {
+                a
+            },
+        ),
+        (a, b) => a.or(b),
+    }
+}
+
+struct Polled {
+    head: String,
+    touched: bool,
+}
+
+/// Fetches the branch and reports whether commits since `since` touch the watched paths. The first
+/// poll only records the tip; Ferry's own commits for this plan never count as a push.
+async fn poll(ctx: &Context, plan: &MigPlan, gitops: &GitOps, since: Option<&str>) -> Result<Polled> {
+    let namespace = plan.namespace().unwrap_or_default();
+    let plan_key = format!("{namespace}/{}", plan.name_any());
+    let credentials = read_credentials(&ctx.client, &namespace, gitops).await?;
+    let cache = cache_dir(&format!("{plan_key}-watch"), &gitops.repo.url);
+    let url = gitops.repo.url.clone();
+    let branch = gitops.repo.branch.clone().unwrap_or_else(|| "main".into());
+    let paths = watched_paths(gitops);
+    let since = since.and_then(|sha| git2::Oid::from_str(sha).ok());
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = cache.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io(format!("creating {}", parent.display())))?;
+        }
+        let repo = crate::git::Repo::open_or_clone(&cache, &url, &branch, credentials)?;
+        let report = repo.report_since(since, &paths)?;
+        let touched = since.is_some() && report.touched && !repo.made_by_ferry_for(report.head, &plan_key)?;
+        Ok(Polled {
+            head: report.head.to_string(),
+            touched,
+        })
+    })
+    .await
+    .map_err(|err| Error::GitTask(err.to_string()))?
+}
+
+/// The repository paths whose changes concern a plan: its source and target manifests.
+pub(crate) fn watched_paths(gitops: &GitOps) -> Vec<String> {
+    std::iter::once(gitops.source_path.clone())
+        .chain(gitops.target_path.clone())
+        .collect()
+}
+
+/// Which of the plan's migrations are unfinished, and whether its newest successful cutover or
+/// rollback was a cutover. Only migrations in the plan's namespace are considered.
+async fn activity(ctx: &Context, plan: &MigPlan, ready: bool) -> Result<Activity> {
+    let namespace = plan.namespace().unwrap_or_default();
+    let migrations = Api::<MigMigration>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?;
+    let ours: Vec<&MigMigration> = migrations
+        .items
+        .iter()
+        .filter(|m| {
+            m.spec.mig_plan_ref.name == plan.name_any()
+                && m.spec.mig_plan_ref.namespace_or(&namespace) == namespace
+        })
+        .collect();
+    let conditions = |m: &MigMigration| {
+        m.status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default()
+    };
+    let unfinished = ours
+        .iter()
+        .filter(|m| !is_finished(&conditions(m)))
+        .map(|m| m.name_any())
+        .collect();
+    let newest_switch = ours
+        .iter()
+        .filter(|m| {
+            Itinerary::for_spec(&m.spec) != Itinerary::Stage
+                && condition::is_true(&conditions(m), "Succeeded")
+        })
+        .max_by_key(|m| (m.creation_timestamp().map(|t| t.0), m.name_any()));
+    Ok(Activity {
+        unfinished,
+        cut_over: newest_switch.is_some_and(|m| Itinerary::for_spec(&m.spec) == Itinerary::Final),
+        plan_ready: ready,
+    })
+}
+
+/// Creates the stage migration (AlreadyExists means an earlier pass created it: fine), owned by the
+/// plan so deleting the plan removes its automatic stages.
+async fn create_stage(ctx: &Context, plan: &MigPlan, stage: &NewStage) -> Result<()> {
+    let namespace = plan.namespace().unwrap_or_default();
+    let migration = MigMigration {
+        metadata: ObjectMeta {
+            name: Some(stage.name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some([(TRIGGER_LABEL.to_string(), stage.trigger.label().to_string())].into()),
+            owner_references: plan.controller_owner_ref(&()).map(|mut owner| {
+                owner.controller = None;
+                vec![owner]
+            }),
+            ..ObjectMeta::default()
+        },
+        spec: MigMigrationSpec {
+            mig_plan_ref: ResourceRef {
+                name: plan.name_any(),
+                namespace: Some(namespace.clone()),
+            },
+            stage: true,
+            ..MigMigrationSpec::default()
+        },
+        status: None,
+    };
+    let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &namespace);
+    let result = match api.create(&PostParams::default(), &migration).await {
+        Ok(_) => "created",
+        Err(kube::Error::Api(status)) if status.code == 409 => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    ctx.metrics
+        .triggered_stages
+        .get_or_create(&metrics::TriggerLabels {
+            trigger: stage.trigger.label().into(),
+            result: result.into(),
+        })
+        .inc();
+    tracing::info!(plan = %format!("{namespace}/{}", plan.name_any()), migration = %stage.name, trigger = stage.trigger.label(), "stage migration created");
+    publish(
+        ctx,
+        plan,
+        EventType::Normal,
+        "StageTriggered",
+        format!(
+            "Stage migration {} created by the {} trigger.",
+            stage.name,
+            stage.trigger.label()
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, plan: &MigPlan, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Trigger".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &plan.object_ref(&())).await {
+        tracing::debug!(error = %err, "publishing an event failed");
+    }
+}
