@@ -5,6 +5,8 @@
 //! and the MigCluster uses a `ferry-migration` token in the source, and a stage and a cutover succeed.
 //! Its /healthz and /readyz answer.
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/mover.rs"]
 mod mover;
 #[path = "support/scenario.rs"]
@@ -23,7 +25,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use scenario::{Scenario, write_files};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn apply_file(client: &kube::Client, path: &str) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -45,17 +46,6 @@ fn kubeconfig(plane: &ControlPlane, token: &str, path: &Path) {
         ),
     )
     .unwrap();
-}
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,11 +102,7 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         .unwrap();
     let config = scenario.dir.path().join("controller.kubeconfig");
     kubeconfig(&sandbox.target, &host_token, &config);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = http::free_port();
     let addr = format!("127.0.0.1:{port}");
     let env: [(&str, &OsStr); 4] = [
         ("FERRY_LEADER_ELECT", OsStr::new("true")),
@@ -132,8 +118,8 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
     })
     .await;
-    assert!(http_get(port, "/healthz").await.starts_with("HTTP/1.0 200"));
-    let ready = http_get(port, "/readyz").await;
+    assert!(http::get(port, "/healthz").await.starts_with("HTTP/1.0 200"));
+    let ready = http::get(port, "/readyz").await;
     assert!(
         ready.starts_with("HTTP/1.0 200") && ready.contains("v1.37"),
         "{ready}"
@@ -148,7 +134,7 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         .await;
     scenario.wait_succeeded("cutover", Duration::from_secs(240)).await;
     mover::assert_same_tree(&sandbox.volume_dir(true), &sandbox.volume_dir(false));
-    let metrics = http_get(port, "/metrics").await;
+    let metrics = http::get(port, "/metrics").await;
     for line in [
         "ferry_migrations_total{itinerary=\"Stage\",result=\"succeeded\"} 1",
         "ferry_migrations_total{itinerary=\"Final\",result=\"succeeded\"} 1",

@@ -72,6 +72,11 @@ impl Repo {
         self.report_since(since, paths)
     }
 
+    /// Whether the clone has commit `oid` (a revision recorded elsewhere may be unknown to it).
+    pub fn has_commit(&self, oid: Oid) -> bool {
+        self.repo.find_commit(oid).is_ok()
+    }
+
     /// Whether commit `oid` carries the `Ferry-Plan: <plan>` trailer (Ferry's own quiesce or revert
     /// commit for that plan, which must not trigger a stage of it).
     pub fn made_by_ferry_for(&self, oid: Oid, plan: &str) -> Result<bool> {

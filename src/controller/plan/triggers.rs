@@ -63,7 +63,12 @@ pub(super) async fn run(
     let mut status_seed = previous.clone();
 
     let mut pushed = recorded_push(plan);
-    if let Some(push) = &pushed {
+    // A push recorded since the last pass names the newest revision seen (the poll below may know
+    // a newer one); an old record must not undo what a poll observed.
+    if let Some(push) = pushed
+        .as_ref()
+        .filter(|push| is_newer(push, previous.last_push.as_ref()))
+    {
         outcome.observed_revision = Some(push.revision.clone());
     }
     let mut poll_wake = None;
@@ -191,15 +196,15 @@ fn recorded_push(plan: &MigPlan) -> Option<PushRecord> {
 
 fn newest(a: Option<PushRecord>, b: Option<PushRecord>) -> Option<PushRecord> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(
-            if b.time.parse::<Timestamp>().ok() > a.time.parse::<Timestamp>().ok() {
-                b
-            } else {
-                a
-            },
-        ),
+        (Some(a), Some(b)) => Some(if is_newer(&b, Some(&a)) { b } else { a }),
         (a, b) => a.or(b),
     }
+}
+
+/// Whether `push` happened after `than` (or there is nothing to compare with).
+fn is_newer(push: &PushRecord, than: Option<&PushRecord>) -> bool {
+    let time = |record: &PushRecord| record.time.parse::<Timestamp>().ok();
+    than.is_none_or(|than| time(push) > time(than))
 }
 
 struct Polled {
@@ -223,6 +228,9 @@ async fn poll(ctx: &Context, plan: &MigPlan, gitops: &GitOps, since: Option<&str
             std::fs::create_dir_all(parent).map_err(Error::io(format!("creating {}", parent.display())))?;
         }
         let repo = crate::git::Repo::open_or_clone(&cache, &url, &branch, credentials)?;
+        // A recorded revision this clone does not know (a webhook's, or history rewritten) counts as
+        // no revision: the tip is recorded, nothing is triggered.
+        let since = since.filter(|oid| repo.has_commit(*oid));
         let report = repo.report_since(since, &paths)?;
         let touched = since.is_some() && report.touched && !repo.made_by_ferry_for(report.head, &plan_key)?;
         Ok(Polled {
