@@ -9,6 +9,8 @@
 mod http;
 #[path = "support/mover.rs"]
 mod mover;
+#[path = "support/rbac_audit.rs"]
+mod rbac_audit;
 #[path = "support/scenario.rs"]
 mod scenario;
 
@@ -151,5 +153,228 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         scenario::tail(&text, 40)
     );
     assert!(controller.stop(), "the controller stops cleanly");
+    check_least_privilege(&scenario);
     scenario.stop().await;
+}
+
+/// Permissions granted for code paths this run does not take, each with the path that needs it.
+const EXERCISED_ELSEWHERE: &[(&str, &str, &str, &str)] = &[
+    (
+        "events.k8s.io",
+        "events",
+        "patch",
+        "kube's event Recorder raising the count of an Event that repeats (timing-dependent)",
+    ),
+    (
+        "argoproj.io",
+        "applications",
+        "get",
+        "Commit mode waits for the Application's revision (migrate_commit_cutover)",
+    ),
+    (
+        "argoproj.io",
+        "applications",
+        "patch",
+        "pausing selfHeal auto-sync (migrate_endpoints_and_policies)",
+    ),
+    (
+        "externaldns.k8s.io",
+        "dnsendpoints",
+        "get",
+        "the external-dns DNS provider (dns_external_dns)",
+    ),
+    (
+        "externaldns.k8s.io",
+        "dnsendpoints",
+        "create",
+        "the external-dns DNS provider (dns_external_dns)",
+    ),
+    (
+        "externaldns.k8s.io",
+        "dnsendpoints",
+        "update",
+        "the external-dns DNS provider (dns_external_dns)",
+    ),
+    (
+        "migration.ferry.dev",
+        "migmigrations",
+        "create",
+        "scheduled and pushed stages (triggers)",
+    ),
+    (
+        "migration.ferry.dev",
+        "migstorages",
+        "get",
+        "a plan naming a MigStorage (seed_procedure)",
+    ),
+    (
+        "migration.ferry.dev",
+        "migstorages/status",
+        "patch",
+        "the MigStorage reconciler (seed_procedure)",
+    ),
+    (
+        "",
+        "namespaces",
+        "create",
+        "a target namespace that does not exist yet (pipeline_destination)",
+    ),
+    (
+        "",
+        "persistentvolumeclaims",
+        "create",
+        "a target claim that does not exist yet (pipeline_destination)",
+    ),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        "create",
+        "transfer.networkPolicies (migrate_endpoints_and_policies)",
+    ),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        "delete",
+        "transfer.networkPolicies cleanup (migrate_endpoints_and_policies)",
+    ),
+    (
+        "route.openshift.io",
+        "routes",
+        "get",
+        "the Route mover endpoint on OpenShift",
+    ),
+    (
+        "route.openshift.io",
+        "routes",
+        "create",
+        "the Route mover endpoint on OpenShift",
+    ),
+    (
+        "route.openshift.io",
+        "routes",
+        "delete",
+        "the Route mover endpoint on OpenShift",
+    ),
+    (
+        "",
+        "replicationcontrollers",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "",
+        "replicationcontrollers",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "daemonsets",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "daemonsets",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "replicasets",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "replicasets",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "statefulsets",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps",
+        "statefulsets",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps.openshift.io",
+        "deploymentconfigs",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "apps.openshift.io",
+        "deploymentconfigs",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "batch",
+        "cronjobs",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "batch",
+        "cronjobs",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "get",
+        "Patch-mode start on the target of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "patch",
+        "Patch-mode quiesce of workload kinds the example app lacks (pipeline_quiesce_patch)",
+    ),
+];
+
+/// Compares the audit logs of both clusters with the roles: no request was refused, and every
+/// granted permission was used by this stage and cutover or is listed in [`EXERCISED_ELSEWHERE`].
+fn check_least_privilege(scenario: &Scenario) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let install = root.join("manifests/install/rbac.yaml");
+    let remote = root.join("manifests/remote/rbac.yaml");
+    let sandbox = &scenario.sandbox;
+    let (host_used, host_forbidden) = rbac_audit::used(
+        &sandbox.target.dir.join("audit.log"),
+        "system:serviceaccount:ferry-system:ferry-controller",
+    );
+    let (source_used, source_forbidden) = rbac_audit::used(
+        &sandbox.source.dir.join("audit.log"),
+        "system:serviceaccount:ferry-system:ferry-migration",
+    );
+    assert!(
+        host_forbidden.is_empty() && source_forbidden.is_empty(),
+        "requests refused (a missing grant): host {host_forbidden:?}, source {source_forbidden:?}"
+    );
+    let all_used: std::collections::BTreeSet<_> = host_used.union(&source_used).cloned().collect();
+    let mut extra = Vec::new();
+    for (manifest, kind, name, used) in [
+        (&install, "ClusterRole", "ferry-controller", &host_used),
+        (&install, "Role", "ferry-controller-leader-election", &host_used),
+        (&remote, "ClusterRole", "ferry-migration", &all_used),
+    ] {
+        let granted = rbac_audit::granted(manifest, kind, name);
+        for permission in rbac_audit::unused(&granted, used, EXERCISED_ELSEWHERE) {
+            extra.push(format!("{name}: {permission:?}"));
+        }
+    }
+    assert!(
+        extra.is_empty(),
+        "granted but never used (remove the grant, or list the code path that needs it):\n{}",
+        extra.join("\n")
+    );
 }

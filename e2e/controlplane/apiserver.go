@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -30,8 +32,18 @@ func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pk
 	for _, f := range s.Flags().FlagSets {
 		fs.AddFlagSet(f)
 	}
+	policyPath, auditLog, err := writeAuditPolicy(filepath.Dir(pki.Dir))
+	if err != nil {
+		return nil, err
+	}
 	args := []string{
 		"--etcd-servers=" + etcdURL,
+		// Requests of the ferry-system ServiceAccounts (Ferry's controller and its remote role) are
+		// logged at Metadata level, so a test can compare what Ferry did with what its RBAC grants.
+		"--audit-policy-file=" + policyPath,
+		"--audit-log-path=" + auditLog,
+		"--audit-log-format=json",
+		"--audit-log-mode=blocking",
 		"--advertise-address=127.0.0.1",
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
@@ -99,4 +111,26 @@ func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pk
 		done <- prepared.Run(ctx)
 	}()
 	return done, nil
+}
+
+// auditPolicy logs, once per request (at ResponseComplete, or ResponseStarted for watches), the
+// verb, resource and response code of every request made by a ServiceAccount of the ferry-system
+// namespace, and nothing else.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:ferry-system"]
+  - level: None
+`
+
+// writeAuditPolicy writes the policy into dir and returns its path and the audit log's
+// (dir/audit.log).
+func writeAuditPolicy(dir string) (string, string, error) {
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return "", "", fmt.Errorf("writing the audit policy: %w", err)
+	}
+	return policy, filepath.Join(dir, "audit.log"), nil
 }
