@@ -106,8 +106,10 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
     kubeconfig(&sandbox.target, &host_token, &config);
     let port = http::free_port();
     let addr = format!("127.0.0.1:{port}");
-    let env: [(&str, &OsStr); 4] = [
+    // As the Deployment runs it: leader election, JSON logs.
+    let env: [(&str, &OsStr); 5] = [
         ("FERRY_LEADER_ELECT", OsStr::new("true")),
+        ("FERRY_JSON_LOGS", OsStr::new("true")),
         ("POD_NAMESPACE", OsStr::new("ferry-system")),
         ("POD_NAME", OsStr::new("ferry-controller-0")),
         ("FERRY_HTTP_ADDR", OsStr::new(&addr)),
@@ -153,8 +155,29 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
         scenario::tail(&text, 40)
     );
     assert!(controller.stop(), "the controller stops cleanly");
+    check_json_logs(&std::fs::read_to_string(&log).unwrap());
     check_least_privilege(&scenario);
     scenario.stop().await;
+}
+
+/// Every controller log line is one JSON object; lines logged while reconciling a migration carry the
+/// migration and its plan; SIGTERM ends with the controller's own "stopped" line.
+fn check_json_logs(text: &str) {
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}")))
+        .collect();
+    let tagged = lines.iter().find(|line| {
+        line["span"]["migration"] == format!("{FERRY_NAMESPACE}/cutover")
+            && line["span"]["plan"] == format!("{FERRY_NAMESPACE}/shop")
+    });
+    assert!(
+        tagged.is_some(),
+        "no log line names the cutover migration and its plan:\n{}",
+        scenario::tail(text, 20)
+    );
+    let last = lines.last().expect("the controller logged");
+    assert_eq!(last["fields"]["message"], "ferry controller stopped", "{last}");
 }
 
 /// Permissions granted for code paths this run does not take, each with the path that needs it.

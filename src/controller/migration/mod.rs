@@ -30,6 +30,19 @@ pub const FINALIZER: &str = "migration.ferry.dev/cleanup";
 
 /// Reconciles one `MigMigration`.
 pub async fn reconcile(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Result<Action> {
+    use tracing::Instrument as _;
+    let own_ns = cached.namespace().unwrap_or_default();
+    let plan = &cached.spec.mig_plan_ref;
+    // Every log line of this reconcile carries the migration and its plan (JSON logs: `span`).
+    let span = tracing::info_span!(
+        "reconcile",
+        migration = %format!("{own_ns}/{}", cached.name_any()),
+        plan = %format!("{}/{}", plan.namespace_or(&own_ns), plan.name),
+    );
+    reconcile_migration(cached, ctx).instrument(span).await
+}
+
+async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Result<Action> {
     let own_ns = cached.namespace().unwrap_or_default();
     // The watch cache can lag behind this reconciler's own status writes, and a stale status would run
     // a completed step again: read the migration fresh.

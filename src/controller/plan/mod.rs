@@ -21,6 +21,15 @@ use crate::api::{Category, Condition, MigCluster, MigPlan, MigStorage, ResourceR
 
 /// Reconciles one `MigPlan`.
 pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "reconcile",
+        plan = %format!("{}/{}", plan.namespace().unwrap_or_default(), plan.name_any()),
+    );
+    reconcile_plan(plan, ctx).instrument(span).await
+}
+
+async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> {
     let own_ns = plan.namespace().unwrap_or_default();
     let spec = &plan.spec;
     let mut conditions = validate::unsupported(spec);
