@@ -95,7 +95,11 @@ async fn only_the_leader_acts_and_a_successor_finishes_the_cutover() {
         takeover < Duration::from_secs(LEASE_SECONDS * 3),
         "took {takeover:?}"
     );
-    assert!(follower_log().contains("leading: running"), "{}", follower_log());
+    // The Lease names it a moment before its log says it runs the reconcilers.
+    scenario::eventually("the second controller runs the reconcilers", || async {
+        follower_log().contains("leading: running")
+    })
+    .await;
 
     scenario.wait_succeeded("cutover", Duration::from_secs(240)).await;
     mover::assert_same_tree(&sandbox.volume_dir(true), &sandbox.volume_dir(false));

@@ -166,7 +166,10 @@ async fn a_burst_of_signed_pushes_or_a_polled_commit_starts_one_stage() {
     scenario.wait_succeeded(&stage, Duration::from_secs(120)).await;
     // The debounce window is long over and the stage finished: still exactly one.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(names(&triggered(&scenario, "push").await), [stage.clone()]);
+    assert_eq!(
+        names(&triggered(&scenario, "push").await),
+        std::slice::from_ref(&stage)
+    );
     let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
     let status = plan.status.unwrap().triggers.unwrap();
     assert_eq!(status.last_push.unwrap().revision, "5".repeat(40));
