@@ -278,7 +278,10 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if output != "table" {
         bail!("--output must be table or json, got {output:?}");
     }
-    println!("{:<30} {:<6} {:<8} LAST STAGE", "PLAN", "READY", "VOLUMES");
+    println!(
+        "{:<30} {:<6} {:<8} {:<21} LAST STAGE",
+        "PLAN", "READY", "VOLUMES", "NEXT SCHEDULED"
+    );
     for plan in &plans {
         let status = plan.status.clone().unwrap_or_default();
         let ready = condition::find(&status.conditions, condition::READY).map_or("?", |c| c.status.as_str());
@@ -293,8 +296,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 )
             })
             .unwrap_or_else(|| "-".into());
+        let next = status.next_scheduled_stage.as_deref().unwrap_or("-");
         println!(
-            "{:<30} {:<6} {:<8} {last}",
+            "{:<30} {:<6} {:<8} {next:<21} {last}",
             format!("{}/{}", plan.namespace().unwrap_or_default(), plan.name_any()),
             ready,
             status.volumes.len()
