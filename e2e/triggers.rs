@@ -61,24 +61,31 @@ async fn triggered(scenario: &Scenario, trigger: &str) -> Vec<MigMigration> {
     scenario.migrations().list(&params).await.unwrap().items
 }
 
-/// Waits until exactly one migration with the trigger label exists; returns its name.
-async fn wait_one_triggered(scenario: &Scenario, trigger: &str, timeout: Duration) -> String {
+/// Waits until exactly one migration with the trigger label exists besides those in `before`;
+/// returns its name.
+async fn wait_new_triggered(
+    scenario: &Scenario,
+    trigger: &str,
+    before: &[String],
+    timeout: Duration,
+) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let found = triggered(scenario, trigger).await;
+        let new: Vec<&MigMigration> = found.iter().filter(|m| !before.contains(&m.name_any())).collect();
         assert!(
-            found.len() <= 1,
-            "more than one {trigger} stage: {:?}",
+            new.len() <= 1,
+            "more than one new {trigger} stage: {:?}",
             names(&found)
         );
-        if let Some(migration) = found.first() {
+        if let Some(migration) = new.first() {
             assert!(migration.spec.stage, "a triggered migration is a stage");
             return migration.name_any();
         }
         if Instant::now() > deadline {
             let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
             panic!(
-                "no {trigger} stage within {timeout:?}; plan status: {:#?}\ncontroller log:\n{}",
+                "no new {trigger} stage within {timeout:?}; plan status: {:#?}\ncontroller log:\n{}",
                 plan.status,
                 tail(&scenario.controller_log(), 40)
             );
@@ -162,7 +169,7 @@ async fn a_burst_of_signed_pushes_or_a_polled_commit_starts_one_stage() {
         assert!(reply.ends_with("accepted\n"), "{reply}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let stage = wait_one_triggered(&scenario, "push", Duration::from_secs(60)).await;
+    let stage = wait_new_triggered(&scenario, "push", &[], Duration::from_secs(60)).await;
     scenario.wait_succeeded(&stage, Duration::from_secs(120)).await;
     // The debounce window is long over and the stage finished: still exactly one.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -221,23 +228,7 @@ async fn a_burst_of_signed_pushes_or_a_polled_commit_starts_one_stage() {
             "app: change a watched file",
         )
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let polled = loop {
-        let now = names(&triggered(&scenario, "push").await);
-        if let Some(new) = now.iter().find(|name| !before.contains(name)) {
-            assert_eq!(now.len(), before.len() + 1, "{now:?}");
-            break new.clone();
-        }
-        if Instant::now() > deadline {
-            let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
-            panic!(
-                "the polled commit started no stage; plan status: {:#?}\ncontroller log:\n{}",
-                plan.status,
-                tail(&scenario.controller_log(), 40)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let polled = wait_new_triggered(&scenario, "push", &before, Duration::from_secs(60)).await;
     scenario.wait_succeeded(&polled, Duration::from_secs(120)).await;
     let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
     assert_eq!(
@@ -286,7 +277,7 @@ async fn a_schedule_shows_its_next_fire_and_runs_a_stage_on_time() {
         until <= jiff::SignedDuration::from_secs(61),
         "the next fire of * * * * * is within a minute: {next}"
     );
-    let stage = wait_one_triggered(&scenario, "schedule", Duration::from_secs(100)).await;
+    let stage = wait_new_triggered(&scenario, "schedule", &[], Duration::from_secs(100)).await;
     // The fire shown, or the one just before it when it was read right after a fire.
     let minute = next.as_second() / 60;
     let expected = [minute, minute - 1].map(|m| format!("{PLAN_NAME}-scheduled-{m}"));
