@@ -71,51 +71,22 @@ pub(super) async fn run(
     {
         outcome.observed_revision = Some(push.revision.clone());
     }
-    let mut poll_wake = None;
-    if let (true, None, Some(gitops)) = (triggers.on_push, &triggers.webhook_secret_ref, &plan.spec.gitops) {
-        let interval = Duration::from_secs(
-            triggers
-                .poll_interval_seconds
-                .unwrap_or(DEFAULT_POLL_SECONDS)
-                .max(5)
-                .into(),
-        );
-        let last_poll = previous
-            .last_poll
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok());
-        let since_last = last_poll.map(|last| now.duration_since(last).unsigned_abs());
-        match since_last {
-            Some(elapsed) if elapsed < interval => poll_wake = Some(interval - elapsed),
-            _ => {
-                poll_wake = Some(interval);
-                status_seed.last_poll = Some(format_time(now));
-                let seen = previous_status.observed_revision.as_deref();
-                match poll(ctx, plan, gitops, seen).await {
-                    Ok(polled) => {
-                        if polled.touched {
-                            let noticed = PushRecord {
-                                revision: polled.head.clone(),
-                                time: format_time(now),
-                            };
-                            pushed = newest(pushed, Some(noticed));
-                        }
-                        outcome.observed_revision = Some(polled.head);
-                    }
-                    Err(err) => outcome.conditions.push(Condition::holds(
-                        "GitPollFailed",
-                        Category::Warn,
-                        "PollFailed",
-                        format!(
-                            "Polling {} for pushes failed (retried every {}s): {err}",
-                            gitops.repo.url,
-                            interval.as_secs()
-                        ),
-                    )),
-                }
-            }
-        }
+    let polled = poll_if_due(
+        ctx,
+        plan,
+        &previous,
+        previous_status.observed_revision.as_deref(),
+        now,
+    )
+    .await;
+    if let Some(at) = polled.at {
+        status_seed.last_poll = Some(at);
     }
+    if let Some(head) = polled.head {
+        outcome.observed_revision = Some(head);
+    }
+    pushed = newest(pushed, polled.noticed);
+    outcome.conditions.extend(polled.problem);
 
     let activity = activity(ctx, plan, ready).await?;
     let key = schedule_key(plan);
@@ -167,7 +138,7 @@ pub(super) async fn run(
     }
     outcome.status = Some(decision.status);
     outcome.next_scheduled_stage = decision.next_scheduled_stage.filter(|_| !activity.cut_over);
-    outcome.wake_after = [decision.wake_after, poll_wake].into_iter().flatten().min();
+    outcome.wake_after = [decision.wake_after, polled.wake].into_iter().flatten().min();
     Ok(outcome)
 }
 
@@ -205,6 +176,78 @@ fn newest(a: Option<PushRecord>, b: Option<PushRecord>) -> Option<PushRecord> {
 fn is_newer(push: &PushRecord, than: Option<&PushRecord>) -> bool {
     let time = |record: &PushRecord| record.time.parse::<Timestamp>().ok();
     than.is_none_or(|than| time(push) > time(than))
+}
+
+/// What a pass of the polling fallback found.
+#[derive(Default)]
+struct PollPass {
+    /// When it polled (`None`: not due, or no polling for this plan).
+    at: Option<String>,
+    /// The branch tip it saw.
+    head: Option<String>,
+    /// A new tip touching the watched paths, as a push noticed now.
+    noticed: Option<PushRecord>,
+    /// Why the poll failed (a Warn condition; retried next interval).
+    problem: Option<Condition>,
+    /// When the next poll is due.
+    wake: Option<Duration>,
+}
+
+/// Polls the branch when the plan watches pushes without a webhook and its interval has passed.
+async fn poll_if_due(
+    ctx: &Context,
+    plan: &MigPlan,
+    previous: &TriggerStatus,
+    seen: Option<&str>,
+    now: Timestamp,
+) -> PollPass {
+    let triggers = plan.spec.triggers.clone().unwrap_or_default();
+    let (true, None, Some(gitops)) = (triggers.on_push, &triggers.webhook_secret_ref, &plan.spec.gitops)
+    else {
+        return PollPass::default();
+    };
+    let seconds = triggers
+        .poll_interval_seconds
+        .unwrap_or(DEFAULT_POLL_SECONDS)
+        .max(5);
+    let interval = Duration::from_secs(seconds.into());
+    let elapsed = previous
+        .last_poll
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|last| now.duration_since(last).unsigned_abs());
+    if let Some(elapsed) = elapsed.filter(|elapsed| *elapsed < interval) {
+        return PollPass {
+            wake: Some(interval - elapsed),
+            ..PollPass::default()
+        };
+    }
+    let mut pass = PollPass {
+        at: Some(format_time(now)),
+        wake: Some(interval),
+        ..PollPass::default()
+    };
+    match poll(ctx, plan, gitops, seen).await {
+        Ok(polled) => {
+            pass.noticed = polled.touched.then(|| PushRecord {
+                revision: polled.head.clone(),
+                time: format_time(now),
+            });
+            pass.head = Some(polled.head);
+        }
+        Err(err) => {
+            pass.problem = Some(Condition::holds(
+                "GitPollFailed",
+                Category::Warn,
+                "PollFailed",
+                format!(
+                    "Polling {} for pushes failed (retried every {seconds}s): {err}",
+                    gitops.repo.url
+                ),
+            ))
+        }
+    }
+    pass
 }
 
 struct Polled {
