@@ -2,7 +2,8 @@
 //! DNS flip. Ferry stops the source and starts the target by committing to the app's repo (a real git
 //! server over HTTP), the Argo CD stand-in applies the commits, and Ferry waits for each Application
 //! to report the revision. Afterwards: identical trees, the replicas in Git and in the clusters where
-//! they belong, the commits carrying Ferry's trailers, and DNS answering with the target.
+//! they belong, the commits carrying Ferry's trailers, and DNS answering with the target. Ferry asked
+//! each Application to refresh (`argocd.argoproj.io/refresh`) rather than wait for Argo CD's poll.
 
 #[path = "support/mover.rs"]
 mod mover;
@@ -100,5 +101,22 @@ async fn two_stages_then_a_commit_mode_cutover_through_git() {
     let downtime = cutover.status.unwrap().downtime.unwrap();
     eprintln!("downtime: {:?} s", downtime.seconds);
     assert!(downtime.seconds.is_some());
+    // The stand-in polls only every few seconds by itself; each Application served a refresh request.
+    let applications = ferry::sandbox::argocd::applications(
+        &scenario.sandbox.host_client,
+        ferry::sandbox::world::FERRY_NAMESPACE,
+    );
+    for side in ["source", "target"] {
+        let name = format!("{}-{side}", ferry::sandbox::world::APP_NAMESPACE);
+        let application = applications.get(&name).await.unwrap();
+        let served = application
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get(ferry::sandbox::argocd::REFRESHES_SERVED)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        assert!(served >= 1, "Ferry never asked Application {name} to refresh");
+    }
     scenario.stop().await;
 }

@@ -8,6 +8,16 @@ use serde_json::{Value, json};
 /// Annotation on an Application holding its `spec.syncPolicy.automated` before Ferry paused it.
 pub const PRE_AUTOMATED: &str = "migration.ferry.dev/pre-pause-automated";
 
+/// Argo CD's refresh request: set to `normal` on an Application, Argo CD re-reads the repository now
+/// (instead of at its next poll, every 3 minutes by default) and removes the annotation.
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// The merge patch asking Argo CD to refresh the Application, unless a refresh is already requested.
+pub fn refresh_patch(application: &Value) -> Option<Value> {
+    let requested = application["metadata"]["annotations"][REFRESH_ANNOTATION].is_string();
+    (!requested).then(|| json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}}))
+}
+
 /// `(group, version, kind, plural)` of Argo CD Applications.
 pub const APPLICATION_API: (&str, &str, &str, &str) =
     ("argoproj.io", "v1alpha1", "Application", "applications");
@@ -102,5 +112,14 @@ mod tests {
         assert!(!has_applied(&status("abc", "OutOfSync", "Healthy"), "abc"));
         assert!(!has_applied(&status("old", "Synced", "Healthy"), "abc"));
         assert!(!has_applied(&status("abc", "Synced", "Degraded"), "abc"));
+    }
+
+    #[test]
+    fn a_refresh_is_requested_once() {
+        let fresh = json!({"metadata": {"name": "shop"}});
+        let patch = refresh_patch(&fresh).unwrap();
+        assert_eq!(patch["metadata"]["annotations"][REFRESH_ANNOTATION], "normal");
+        let requested = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}});
+        assert_eq!(refresh_patch(&requested), None);
     }
 }

@@ -3,6 +3,8 @@
 //! sync for one Application: it fetches the real repo over HTTP (Ferry's own `git::Repo`),
 //! server-side applies every document under the Application's path to its cluster, then writes
 //! `status.sync.{revision,status}`, `status.health` and `status.operationState.phase` like Argo CD does.
+//! Like Argo CD it re-reads the repo by itself only now and then (every [`APPLIER_POLL`]) and at once
+//! when the Application carries the `argocd.argoproj.io/refresh` annotation, which it then removes.
 //! Commit-mode quiesce is tested and demonstrated against it.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::git::Credentials;
+use crate::pipeline::argocd::REFRESH_ANNOTATION;
 use crate::sandbox::{apply_yaml, wait_for_crds};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
@@ -17,8 +20,15 @@ use serde_json::{Value, json};
 
 const CRD: &str = include_str!("../../e2e/fixtures/argocd/application-crd.yaml");
 
-/// How often the applier looks at the repo (Argo CD polls every 3 minutes; tests cannot wait that long).
-pub const APPLIER_INTERVAL: Duration = Duration::from_millis(300);
+/// How often the applier re-reads the repo by itself (Argo CD polls every 3 minutes; tests cannot wait
+/// that long, but it stays slow enough that a missing refresh request shows in step durations).
+pub const APPLIER_POLL: Duration = Duration::from_secs(5);
+/// Annotation the applier keeps on its Application: how many refresh requests it has served (tests
+/// check Ferry asked instead of waiting for the poll).
+pub const REFRESHES_SERVED: &str = "sandbox.ferry.dev/refreshes-served";
+/// How often the applier looks for a refresh request on its Application (Argo CD reacts to the
+/// annotation within moments).
+pub const REFRESH_CHECK: Duration = Duration::from_millis(200);
 
 fn resource() -> ApiResource {
     let (group, version, kind, plural) = crate::pipeline::argocd::APPLICATION_API;
@@ -71,9 +81,16 @@ pub fn spawn_applier(
     tokio::spawn(async move {
         let api = applications(&host, &namespace);
         let mut applied: Option<String> = None;
+        let mut last_sync: Option<tokio::time::Instant> = None;
+        let mut served = 0u32;
         loop {
-            tokio::time::sleep(APPLIER_INTERVAL).await;
-            match sync_once(
+            tokio::time::sleep(REFRESH_CHECK).await;
+            let refresh = refresh_requested(&api, &name).await;
+            if !refresh && last_sync.is_some_and(|at| at.elapsed() < APPLIER_POLL) {
+                continue;
+            }
+            last_sync = Some(tokio::time::Instant::now());
+            let synced = sync_once(
                 &api,
                 &cluster,
                 &name,
@@ -81,12 +98,36 @@ pub fn spawn_applier(
                 &cache_dir,
                 applied.as_deref(),
             )
-            .await
-            {
+            .await;
+            match synced {
                 Ok(revision) => applied = Some(revision),
                 Err(err) => tracing::debug!(application = %format!("{namespace}/{name}"), "applier: {err}"),
             }
+            if refresh {
+                // Argo CD removes the annotation once it has refreshed.
+                served += 1;
+                let patch = json!({"metadata": {"annotations": {
+                    REFRESH_ANNOTATION: null,
+                    REFRESHES_SERVED: served.to_string(),
+                }}});
+                let cleared = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                if let Err(err) = cleared {
+                    tracing::debug!("applier: clearing the refresh request: {err}");
+                }
+            }
         }
+    })
+}
+
+/// Whether the Application carries Argo CD's refresh annotation.
+async fn refresh_requested(api: &Api<DynamicObject>, name: &str) -> bool {
+    api.get_opt(name).await.ok().flatten().is_some_and(|app| {
+        app.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(REFRESH_ANNOTATION)
     })
 }
 
