@@ -18,7 +18,7 @@ pub const PRE_QUIESCE_COMMIT: &str = "migration.ferry.dev/pre-quiesce-commit";
 pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// How often a waiting step looks again.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The values the source manifests had before Ferry's quiesce commit.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
