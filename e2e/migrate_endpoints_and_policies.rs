@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -85,32 +85,8 @@ async fn endpoints_policies_and_argocd_refusal() {
         scenario.migrations().get_opt("via-lb").await.unwrap().is_none()
     })
     .await;
-    for client in [&sandbox.source_client, &sandbox.host_client] {
-        assert!(
-            Api::<Service>::all(client.clone())
-                .list(&labelled)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-        assert!(
-            Api::<Secret>::all(client.clone())
-                .list(&labelled)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-        assert!(
-            Api::<Pod>::all(client.clone())
-                .list(&labelled)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-    }
+    let left = scenario::temporary_objects(sandbox).await;
+    assert!(left.is_empty(), "left after deletion: {left:?}");
 
     // NetworkPolicies: created for the movers, the data still moves, and they go at cleanup.
     set_transfer(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::sandbox::world::{APP_NAMESPACE, PLAN_NAME};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use scenario::Scenario;
@@ -80,24 +80,10 @@ async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
         .filter_map(|p| p.metadata.name)
         .collect();
     assert_eq!(names, ["db-data"], "only the app's own claim from its manifests");
-    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=ferry");
-    for client in [&sandbox.source_client, &sandbox.host_client] {
-        assert!(
-            Api::<Pod>::all(client.clone())
-                .list(&managed)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-        assert!(
-            Api::<Secret>::all(client.clone())
-                .list(&managed)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-    }
+    let left = scenario::temporary_objects(&scenario.sandbox).await;
+    assert!(
+        left.is_empty(),
+        "nothing is created for a plan that cannot run: {left:?}"
+    );
     scenario.stop().await;
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::sandbox::world::TARGET_ADDRESS;
-use kube::api::ListParams;
 use scenario::{Scenario, replicas, write_files};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -83,18 +82,9 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
     let served = [scenario.sandbox.served_app_record().await.unwrap()];
     assert_eq!(served[0].values, [TARGET_ADDRESS]);
 
-    let managed =
-        ListParams::default().labels("app.kubernetes.io/managed-by=ferry,migration.ferry.dev/migration-uid");
-    for client in [&scenario.sandbox.source_client, &scenario.sandbox.host_client] {
-        let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::all(client.clone());
-        let secrets = kube::Api::<k8s_openapi::api::core::v1::Secret>::all(client.clone());
-        let services = kube::Api::<k8s_openapi::api::core::v1::Service>::all(client.clone());
-        scenario::eventually("temporary objects removed", || async {
-            pods.list(&managed).await.unwrap().items.is_empty()
-                && secrets.list(&managed).await.unwrap().items.is_empty()
-                && services.list(&managed).await.unwrap().items.is_empty()
-        })
-        .await;
-    }
+    scenario::eventually("temporary objects removed", || async {
+        scenario::temporary_objects(&scenario.sandbox).await.is_empty()
+    })
+    .await;
     scenario.stop().await;
 }

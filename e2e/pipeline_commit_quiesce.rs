@@ -1,20 +1,18 @@
 //! e2e: Commit-mode quiesce through Git on two real control planes, a real Git server over HTTP and an
-//! Argo CD stand-in (e2e/support/argocd.rs) syncing each cluster's path. QuiesceSource commits exactly
+//! Argo CD stand-in (`ferry::sandbox::argocd`) syncing each cluster's path. QuiesceSource commits exactly
 //! the replicas lines once (a rerun commits nothing), records the previous values on the MigPlan and
 //! waits until the source runs nothing; UnquiesceTarget gives the target the source's values; the
 //! rollback steps restore the source by revert commits, without rewriting history.
 
 #[path = "support/git.rs"]
 mod git_support;
-#[path = "support/argocd.rs"]
-mod support;
 
 use std::time::{Duration, Instant};
 
 use ferry::api::{MigMigration, MigPlan};
 use ferry::pipeline::steps::gitops::{self, record::PRE_QUIESCE_COMMIT, record::PreQuiesceRecord};
 use ferry::pipeline::{StepContext, StepOutcome};
-use ferry::sandbox::{ControlPlane, apply_yaml, install_crds};
+use ferry::sandbox::{ControlPlane, apply_yaml, argocd, install_crds};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
@@ -124,7 +122,7 @@ async fn commit_mode_quiesces_starts_and_rolls_back_through_git() {
     let target = target_plane.client().await.unwrap();
     let host = target.clone();
     install_crds(&host).await.unwrap();
-    support::install_application_crd(&host).await;
+    argocd::install_application_crd(&host).await.unwrap();
     for (client, ns) in [(&source, "shop"), (&target, "shop-new"), (&host, HOST_NS)] {
         let yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
         apply_yaml(client, &yaml, ns).await.unwrap();
@@ -136,11 +134,15 @@ async fn commit_mode_quiesces_starts_and_rolls_back_through_git() {
     );
     apply_yaml(&host, &secret, HOST_NS).await.unwrap();
     let url = server.url("app");
-    support::create_application(&host, HOST_NS, "shop-source", &url, "apps/source", "shop").await;
-    support::create_application(&host, HOST_NS, "shop-target", &url, "apps/target", "shop-new").await;
+    argocd::create_application(&host, HOST_NS, "shop-source", &url, "apps/source", "shop")
+        .await
+        .unwrap();
+    argocd::create_application(&host, HOST_NS, "shop-target", &url, "apps/target", "shop-new")
+        .await
+        .unwrap();
     let creds = git_support::credentials();
     let appliers = [
-        support::spawn_applier(
+        argocd::spawn_applier(
             host.clone(),
             source.clone(),
             HOST_NS,
@@ -148,7 +150,7 @@ async fn commit_mode_quiesces_starts_and_rolls_back_through_git() {
             creds.clone(),
             dir.path().join("a1"),
         ),
-        support::spawn_applier(
+        argocd::spawn_applier(
             host.clone(),
             target.clone(),
             HOST_NS,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef};
+use ferry::api::{MigMigration, MigMigrationSpec, MigPlan};
 use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
 use ferry::sandbox::{Sandbox, SandboxOptions};
 use kube::api::PostParams;
@@ -93,13 +93,7 @@ impl Scenario {
         name: &str,
         set: impl FnOnce(&mut MigMigrationSpec),
     ) -> MigMigration {
-        let mut spec = MigMigrationSpec {
-            mig_plan_ref: ResourceRef {
-                name: PLAN_NAME.into(),
-                namespace: Some(FERRY_NAMESPACE.into()),
-            },
-            ..MigMigrationSpec::default()
-        };
+        let mut spec = MigMigrationSpec::of_plan(FERRY_NAMESPACE, PLAN_NAME);
         set(&mut spec);
         let migration = MigMigration::new(name, spec);
         self.migrations()
@@ -217,4 +211,44 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Ferry's temporary objects left in either cluster (mover Pods, Services, Secrets and NetworkPolicies,
+/// found by their migration-UID label), as `source|target Kind ns/name`.
+pub async fn temporary_objects(sandbox: &Sandbox) -> Vec<String> {
+    use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let mut found = Vec::new();
+    for (side, client) in [
+        ("source", &sandbox.source_client),
+        ("target", &sandbox.host_client),
+    ] {
+        found.extend(labelled::<Pod>(client, side).await);
+        found.extend(labelled::<Service>(client, side).await);
+        found.extend(labelled::<Secret>(client, side).await);
+        found.extend(labelled::<NetworkPolicy>(client, side).await);
+    }
+    found
+}
+
+async fn labelled<K>(client: &kube::Client, side: &str) -> Vec<String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::ListParams::default().labels(ferry::pipeline::labels::MIGRATION_UID);
+    Api::<K>::all(client.clone())
+        .list_metadata(&params)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| {
+            format!(
+                "{side} {} {}/{}",
+                K::kind(&()),
+                o.namespace().unwrap_or_default(),
+                o.name_any()
+            )
+        })
+        .collect()
 }

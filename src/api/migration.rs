@@ -45,6 +45,19 @@ pub struct MigMigrationSpec {
     pub canceled: bool,
 }
 
+impl MigMigrationSpec {
+    /// A spec running plan `namespace/name`, every flag off (set `stage`, `quiesce_pods`, … after).
+    pub fn of_plan(namespace: &str, name: &str) -> Self {
+        MigMigrationSpec {
+            mig_plan_ref: ResourceRef {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+            },
+            ..MigMigrationSpec::default()
+        }
+    }
+}
+
 /// The sequence of steps a migration runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum Itinerary {

@@ -13,7 +13,7 @@ use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
 use crate::api::plan::QuiesceMethod;
-use crate::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef, condition};
+use crate::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
 use crate::sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
@@ -186,13 +186,7 @@ async fn run_migration(
     timeout: Duration,
     clock: Instant,
 ) -> anyhow::Result<MigMigration> {
-    let mut spec = MigMigrationSpec {
-        mig_plan_ref: ResourceRef {
-            name: PLAN_NAME.into(),
-            namespace: Some(FERRY_NAMESPACE.into()),
-        },
-        ..MigMigrationSpec::default()
-    };
+    let mut spec = MigMigrationSpec::of_plan(FERRY_NAMESPACE, PLAN_NAME);
     set(&mut spec);
     let what = if spec.stage { "stage" } else { "cutover" };
     say(clock, &format!("MigMigration {name}: {what}"));

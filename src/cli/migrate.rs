@@ -16,7 +16,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::follow::{self, Verdict};
-use crate::api::{MigMigration, MigMigrationSpec, MigPlan, ResourceRef, condition};
+use crate::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
 
 /// Which itinerary to start.
 #[derive(Clone, Copy, Debug)]
@@ -72,16 +72,12 @@ pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
         bail!("MigPlan {plan} does not exist");
     }
     let spec = MigMigrationSpec {
-        mig_plan_ref: ResourceRef {
-            name: plan_name.clone(),
-            namespace: Some(plan_ns.clone()),
-        },
         stage: matches!(kind, Kind::Stage),
         quiesce_pods: matches!(kind, Kind::Cutover),
         rollback: matches!(kind, Kind::Rollback),
         migrate_state,
         verify,
-        canceled: false,
+        ..MigMigrationSpec::of_plan(&plan_ns, &plan_name)
     };
     let mut migration = MigMigration::new("", spec);
     migration.metadata.name = None;

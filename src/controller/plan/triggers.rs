@@ -16,7 +16,7 @@ use super::super::{Context, metrics};
 use crate::api::condition;
 use crate::api::migration::{Itinerary, MigMigrationSpec};
 use crate::api::plan::{GitOps, PushRecord, TriggerStatus};
-use crate::api::{Category, Condition, MigMigration, MigPlan, ResourceRef};
+use crate::api::{Category, Condition, MigMigration, MigPlan};
 use crate::pipeline::steps::gitops::repo::{cache_dir, read_credentials};
 use crate::triggers::decide::{self, Activity, Inputs, NewStage, format_time};
 use crate::triggers::schedule::Schedule;
@@ -348,12 +348,8 @@ async fn create_stage(ctx: &Context, plan: &MigPlan, stage: &NewStage) -> Result
             ..ObjectMeta::default()
         },
         spec: MigMigrationSpec {
-            mig_plan_ref: ResourceRef {
-                name: plan.name_any(),
-                namespace: Some(namespace.clone()),
-            },
             stage: true,
-            ..MigMigrationSpec::default()
+            ..MigMigrationSpec::of_plan(&namespace, &plan.name_any())
         },
         status: None,
     };
