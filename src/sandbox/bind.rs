@@ -1,7 +1,14 @@
 //! A real BIND9 `named` for tests and `make demo`: one dynamic zone on 127.0.0.1 with a free port
 //! (UDP and TCP), updatable with a freshly generated TSIG key, in its own working directory. Started in
 //! the foreground (`named -g`) and killed when the handle is dropped.
+//!
+//! Port choice is guarded twice, because `named` binds its UDP socket with SO_REUSEADDR and so can share
+//! a UDP port with another `named` without any error (queries then reach either server): every Ferry
+//! process holds an exclusive lock file per port it hands to a `named` ([`PortLease`]), and a `named`
+//! that finds its TCP port taken (`reuseport no`, so it logs "address in use") is killed and started
+//! again on another port.
 
+use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::dns::{Rfc2136, TsigAlgorithm, TsigKey};
+use crate::dns::{Provider, Rfc2136, TsigAlgorithm, TsigKey};
 use crate::{Error, Result};
 
 /// The key name the sandbox zone allows to update it.
@@ -35,6 +42,8 @@ pub struct Bind {
     /// Its working directory (config, zone file, journal, log).
     pub dir: PathBuf,
     child: Child,
+    /// Released after the process is gone (fields drop after [`Drop::drop`]).
+    _port_lease: PortLease,
 }
 
 impl Bind {
@@ -52,8 +61,8 @@ impl Bind {
         let zone = zone.trim_end_matches('.').to_string();
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
-            match Self::start_on(dir, &zone, &keys, port).await {
+            let lease = PortLease::take()?;
+            match Self::start_on(dir, &zone, &keys, lease).await {
                 Ok(bind) => return Ok(bind),
                 Err(err) => last_error = Some(err),
             }
@@ -61,8 +70,9 @@ impl Bind {
         Err(last_error.unwrap_or_else(|| Error::Sandbox("named did not start".into())))
     }
 
-    async fn start_on(dir: &Path, zone: &str, keys: &[TsigKey; 2], port: u16) -> Result<Self> {
+    async fn start_on(dir: &Path, zone: &str, keys: &[TsigKey; 2], lease: PortLease) -> Result<Self> {
         let [key, no_update_key] = keys;
+        let port = lease.port;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let write = |name: &str, text: String| {
             let path = dir.join(name);
@@ -102,12 +112,13 @@ impl Bind {
             no_update_key: no_update_key.clone(),
             dir: dir.to_path_buf(),
             child,
+            _port_lease: lease,
         };
         bind.wait_until_serving(&log_path).await?;
         Ok(bind)
     }
 
-    /// Polls the zone's SOA until `named` answers it authoritatively.
+    /// Polls until this `named` (not another on the same port) serves the zone and accepts its key.
     async fn wait_until_serving(&mut self, log_path: &Path) -> Result<()> {
         let started = Instant::now();
         let provider = Rfc2136::with_timeout(
@@ -124,7 +135,18 @@ impl Bind {
                     log_tail(log_path)
                 )));
             }
-            let last = match provider.check_zone().await {
+            // A signed no-op update: only this server knows the freshly generated key, so an answer
+            // from another `named` sharing the port does not count. named logs a port clash while it
+            // opens its sockets, before it loads the zone, so once it answers the log tells.
+            let answered = provider.check_credentials().await;
+            if port_taken(log_path) {
+                return Err(Error::Sandbox(format!(
+                    "another process holds {}: {}",
+                    self.addr,
+                    log_tail(log_path)
+                )));
+            }
+            let last = match answered {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };
@@ -158,8 +180,13 @@ impl Bind {
 
 impl Drop for Bind {
     fn drop(&mut self) {
-        // kill_on_drop would also do it; killing here makes the stop immediate and explicit.
+        // kill_on_drop would also do it; killing here makes the stop immediate and explicit, and waiting
+        // (briefly) means the port is really free when the lease is released.
         let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -172,6 +199,42 @@ fn named_binary() -> String {
             "named".into()
         }
     })
+}
+
+/// A port this process may hand to a `named`: no other Ferry process (test, demo) holds it, for as long
+/// as the lease lives. The lock is an exclusive `flock` on `$TMPDIR/ferry-sandbox-ports/<port>.lock`,
+/// released by the kernel even when the holder is killed.
+#[derive(Debug)]
+struct PortLease {
+    port: u16,
+    _lock: File,
+}
+
+impl PortLease {
+    fn take() -> Result<Self> {
+        let dir = std::env::temp_dir().join("ferry-sandbox-ports");
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        for _ in 0..20 {
+            let port = free_port()?;
+            let path = dir.join(format!("{port}.lock"));
+            let lock = File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
+            match lock.try_lock() {
+                Ok(()) => return Ok(Self { port, _lock: lock }),
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(err)) => {
+                    return Err(Error::io(format!("locking {}", path.display()))(err));
+                }
+            }
+        }
+        Err(Error::Sandbox(
+            "every free loopback port tried is leased to another named".into(),
+        ))
+    }
+}
+
+/// Whether `named` logged that its listening port belongs to someone else.
+fn port_taken(log_path: &Path) -> bool {
+    std::fs::read_to_string(log_path).is_ok_and(|log| log.contains("address in use"))
 }
 
 /// A loopback port free for both TCP and UDP right now.
@@ -202,6 +265,7 @@ options {{
     managed-keys-directory "{dir}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
+    reuseport no;
     recursion no;
     allow-query {{ 127.0.0.1; }};
     allow-transfer {{ none; }};
@@ -233,4 +297,53 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(8)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_held_at_once_are_distinct_ports() {
+        let leases: Vec<PortLease> = (0..50).map(|_| PortLease::take().unwrap()).collect();
+        let mut ports: Vec<u16> = leases.iter().map(|lease| lease.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), leases.len());
+    }
+
+    #[test]
+    fn a_leased_port_cannot_be_leased_again_until_released() {
+        let held = PortLease::take().unwrap();
+        let path = std::env::temp_dir()
+            .join("ferry-sandbox-ports")
+            .join(format!("{}.lock", held.port));
+        let again = File::create(&path).unwrap();
+        assert!(matches!(again.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        drop(held);
+        assert!(again.try_lock().is_ok());
+    }
+
+    /// A second `named` on a port a running one holds (what two racing starts would do without the
+    /// lease) must not count as started: it shares the UDP socket silently, so only its log tells.
+    #[tokio::test]
+    async fn a_named_on_a_taken_port_is_refused() {
+        let first_dir = tempfile::tempdir().unwrap();
+        let first = Bind::start(first_dir.path(), "example.test").await.unwrap();
+        let second_dir = tempfile::tempdir().unwrap();
+        let keys = [
+            TsigKey::generate(KEY_NAME, TsigAlgorithm::HmacSha256),
+            TsigKey::generate(NO_UPDATE_KEY_NAME, TsigAlgorithm::HmacSha256),
+        ];
+        let unguarded = PortLease {
+            port: first.addr.port(),
+            _lock: tempfile::tempfile().unwrap(),
+        };
+        let err = Bind::start_on(second_dir.path(), "example.test", &keys, unguarded)
+            .await
+            .expect_err("a named sharing a port is not a started server");
+        assert!(err.to_string().contains("another process holds"), "{err}");
+        // The first server still answers, with its own key.
+        first.provider().await.unwrap().check_zone().await.unwrap();
+    }
 }
