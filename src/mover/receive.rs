@@ -119,7 +119,7 @@ async fn serve(
 ) -> Result<()> {
     tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
     // A client without a certificate from the migration CA fails here, before any process starts.
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp))
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(super::read_ahead::ReadAhead::new(tcp)))
         .await
         .map_err(|_| Error::Mover("TLS handshake timed out".into()))?
         .map_err(Error::io("TLS handshake"))?;

@@ -12,6 +12,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::proxy::{self, ProxyUrl};
+use super::read_ahead::ReadAhead;
 use crate::{Error, Result};
 
 /// Big enough that one read usually carries a whole rsync multiplexed chunk or more.
@@ -38,7 +39,7 @@ pub(crate) fn host_of(address: &str) -> &str {
 pub(crate) async fn dial(
     target: &DialTarget,
     config: Arc<rustls::ClientConfig>,
-) -> Result<TlsStream<TcpStream>> {
+) -> Result<TlsStream<ReadAhead<TcpStream>>> {
     let tcp = match &target.proxy {
         Some(proxy) => proxy::connect(proxy, &target.address).await?,
         None => TcpStream::connect(&target.address)
@@ -48,7 +49,7 @@ pub(crate) async fn dial(
     tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
     let name = super::certs::server_name(&target.server_name)?;
     TlsConnector::from(config)
-        .connect(name, tcp)
+        .connect(name, ReadAhead::new(tcp))
         .await
         .map_err(Error::io(format!(
             "TLS handshake with receiver {}",
