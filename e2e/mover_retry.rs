@@ -56,6 +56,52 @@ fn connection_cut_mid_transfer_is_retried_to_an_identical_tree() {
     assert_same_tree(&source, &target);
 }
 
+/// In a parallel send only the stream that lost its connection retries; the others and the passes
+/// around them are not disturbed, and the tree still comes out identical.
+#[test]
+fn a_parallel_stream_cut_mid_transfer_retries_alone() {
+    let certs = CertDirs::issue("retry-parallel");
+    let work = tempfile::tempdir().unwrap();
+    let (source, target) = (work.path().join("source"), work.path().join("target"));
+    fs::create_dir_all(source.join("big")).unwrap();
+    fs::create_dir_all(&target).unwrap();
+    fs::write(source.join("big/big.bin"), pseudo_random(24 << 20, 11)).unwrap();
+    for folder in ["a", "b", "c"] {
+        fs::create_dir_all(source.join(folder)).unwrap();
+        for i in 0..30 {
+            fs::write(source.join(format!("{folder}/f-{i}")), pseudo_random(5000, i)).unwrap();
+        }
+    }
+    backdate(&source, "1600000000.25");
+    // Only the stream carrying big.bin moves more than 8 MB.
+    let receiver = Receiver::start(&target, &certs.server(), &["--test-cut-after-bytes", "8000000"]);
+    let output = send(
+        &receiver.address,
+        &certs.client(),
+        &source,
+        &["--retries", "3", "--parallel", "2", "--parallel-min-bytes", "0"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let records = records(&output);
+    let retries = records
+        .iter()
+        .filter(|r| matches!(r, Progress::Retry { .. }))
+        .count();
+    assert_eq!(retries, 1, "expected exactly one retry: {records:?}");
+    let Some(Progress::Stats {
+        attempts,
+        success,
+        files_total,
+        ..
+    }) = records.last()
+    else {
+        panic!("no stats")
+    };
+    // The root, 4 folders, 91 files.
+    assert_eq!((*attempts, *success, *files_total), (2, true, 96));
+    assert_same_tree(&source, &target);
+}
+
 /// Starts a bandwidth-limited send, deletes files once it is under way, returns its output.
 fn send_while_files_vanish(extra: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     let certs = CertDirs::issue("vanish");

@@ -80,7 +80,34 @@ fn stats_of(records: &[Progress]) -> Progress {
 }
 
 #[test]
-fn stage_change_stage_final_mirrors_the_tree() {
+fn stage_change_stage_final_mirrors_the_tree_in_one_stream() {
+    mirror_through_stages(&["--parallel", "1"], 1);
+}
+
+/// The same story cut into parallel streams (forced on this small tree): root-level files, deletions at
+/// the root, and a hard link across two top-level folders (which must share a stream) all come out right.
+#[test]
+fn stage_change_stage_final_mirrors_the_tree_in_parallel_streams() {
+    mirror_through_stages(&["--parallel", "3", "--parallel-min-bytes", "0"], 3);
+}
+
+/// How many streams the send said it used (its `source scanned` log line; 1 when it did not scan).
+fn streams_used(output: &std::process::Output) -> u64 {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|record| record["fields"]["message"] == "source scanned")
+        .and_then(|record| record["fields"]["streams"].as_u64())
+        .unwrap_or(1)
+}
+
+fn mirror_through_stages(parallel: &[&str], streams: u64) {
+    let send = |address: &str, certs: &std::path::Path, source: &std::path::Path, extra: &[&str]| {
+        let args: Vec<&str> = extra.iter().chain(parallel).copied().collect();
+        let output = send(address, certs, source, &args);
+        assert_eq!(streams_used(&output), streams, "{output:?}");
+        output
+    };
     let certs = CertDirs::issue("sync-test");
     let work = tempfile::tempdir().unwrap();
     let (source, target) = (work.path().join("source"), work.path().join("target"));

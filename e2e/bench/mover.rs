@@ -2,6 +2,7 @@
 //! against rsync through stunnel (both ends on loopback, as MTC/VolSync do), on the same machine in one
 //! run, with the same rsync options. Scenarios: large files (1 GiB), many small files (100,000 x 4 KiB),
 //! and re-stages of the small tree with nothing changed and with 1% of files changed.
+//! Ferry runs twice: with its default `--parallel` (one stream per CPU) and with one stream.
 //! `FERRY_BENCH_SCALE=0.1` shrinks every size for a quick run. Prints a Markdown table of times and
 //! ratios (rsync time / Ferry time: above 1 means Ferry is faster).
 
@@ -78,6 +79,8 @@ enum Method {
     Ferry {
         address: String,
         client_certs: PathBuf,
+        /// `--parallel N` (0: the default, one stream per CPU).
+        parallel: &'static str,
         _receiver: Background,
     },
     RsyncDaemon {
@@ -88,7 +91,7 @@ enum Method {
 }
 
 impl Method {
-    fn ferry(target: &Path, certs: &Path) -> Method {
+    fn ferry(target: &Path, certs: &Path, parallel: &'static str) -> Method {
         let mut child = Command::new(FERRY)
             .args(["mover", "receive", "--listen", "127.0.0.1:0", "--root"])
             .arg(target)
@@ -106,6 +109,7 @@ impl Method {
         Method::Ferry {
             address,
             client_certs: certs.join("client"),
+            parallel,
             _receiver: Background(child),
         }
     }
@@ -178,6 +182,7 @@ impl Method {
             Method::Ferry {
                 address,
                 client_certs,
+                parallel,
                 ..
             } => run_timed(
                 Command::new(FERRY)
@@ -186,6 +191,8 @@ impl Method {
                         "send",
                         "--retries",
                         "0",
+                        "--parallel",
+                        parallel,
                         "--connect",
                         address,
                         "--source",
@@ -295,7 +302,7 @@ fn main() {
     make_large_tree(&large, large_bytes);
     make_small_tree(&small, small_count);
 
-    let methods = ["ferry", "rsync-daemon", "rsync-stunnel"];
+    let methods = ["ferry", "ferry-1", "rsync-daemon", "rsync-stunnel"];
     // results[scenario][method] = seconds
     let scenarios = [
         "large files (full)",
@@ -305,9 +312,9 @@ fn main() {
     ];
     let mut results = vec![vec![0.0f64; methods.len()]; scenarios.len()];
     // Run order matters on a busy machine (the first method follows the tree creation), so it can be
-    // changed: FERRY_BENCH_ORDER=ferry,rsync-daemon,rsync-stunnel. Default: Ferry last.
-    let order =
-        std::env::var("FERRY_BENCH_ORDER").unwrap_or_else(|_| "rsync-daemon,rsync-stunnel,ferry".into());
+    // changed: FERRY_BENCH_ORDER=ferry,ferry-1,rsync-daemon,rsync-stunnel. Default: Ferry last.
+    let order = std::env::var("FERRY_BENCH_ORDER")
+        .unwrap_or_else(|_| "rsync-daemon,rsync-stunnel,ferry-1,ferry".into());
     for name in order.split(',') {
         let column = methods
             .iter()
@@ -316,7 +323,8 @@ fn main() {
         let target = work.join(format!("target-{name}"));
         reset(&target);
         let method = match name {
-            "ferry" => Method::ferry(&target, &certs),
+            "ferry" => Method::ferry(&target, &certs, "0"),
+            "ferry-1" => Method::ferry(&target, &certs, "1"),
             "rsync-daemon" => Method::rsync_daemon(&target, work, None),
             _ => Method::rsync_daemon(&target, work, Some(&certs)),
         };
@@ -337,10 +345,14 @@ fn main() {
 
     let sizes = [large_bytes, small_count * 4096, 0, 0];
     println!("run order: {order}");
-    println!("| scenario | ferry | rsync daemon | rsync + stunnel | ferry vs rsync | ferry vs stunnel |");
-    println!("|---|---|---|---|---|---|");
+    let streams = ferry::mover::send::default_parallel();
+    println!(
+        "| scenario | ferry ({streams} streams) | ferry (1 stream) | rsync daemon | rsync + stunnel | \
+         ferry vs rsync | ferry vs stunnel | 1 stream vs rsync | 1 stream vs stunnel |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (row, scenario) in scenarios.iter().enumerate() {
-        let [ferry, plain, stunnel] = [results[row][0], results[row][1], results[row][2]];
+        let [ferry, single, plain, stunnel] = [0, 1, 2, 3].map(|column| results[row][column]);
         let rate = |secs: f64| {
             if sizes[row] > 0 {
                 format!(" ({:.0} MiB/s)", sizes[row] as f64 / secs / (1 << 20) as f64)
@@ -349,12 +361,15 @@ fn main() {
             }
         };
         println!(
-            "| {scenario} | {ferry:.2}s{} | {plain:.2}s{} | {stunnel:.2}s{} | {:.2}x | {:.2}x |",
+            "| {scenario} | {ferry:.2}s{} | {single:.2}s{} | {plain:.2}s{} | {stunnel:.2}s{} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
             rate(ferry),
+            rate(single),
             rate(plain),
             rate(stunnel),
             plain / ferry,
-            stunnel / ferry
+            stunnel / ferry,
+            plain / single,
+            stunnel / single
         );
     }
 }

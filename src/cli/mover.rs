@@ -51,7 +51,7 @@ struct ReceiveArgs {
     /// The rsync program.
     #[arg(long, env = "FERRY_MOVER_RSYNC", default_value = "rsync")]
     rsync: PathBuf,
-    /// Test hook: cut the first connection after this many bytes received from the sender.
+    /// Test hook: cut the first connection that carries more than this many bytes from the sender.
     #[arg(long, env = "FERRY_MOVER_TEST_CUT_AFTER_BYTES", hide = true)]
     test_cut_after_bytes: Option<u64>,
 }
@@ -82,9 +82,15 @@ struct SendArgs {
     /// NUL-separated list of paths relative to --source to send instead of the whole tree.
     #[arg(long, env = "FERRY_MOVER_FILES_FROM")]
     files_from: Option<PathBuf>,
-    /// Bandwidth limit in KiB/s.
+    /// Bandwidth limit in KiB/s (for all streams together).
     #[arg(long, env = "FERRY_MOVER_BWLIMIT")]
     bwlimit: Option<u64>,
+    /// rsync streams over disjoint parts of the tree; 0: one per CPU this process may use, at most 4.
+    #[arg(long, env = "FERRY_MOVER_PARALLEL", default_value_t = 0)]
+    parallel: usize,
+    /// Trees weighing less (bytes plus 32 KiB per entry) are sent in one stream.
+    #[arg(long, env = "FERRY_MOVER_PARALLEL_MIN_BYTES", default_value_t = mover::send::PARALLEL_MIN_BYTES)]
+    parallel_min_bytes: u64,
     /// Retries after connection failures (exponential backoff).
     #[arg(long, env = "FERRY_MOVER_RETRIES", default_value_t = 5)]
     retries: u32,
@@ -191,6 +197,8 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         verify,
         files_from,
         bwlimit,
+        parallel,
+        parallel_min_bytes,
         retries,
         retry_delay_ms,
         omit_dir_times,
@@ -211,6 +219,12 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         verify,
         files_from,
         bwlimit_kib: bwlimit,
+        parallel: if parallel == 0 {
+            mover::send::default_parallel()
+        } else {
+            parallel
+        },
+        parallel_min_bytes,
         retries,
         retry_delay: Duration::from_millis(retry_delay_ms),
         omit_dir_times: match omit_dir_times {

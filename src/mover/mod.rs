@@ -14,9 +14,11 @@
 pub mod certs;
 pub mod progress;
 pub(crate) mod proxy;
+mod read_ahead;
 pub mod receive;
 pub(crate) mod rsync;
 pub mod send;
+pub(crate) mod shard;
 pub(crate) mod tunnel;
 
 use std::io::Write as _;

@@ -25,9 +25,9 @@ pub enum Progress {
         files_total: u64,
         /// Current rate in bytes per second, as rsync reports it.
         rate_bytes_per_sec: u64,
-        /// Seconds since this attempt started.
+        /// Seconds since the send started.
         elapsed_secs: f64,
-        /// 1 for the first attempt, then 2, 3... after retries.
+        /// 1 for the first attempt, then 2, 3... after retries (the highest of parallel streams).
         attempt: u32,
     },
     /// An attempt failed with a retryable error; another follows after `delaySecs`.
@@ -83,6 +83,55 @@ impl ProgressLine {
             self.bytes_done
         } else {
             (u128::from(self.bytes_done) * 100 / u128::from(self.percent)) as u64
+        }
+    }
+}
+
+/// The latest progress of each rsync run of one send, summed into one [`Progress::Progress`]: a parallel
+/// send runs several at once (and passes one after another), and the controller wants one figure.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Board {
+    /// Per run: its latest line and attempt; a finished run keeps its last line.
+    slots: Vec<Option<(ProgressLine, u32)>>,
+}
+
+impl Board {
+    /// A board for `runs` runs.
+    pub(crate) fn new(runs: usize) -> Self {
+        Self {
+            slots: vec![None; runs],
+        }
+    }
+
+    /// Records run `slot`'s latest line (a retry's first line replaces the failed attempt's).
+    pub(crate) fn update(&mut self, slot: usize, line: ProgressLine, attempt: u32) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            *entry = Some((line, attempt));
+        }
+    }
+
+    /// The sum over all runs, as the record to print.
+    pub(crate) fn total(&self, elapsed_secs: f64) -> Progress {
+        let (mut bytes_done, mut bytes_total, mut files_done, mut files_total, mut rate) = (0, 0, 0, 0, 0);
+        let mut attempt = 1;
+        for (line, run_attempt) in self.slots.iter().flatten() {
+            bytes_done += line.bytes_done;
+            bytes_total += line.bytes_total();
+            if let Some((left, total)) = line.to_check {
+                files_done += total - left.min(total);
+                files_total += total;
+            }
+            rate += line.rate_bytes_per_sec;
+            attempt = attempt.max(*run_attempt);
+        }
+        Progress::Progress {
+            bytes_done,
+            bytes_total,
+            files_done,
+            files_total,
+            rate_bytes_per_sec: rate,
+            elapsed_secs,
+            attempt,
         }
     }
 }
@@ -168,6 +217,38 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_board_sums_parallel_runs_and_a_retry_replaces_its_run() {
+        let line = |done: u64, percent: u64, left: u64, total: u64| ProgressLine {
+            bytes_done: done,
+            percent,
+            rate_bytes_per_sec: 10,
+            to_check: Some((left, total)),
+        };
+        let mut board = Board::new(3);
+        board.update(0, line(100, 50, 1, 4), 1);
+        board.update(1, line(300, 100, 0, 6), 1);
+        let expected = Progress::Progress {
+            bytes_done: 400,
+            bytes_total: 500,
+            files_done: 9,
+            files_total: 10,
+            rate_bytes_per_sec: 20,
+            elapsed_secs: 1.5,
+            attempt: 1,
+        };
+        assert_eq!(board.total(1.5), expected);
+        board.update(0, line(0, 0, 4, 4), 2);
+        let Progress::Progress {
+            bytes_done, attempt, ..
+        } = board.total(2.0)
+        else {
+            panic!()
+        };
+        assert_eq!((bytes_done, attempt), (300, 2));
+        board.update(7, line(1, 1, 0, 1), 1); // no such run: ignored
+    }
 
     #[test]
     fn parses_progress2_lines() {

@@ -35,7 +35,11 @@ impl<S> ReadAhead<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if this.start == this.end {
             // A caller asking for at least as much as we would buffer gains nothing from the copy.
@@ -119,7 +123,10 @@ mod tests {
             })
         };
         writer.await.unwrap();
-        let mut reader = ReadAhead::new(CountingReads { inner: near, reads: 0 });
+        let mut reader = ReadAhead::new(CountingReads {
+            inner: near,
+            reads: 0,
+        });
         let mut got = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {

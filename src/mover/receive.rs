@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::progress::Progress;
 use super::rsync::{self, DaemonPlan};
+use super::tunnel::CutHook;
 use crate::{Error, Result};
 
 /// How long a client may take to complete the TLS handshake.
@@ -40,7 +41,7 @@ pub struct ReceiveConfig {
     pub supplemental_groups: Vec<u32>,
     /// Connections served at once; more wait.
     pub max_connections: usize,
-    /// Test hook: cut the first connection after this many bytes from the sender.
+    /// Test hook: cut the first connection that carries more than this many bytes from the sender.
     pub cut_first_connection_after: Option<u64>,
 }
 
@@ -83,7 +84,10 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
     tracing::info!(%address, root = %root.display(), as_root, "mover receiver listening");
 
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    let first_cut_used = Arc::new(AtomicBool::new(false));
+    let cut = cut_first_connection_after.map(|after| CutHook {
+        after,
+        spent: Arc::new(AtomicBool::new(false)),
+    });
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -99,7 +103,7 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
         let tls = tls.clone();
         let rsync = rsync.clone();
         let conf_path = conf_path.clone();
-        let cut = cut_first_connection_after.filter(|_| !first_cut_used.swap(true, Ordering::SeqCst));
+        let cut = cut.clone();
         tokio::spawn(async move {
             let _permit = permit;
             match serve(tcp, tls, &rsync, &conf_path, cut).await {
@@ -115,14 +119,17 @@ async fn serve(
     tls: TlsAcceptor,
     rsync: &std::path::Path,
     conf_path: &std::path::Path,
-    cut_after: Option<u64>,
+    cut: Option<CutHook>,
 ) -> Result<()> {
     tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
     // A client without a certificate from the migration CA fails here, before any process starts.
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(super::read_ahead::ReadAhead::new(tcp)))
-        .await
-        .map_err(|_| Error::Mover("TLS handshake timed out".into()))?
-        .map_err(Error::io("TLS handshake"))?;
+    let stream = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tls.accept(super::read_ahead::ReadAhead::new(tcp)),
+    )
+    .await
+    .map_err(|_| Error::Mover("TLS handshake timed out".into()))?
+    .map_err(Error::io("TLS handshake"))?;
     let mut conf_arg = std::ffi::OsString::from("--config=");
     conf_arg.push(conf_path);
     let mut child = Command::new(rsync)
@@ -147,14 +154,7 @@ async fn serve(
             tracing::info!(target: "ferry::mover::rsyncd", "{line}");
         }
     });
-    let piped = super::tunnel::pipe(
-        stream,
-        stdout,
-        stdin,
-        cut_after,
-        super::tunnel::FinishWhen::LocalEnds,
-    )
-    .await;
+    let piped = super::tunnel::pipe(stream, stdout, stdin, cut, super::tunnel::FinishWhen::LocalEnds).await;
     // The pipes are closed now. On a lost connection rsync sees EOF and keeps the partial file in the
     // partial dir for the retry (a SIGKILL would lose it), so give it time to exit on its own first.
     let status = match tokio::time::timeout(DAEMON_EXIT_GRACE, child.wait()).await {

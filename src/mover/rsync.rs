@@ -12,6 +12,8 @@ pub(crate) const MODULE: &str = "ferry";
 /// Where interrupted files wait to be resumed, relative to the volume root. rsync excludes it from the
 /// transfer and protects it from `--delete` on its own.
 pub(crate) const PARTIAL_DIR: &str = ".ferry-partial";
+/// The root-level entry every sync leaves alone (fsck's folder; `--exclude=/lost+found` below).
+pub(crate) const EXCLUDED_ROOT_ENTRY: &str = "lost+found";
 /// rsync's exit code for "some files vanished before they could be transferred".
 pub(crate) const EXIT_VANISHED: i32 = 24;
 
@@ -26,12 +28,28 @@ pub(crate) struct SendPlan {
     pub checksum: bool,
     /// Do not set directory mtimes (a non-root receiver cannot on directories it does not own).
     pub omit_dir_times: bool,
-    /// NUL-separated list of paths relative to `source` to transfer instead of the whole tree.
-    pub files_from: Option<PathBuf>,
+    /// Which part of the tree this run mirrors.
+    pub selection: Selection,
     /// Bandwidth limit in KiB/s.
     pub bwlimit_kib: Option<u64>,
     /// Seconds of I/O silence after which rsync gives up (exit 30, retried).
     pub io_timeout_secs: u64,
+}
+
+/// Which part of the source tree one rsync run mirrors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// Everything below the root.
+    Whole,
+    /// The paths of a NUL-separated list (the user's `--files-from`), recursively.
+    Listed(PathBuf),
+    /// One stream of a parallel sync (see [`super::shard`]): the listed units, recursively, with
+    /// deletions inside them. A unit gone since the scan is skipped, not an error: the pass after the
+    /// streams mirrors its deletion.
+    Units(PathBuf),
+    /// The non-recursive pass of a parallel sync: the entries of each listed split directory (`./`,
+    /// `dir/.`), with deletions at that level.
+    SplitDirs(PathBuf),
 }
 
 /// The options every sync uses (the benchmark gives its baselines the same ones): archive semantics
@@ -67,11 +85,17 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         rsh,
         checksum,
         omit_dir_times,
-        files_from,
+        selection,
         bwlimit_kib,
         io_timeout_secs,
     } = plan;
-    let mut args: Vec<OsString> = ARCHIVE_OPTIONS.iter().map(OsString::from).collect();
+    let mut args: Vec<OsString> = ARCHIVE_OPTIONS
+        .iter()
+        .map(|option| match (*option, selection) {
+            ("--recursive", Selection::SplitDirs(_)) => OsString::from("--dirs"),
+            _ => OsString::from(option),
+        })
+        .collect();
     args.push(format!("--partial-dir={PARTIAL_DIR}").into());
     args.push(format!("--timeout={io_timeout_secs}").into());
     if *checksum {
@@ -83,11 +107,18 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
     if let Some(limit) = bwlimit_kib {
         args.push(format!("--bwlimit={limit}").into());
     }
-    if let Some(list) = files_from {
+    let list = match selection {
+        Selection::Whole => None,
+        Selection::Listed(list) | Selection::Units(list) | Selection::SplitDirs(list) => Some(list),
+    };
+    if let Some(list) = list {
         let mut arg = OsString::from("--files-from=");
         arg.push(list);
         args.push(arg);
         args.push("--from0".into());
+    }
+    if matches!(selection, Selection::Units(_) | Selection::SplitDirs(_)) {
+        args.push("--ignore-missing-args".into());
     }
     args.push("--rsh".into());
     args.push(rsh.into());
@@ -204,7 +235,7 @@ mod tests {
             rsh: "/bin/ferry mover tunnel".into(),
             checksum: false,
             omit_dir_times: false,
-            files_from: None,
+            selection: Selection::Whole,
             bwlimit_kib: None,
             io_timeout_secs: 300,
         }
@@ -240,7 +271,7 @@ mod tests {
             source: "/data/".into(),
             checksum: true,
             omit_dir_times: true,
-            files_from: Some("/tmp/list".into()),
+            selection: Selection::Listed("/tmp/list".into()),
             bwlimit_kib: Some(1024),
             ..plan()
         };
@@ -255,6 +286,42 @@ mod tests {
             assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
         }
         assert!(args.contains(&"/data/".to_string()));
+    }
+
+    #[test]
+    fn parallel_passes_skip_missing_units_and_split_dirs_do_not_recurse() {
+        let units = strings(send_args(&SendPlan {
+            selection: Selection::Units("/tmp/units".into()),
+            ..plan()
+        }));
+        for flag in [
+            "--recursive",
+            "--files-from=/tmp/units",
+            "--from0",
+            "--ignore-missing-args",
+            "--delete",
+        ] {
+            assert!(units.contains(&flag.to_string()), "{flag} missing from {units:?}");
+        }
+        let dirs = strings(send_args(&SendPlan {
+            selection: Selection::SplitDirs("/tmp/dirs".into()),
+            ..plan()
+        }));
+        assert!(!dirs.contains(&"--recursive".to_string()), "{dirs:?}");
+        for flag in [
+            "--dirs",
+            "--files-from=/tmp/dirs",
+            "--ignore-missing-args",
+            "--delete",
+        ] {
+            assert!(dirs.contains(&flag.to_string()), "{flag} missing from {dirs:?}");
+        }
+        let whole = strings(send_args(&plan()));
+        assert!(
+            !whole
+                .iter()
+                .any(|arg| arg.starts_with("--files-from") || arg == "--ignore-missing-args")
+        );
     }
 
     #[test]

@@ -3,15 +3,19 @@
 //! exponential backoff when the connection breaks (interrupted files resume from the partial dir), and
 //! decides success: 0, or 24 (files vanished) on a stage; anything else fails with rsync's message.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-use super::progress::{self, Progress, Stats};
+use super::progress::{self, Board, Progress, ProgressLine, Stats};
+use super::rsync::Selection;
 use super::rsync::{self, SendPlan};
+use super::shard;
 use crate::{Error, Result};
 
 /// Environment variables through which `send` configures the `tunnel` it makes rsync start (so nothing
@@ -23,6 +27,20 @@ pub const ENV_SERVER_NAME: &str = "FERRY_MOVER_SERVER_NAME";
 pub const ENV_CERTS_DIR: &str = "FERRY_MOVER_CERTS_DIR";
 /// See [`ENV_CONNECT`].
 pub const ENV_PROXY: &str = "FERRY_MOVER_PROXY";
+
+/// Below this weight (bytes plus 32 KiB per entry: about 2,000 small files, or 64 MiB) a tree goes in
+/// one stream: the extra passes and connections of a parallel send would cost more than they save.
+pub const PARALLEL_MIN_BYTES: u64 = 64 << 20;
+/// Most streams `--parallel 0` picks: beyond that the receiver's disk, not the CPU, is the limit.
+const MAX_DEFAULT_PARALLEL: usize = 4;
+
+/// `--parallel 0`: one stream per CPU this process may use (cgroup quotas included), at most
+/// [`MAX_DEFAULT_PARALLEL`].
+pub fn default_parallel() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_DEFAULT_PARALLEL)
+}
 
 /// Longest pause between attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -48,8 +66,12 @@ pub struct SendConfig {
     pub verify: bool,
     /// NUL-separated list of paths (relative to `source`) to send instead of the whole tree.
     pub files_from: Option<PathBuf>,
-    /// Bandwidth limit in KiB/s.
+    /// Bandwidth limit in KiB/s (shared by the streams of a parallel send).
     pub bwlimit_kib: Option<u64>,
+    /// rsync streams over disjoint parts of the tree (1: one stream; see [`super::shard`]).
+    pub parallel: usize,
+    /// Trees lighter than this (bytes plus 32 KiB per entry) go in one stream whatever `parallel` says.
+    pub parallel_min_bytes: u64,
     /// Attempts after the first one for retryable failures.
     pub retries: u32,
     /// First backoff delay; doubled after each failed attempt.
@@ -105,17 +127,221 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         ),
         checksum: config.verify,
         omit_dir_times: config.omit_dir_times.unwrap_or_else(|| !super::running_as_root()),
-        files_from: config.files_from.clone(),
+        selection: config
+            .files_from
+            .clone()
+            .map_or(Selection::Whole, Selection::Listed),
         bwlimit_kib: config.bwlimit_kib,
         io_timeout_secs: config.io_timeout_secs,
     };
-    let args = rsync::send_args(&plan);
+    let sharded = match &plan.selection {
+        Selection::Whole if config.parallel > 1 => cut_into_streams(&config).await?,
+        _ => None,
+    };
+    let outcome = match sharded {
+        Some((scan, shards)) => run_sharded(&config, &plan, &scan, &shards, started).await?,
+        None => {
+            let shared = Shared::new(1);
+            let args = rsync::send_args(&plan);
+            let finished =
+                run_with_retries(&config, &args, Reporter::new(&shared, 0, started, &config)).await?;
+            Combined::of(&[finished], None)
+        }
+    };
+    let Combined {
+        code,
+        message,
+        stats,
+        attempts,
+    } = outcome;
+    let success = rsync::exit_is_success(code, config.final_sync);
+    let stats = Progress::Stats {
+        bytes_sent: stats.bytes_sent,
+        bytes_received: stats.bytes_received,
+        files_transferred: stats.files_transferred,
+        files_total: stats.files_total,
+        total_size: stats.total_size,
+        files_deleted: stats.files_deleted,
+        duration_secs: started.elapsed().as_secs_f64(),
+        rsync_exit_code: code,
+        attempts,
+        success,
+    };
+    super::emit(&stats);
+    if let Some(path) = &config.stats_file {
+        write_stats_file(path, &stats, (!success).then_some((code, message.as_str())));
+    }
+    if !success {
+        return Err(Error::Rsync { code, message });
+    }
+    Ok(SendOutcome {
+        stats,
+        rsync_exit_code: code,
+        success,
+    })
+}
+
+/// Scans the source and cuts it into streams; `None` when one stream it is (see [`shard::plan`]).
+async fn cut_into_streams(config: &SendConfig) -> Result<Option<(shard::Scan, shard::ShardPlan)>> {
+    let source = config.source.clone();
+    let scanned = tokio::task::spawn_blocking(move || shard::scan(&source, &[rsync::EXCLUDED_ROOT_ENTRY]))
+        .await
+        .map_err(|err| Error::Mover(format!("scanning the source: {err}")))??;
+    let plan = shard::plan(&scanned, config.parallel, config.parallel_min_bytes);
+    tracing::info!(
+        entries = scanned.entry_count,
+        streams = plan.as_ref().map_or(1, |plan| plan.streams.len()),
+        split_dirs = plan.as_ref().map_or(0, |plan| plan.split_dirs.len()),
+        "source scanned"
+    );
+    Ok(plan.map(|plan| (scanned, plan)))
+}
+
+/// A parallel send: the split directories level by level, the streams at once, the split directories
+/// again (see [`shard`] for why in this order). Stops at the first pass that fails for good.
+async fn run_sharded(
+    config: &SendConfig,
+    base: &SendPlan,
+    scan: &shard::Scan,
+    shards: &shard::ShardPlan,
+    started: Instant,
+) -> Result<Combined> {
+    let lists = ListDir::create()?;
+    let dirs_list = lists.write("split-dirs", &shard::split_dirs_list(&shards.split_dirs))?;
+    let streams = shards.streams.len();
+    // Each stream gets its share of a bandwidth limit, so the sum keeps to it.
+    let bwlimit_kib = base
+        .bwlimit_kib
+        .map(|limit| limit.div_ceil(streams as u64).max(1));
+    let dirs_args = rsync::send_args(&SendPlan {
+        selection: Selection::SplitDirs(dirs_list),
+        bwlimit_kib,
+        ..base.clone()
+    });
+    // Slots: the passes before and after share one, then one per stream.
+    let shared = Shared::new(1 + streams);
+    let reporter = |slot| Reporter::new(&shared, slot, started, config);
+    let mut finished = vec![run_with_retries(config, &dirs_args, reporter(0)).await?];
+    if rsync::exit_is_success(finished[0].code, config.final_sync) {
+        let mut runs = Vec::with_capacity(streams);
+        for (index, units) in shards.streams.iter().enumerate() {
+            let list = lists.write(&format!("stream-{index}"), &shard::files_from_list(units))?;
+            let args = rsync::send_args(&SendPlan {
+                selection: Selection::Units(list),
+                bwlimit_kib,
+                ..base.clone()
+            });
+            runs.push(args);
+        }
+        let results = futures::future::join_all(
+            runs.iter()
+                .enumerate()
+                .map(|(index, args)| run_with_retries(config, args, reporter(1 + index))),
+        )
+        .await;
+        for result in results {
+            finished.push(result?);
+        }
+        if finished
+            .iter()
+            .all(|run| rsync::exit_is_success(run.code, config.final_sync))
+        {
+            finished.push(run_with_retries(config, &dirs_args, reporter(0)).await?);
+        }
+    }
+    Ok(Combined::of(&finished, Some(scan)))
+}
+
+/// The runs of one send folded into what its stats line reports.
+struct Combined {
+    /// The first failing run's exit code, else 24 when a run tolerated vanished files, else 0.
+    code: i32,
+    message: String,
+    stats: Stats,
+    /// The most attempts any run took.
+    attempts: u32,
+}
+
+impl Combined {
+    /// Sums the runs' transfer counts. The tree's size and entry count come from the scan when there
+    /// was one (each run only sees its part), else from the single run.
+    fn of(runs: &[Finished], scan: Option<&shard::Scan>) -> Self {
+        let failed = runs
+            .iter()
+            .find(|run| run.code != 0 && run.code != rsync::EXIT_VANISHED);
+        let (code, message) = match failed.or_else(|| runs.iter().find(|run| run.code != 0)) {
+            Some(run) => (run.code, run.message.clone()),
+            None => (0, String::new()),
+        };
+        let mut stats = Stats::default();
+        for run in runs {
+            stats.bytes_sent += run.stats.bytes_sent;
+            stats.bytes_received += run.stats.bytes_received;
+            stats.files_transferred += run.stats.files_transferred;
+            stats.files_deleted += run.stats.files_deleted;
+            stats.files_total += run.stats.files_total;
+            stats.total_size += run.stats.total_size;
+        }
+        if let Some(scan) = scan {
+            stats.files_total = scan.entry_count;
+            stats.total_size = scan.total_size;
+        }
+        Self {
+            code,
+            message,
+            stats,
+            attempts: runs.iter().map(|run| run.attempts).max().unwrap_or(1),
+        }
+    }
+}
+
+/// A private folder for the `--files-from` lists of a parallel send, removed when dropped.
+struct ListDir(PathBuf);
+
+impl ListDir {
+    fn create() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "ferry-send-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        Ok(Self(dir))
+    }
+
+    fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).map_err(Error::io(format!("writing {}", path.display())))?;
+        Ok(path)
+    }
+}
+
+impl Drop for ListDir {
+    fn drop(&mut self) {
+        let _removed = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How one rsync run ended, after its retries.
+struct Finished {
+    code: i32,
+    message: String,
+    stats: Stats,
+    attempts: u32,
+}
+
+/// Runs rsync with `args` until it succeeds, fails for good, or runs out of retries (exponential
+/// backoff, a `retry` record before each new attempt).
+async fn run_with_retries(
+    config: &SendConfig,
+    args: &[OsString],
+    reporter: Reporter<'_>,
+) -> Result<Finished> {
     let mut attempt = 1;
     loop {
-        let run = run_once(&config, &args, attempt).await?;
+        let run = run_once(config, args, attempt, &reporter).await?;
         let success = rsync::exit_is_success(run.code, config.final_sync);
-        let attempts_left = attempt <= config.retries;
-        if !success && rsync::exit_is_retryable(run.code) && attempts_left {
+        if !success && rsync::exit_is_retryable(run.code) && attempt <= config.retries {
             let delay = config
                 .retry_delay
                 .saturating_mul(1 << (attempt - 1).min(16))
@@ -130,37 +356,59 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
             attempt += 1;
             continue;
         }
-        let stats = Progress::Stats {
-            bytes_sent: run.stats.bytes_sent,
-            bytes_received: run.stats.bytes_received,
-            files_transferred: run.stats.files_transferred,
-            files_total: run.stats.files_total,
-            total_size: run.stats.total_size,
-            files_deleted: run.stats.files_deleted,
-            duration_secs: started.elapsed().as_secs_f64(),
-            rsync_exit_code: run.code,
+        return Ok(Finished {
+            code: run.code,
+            message: run.message,
+            stats: run.stats,
             attempts: attempt,
-            success,
-        };
-        super::emit(&stats);
-        if let Some(path) = &config.stats_file {
-            write_stats_file(
-                path,
-                &stats,
-                (!success).then_some((run.code, run.message.as_str())),
-            );
-        }
-        if !success {
-            return Err(Error::Rsync {
-                code: run.code,
-                message: run.message,
-            });
-        }
-        return Ok(SendOutcome {
-            stats,
-            rsync_exit_code: run.code,
-            success,
         });
+    }
+}
+
+/// The progress of one send: every run's latest line, and when the sum was last printed.
+struct Shared {
+    board: Board,
+    last_emit: Option<Instant>,
+}
+
+impl Shared {
+    fn new(runs: usize) -> Mutex<Self> {
+        Mutex::new(Self {
+            board: Board::new(runs),
+            last_emit: None,
+        })
+    }
+}
+
+/// Where one run reports its progress lines: its slot on the send's [`Board`], whose sum is printed at
+/// most every `progress_interval`.
+struct Reporter<'a> {
+    shared: &'a Mutex<Shared>,
+    slot: usize,
+    started: Instant,
+    interval: Duration,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(shared: &'a Mutex<Shared>, slot: usize, started: Instant, config: &SendConfig) -> Self {
+        Self {
+            shared,
+            slot,
+            started,
+            interval: config.progress_interval,
+        }
+    }
+
+    fn report(&self, line: ProgressLine, attempt: u32, force: bool) {
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        shared.board.update(self.slot, line, attempt);
+        if !force && shared.last_emit.is_some_and(|at| at.elapsed() < self.interval) {
+            return;
+        }
+        shared.last_emit = Some(Instant::now());
+        super::emit(&shared.board.total(self.started.elapsed().as_secs_f64()));
     }
 }
 
@@ -185,8 +433,12 @@ struct RunResult {
     stats: Stats,
 }
 
-async fn run_once(config: &SendConfig, args: &[std::ffi::OsString], attempt: u32) -> Result<RunResult> {
-    let started = Instant::now();
+async fn run_once(
+    config: &SendConfig,
+    args: &[OsString],
+    attempt: u32,
+    reporter: &Reporter<'_>,
+) -> Result<RunResult> {
     let server_name = config
         .server_name
         .clone()
@@ -227,26 +479,7 @@ async fn run_once(config: &SendConfig, args: &[std::ffi::OsString], attempt: u32
     let mut stats = Stats::default();
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
-    let mut last_emit: Option<Instant> = None;
-    let mut latest: Option<progress::ProgressLine> = None;
-    let report = |line: progress::ProgressLine, force: bool, last_emit: &mut Option<Instant>| {
-        if !force && last_emit.is_some_and(|at| at.elapsed() < config.progress_interval) {
-            return;
-        }
-        *last_emit = Some(Instant::now());
-        let (files_done, files_total) = line
-            .to_check
-            .map_or((0, 0), |(left, total)| (total - left.min(total), total));
-        super::emit(&Progress::Progress {
-            bytes_done: line.bytes_done,
-            bytes_total: line.bytes_total(),
-            files_done,
-            files_total,
-            rate_bytes_per_sec: line.rate_bytes_per_sec,
-            elapsed_secs: started.elapsed().as_secs_f64(),
-            attempt,
-        });
-    };
+    let mut latest: Option<ProgressLine> = None;
     loop {
         let read = stdout
             .read(&mut chunk)
@@ -261,14 +494,14 @@ async fn run_once(config: &SendConfig, args: &[std::ffi::OsString], attempt: u32
             let text = String::from_utf8_lossy(&line[..line.len() - 1]);
             if let Some(parsed) = progress::parse_progress_line(&text) {
                 latest = Some(parsed);
-                report(parsed, false, &mut last_emit);
+                reporter.report(parsed, attempt, false);
             } else {
                 stats.absorb(&text);
             }
         }
     }
     if let Some(parsed) = latest {
-        report(parsed, true, &mut last_emit);
+        reporter.report(parsed, attempt, true);
     }
     let status = child.wait().await.map_err(Error::io("waiting for rsync"))?;
     let tail = stderr_task.await.unwrap_or_default();

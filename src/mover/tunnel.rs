@@ -157,6 +157,20 @@ pub(crate) async fn run_from_env(
     .await
 }
 
+/// Test hook: cut one connection once more than `after` bytes came from the remote; `spent`, shared by
+/// all connections, makes it fire once per process (on the first connection that carries that much).
+#[derive(Debug, Clone)]
+pub(crate) struct CutHook {
+    pub after: u64,
+    pub spent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CutHook {
+    fn fires_at(&self, copied: u64) -> bool {
+        copied > self.after && !self.spent.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Which direction's end finishes a [`pipe`]: the one that means "the rsync session is over".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FinishWhen {
@@ -168,13 +182,13 @@ pub(crate) enum FinishWhen {
 
 /// Joins a bidirectional stream to a (reader, writer) pair: `remote` to `local_out`, `local_in` to
 /// `remote`. Each direction half-closes (drops its writer) when its source ends; the pipe returns when
-/// the `finish` direction ends or either fails. `cut_after` (tests only) aborts once that many bytes came
+/// the `finish` direction ends or either fails. `cut` (tests only) aborts once that many bytes came
 /// from `remote`, simulating a connection lost mid-transfer.
 pub(crate) async fn pipe<S, R, W>(
     remote: S,
     local_in: R,
     local_out: W,
-    cut_after: Option<u64>,
+    cut: Option<CutHook>,
     finish: FinishWhen,
 ) -> Result<()>
 where
@@ -183,7 +197,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let (remote_read, remote_write) = tokio::io::split(remote);
-    let inbound = copy_then_close(remote_read, local_out, cut_after);
+    let inbound = copy_then_close(remote_read, local_out, cut);
     let outbound = copy_then_close(local_in, remote_write, None);
     tokio::pin!(inbound, outbound);
     let (mut inbound_done, mut outbound_done) = (false, false);
@@ -209,7 +223,7 @@ where
     Ok(())
 }
 
-async fn copy_then_close<R, W>(mut from: R, mut to: W, cut_after: Option<u64>) -> Result<()>
+async fn copy_then_close<R, W>(mut from: R, mut to: W, cut: Option<CutHook>) -> Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -235,7 +249,7 @@ where
             Err(err) => return Err(Error::io("reading from the tunnel")(err)),
         };
         copied += read as u64;
-        if cut_after.is_some_and(|limit| copied > limit) {
+        if cut.as_ref().is_some_and(|hook| hook.fires_at(copied)) {
             return Err(Error::Mover(format!(
                 "test hook: connection cut after {copied} bytes"
             )));
@@ -281,7 +295,11 @@ mod tests {
         let (near, mut far) = tokio::io::duplex(1024);
         let (local_in, _feed) = tokio::io::duplex(1024);
         let (_drain, local_out) = tokio::io::duplex(1024);
-        let task = tokio::spawn(pipe(near, local_in, local_out, Some(4), FinishWhen::RemoteEnds));
+        let cut = CutHook {
+            after: 4,
+            spent: Default::default(),
+        };
+        let task = tokio::spawn(pipe(near, local_in, local_out, Some(cut), FinishWhen::RemoteEnds));
         far.write_all(b"more than four").await.unwrap();
         assert!(task.await.unwrap().is_err());
     }
