@@ -148,8 +148,15 @@ fn load_identity(dir: &Path) -> Result<Identity> {
     Ok(Identity { roots, chain, key })
 }
 
+/// ring's suites with AES-128-GCM first: the tunnel carries whole volumes, and with 10 AES rounds
+/// instead of 14 it spends about a quarter less CPU on encryption than AES-256-GCM (ring's default
+/// first choice), at a strength TLS 1.3 itself mandates. Both ends use this order.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
 }
 
 fn tls_error(context: &str) -> impl FnOnce(rustls::Error) -> Error + '_ {
@@ -205,6 +212,32 @@ mod tests {
         client_config(&dir.path().join("client")).unwrap();
         assert!(certs.ca_pem.contains("BEGIN CERTIFICATE"));
         assert!(!format!("{certs:?}").contains("PRIVATE KEY"));
+    }
+
+    #[tokio::test]
+    async fn both_ends_agree_on_tls13_aes_128_gcm() {
+        let certs = issue("uid-2", &["receiver.example".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        certs.write_server_dir(&dir.path().join("server")).unwrap();
+        certs.write_client_dir(&dir.path().join("client")).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&dir.path().join("server")).unwrap());
+        let connector = tokio_rustls::TlsConnector::from(client_config(&dir.path().join("client")).unwrap());
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move { acceptor.accept(far).await.map(|_| ()) });
+        let client = connector
+            .connect(server_name("receiver.example").unwrap(), near)
+            .await
+            .unwrap();
+        server.await.unwrap().unwrap();
+        let (_, connection) = client.get_ref();
+        assert_eq!(
+            connection.negotiated_cipher_suite().map(|suite| suite.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
+        assert_eq!(
+            connection.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
     }
 
     #[test]
