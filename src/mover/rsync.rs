@@ -48,7 +48,7 @@ pub(crate) enum Selection {
     /// streams mirrors its deletion.
     Units(PathBuf),
     /// The non-recursive pass of a parallel sync: the entries of each listed split directory (`./`,
-    /// `dir/.`), with deletions at that level.
+    /// `dir/.`), with deletions at that level, but no file data (`--max-size=0`: the streams send it).
     SplitDirs(PathBuf),
 }
 
@@ -119,6 +119,10 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
     }
     if matches!(selection, Selection::Units(_) | Selection::SplitDirs(_)) {
         args.push("--ignore-missing-args".into());
+    }
+    if matches!(selection, Selection::SplitDirs(_)) {
+        // The streams carry every file's data; these passes only shape the folders (and delete).
+        args.push("--max-size=0".into());
     }
     args.push("--rsh".into());
     args.push(rsh.into());

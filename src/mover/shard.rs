@@ -10,9 +10,10 @@
 //!   unit is a directory holding more than a stream's fair share, it is replaced by its entries (to
 //!   [`MAX_SPLIT_DEPTH`]), so one big `pgdata/` still spreads over the streams.
 //! * **Split directories** (the root and every directory replaced by its entries) are mirrored level by
-//!   level by a non-recursive pass (`--dirs --delete`), run before the streams (it creates the
-//!   directories and deletes what is gone, freeing space early) and after them (directory mtimes,
-//!   which the streams' writes change, and entries that vanished meanwhile).
+//!   level by a non-recursive pass (`--dirs --delete --max-size=0`: folders, links and deletions, no file
+//!   data), run before the streams (it creates the directories and deletes what is gone, freeing space
+//!   early) and after them (directory mtimes, which the streams' writes change, and entries that
+//!   vanished meanwhile).
 //! * **Hard links** must stay inside one stream for rsync to recreate them: units sharing an inode are
 //!   merged before they are dealt out.
 //! * **Weights** are bytes plus [`ENTRY_WEIGHT`] per entry (a 4 KiB file costs about as much as 32 KiB of
