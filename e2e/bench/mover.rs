@@ -186,6 +186,8 @@ impl Method {
                 ..
             } => run_timed(
                 Command::new(FERRY)
+                    // Its info logs (one line per send) would only interleave with the table's notes.
+                    .env("RUST_LOG", "warn")
                     .args([
                         "mover",
                         "send",
@@ -261,6 +263,16 @@ fn change_one_percent(root: &Path, count: u64, round: u64) {
     }
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 fn reset(target: &Path) {
     if target.exists() {
         fs::remove_dir_all(target).unwrap();
@@ -303,48 +315,61 @@ fn main() {
     make_small_tree(&small, small_count);
 
     let methods = ["ferry", "ferry-1", "rsync-daemon", "rsync-stunnel"];
-    // results[scenario][method] = seconds
     let scenarios = [
         "large files (full)",
         "small files (full)",
         "small re-stage, no change",
         "small re-stage, 1% changed",
     ];
-    let mut results = vec![vec![0.0f64; methods.len()]; scenarios.len()];
+    // samples[scenario][method] = seconds of each round
+    let mut samples = vec![vec![Vec::new(); methods.len()]; scenarios.len()];
     // Run order matters on a busy machine (the first method follows the tree creation), so it can be
-    // changed: FERRY_BENCH_ORDER=ferry,ferry-1,rsync-daemon,rsync-stunnel. Default: Ferry last.
+    // changed: FERRY_BENCH_ORDER=ferry,ferry-1,rsync-daemon,rsync-stunnel. Default: Ferry last. Rounds
+    // (FERRY_BENCH_RUNS, default 3) run every method in turn, so drift in the machine's load hits all
+    // methods alike; the table shows each cell's median.
     let order = std::env::var("FERRY_BENCH_ORDER")
         .unwrap_or_else(|_| "rsync-daemon,rsync-stunnel,ferry-1,ferry".into());
-    for name in order.split(',') {
-        let column = methods
-            .iter()
-            .position(|m| *m == name)
-            .expect("unknown method in FERRY_BENCH_ORDER");
-        let target = work.join(format!("target-{name}"));
-        reset(&target);
-        let method = match name {
-            "ferry" => Method::ferry(&target, &certs, "0"),
-            "ferry-1" => Method::ferry(&target, &certs, "1"),
-            "rsync-daemon" => Method::rsync_daemon(&target, work, None),
-            _ => Method::rsync_daemon(&target, work, Some(&certs)),
-        };
-        // Each full run starts from an empty module root; the re-stages run over the finished copy.
-        results[0][column] = method.sync(&large).as_secs_f64();
-        eprintln!("{name}: large {:.2}s", results[0][column]);
-        reset(&target);
-        results[1][column] = method.sync(&small).as_secs_f64();
-        eprintln!("{name}: small {:.2}s", results[1][column]);
-        results[2][column] = method.sync(&small).as_secs_f64();
-        eprintln!("{name}: no-change {:.2}s", results[2][column]);
-        change_one_percent(&small, small_count, column as u64 + 1);
-        results[3][column] = method.sync(&small).as_secs_f64();
-        eprintln!("{name}: 1% changed {:.2}s", results[3][column]);
-        drop(method);
-        fs::remove_dir_all(&target).unwrap();
+    let rounds: u64 = std::env::var("FERRY_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    for round in 0..rounds {
+        for name in order.split(',') {
+            let column = methods
+                .iter()
+                .position(|m| *m == name)
+                .expect("unknown method in FERRY_BENCH_ORDER");
+            let target = work.join(format!("target-{name}"));
+            reset(&target);
+            let method = match name {
+                "ferry" => Method::ferry(&target, &certs, "0"),
+                "ferry-1" => Method::ferry(&target, &certs, "1"),
+                "rsync-daemon" => Method::rsync_daemon(&target, work, None),
+                _ => Method::rsync_daemon(&target, work, Some(&certs)),
+            };
+            // Each full run starts from an empty module root; the re-stages run over the finished copy.
+            let mut record = |row: usize, took: Duration| {
+                samples[row][column].push(took.as_secs_f64());
+                eprintln!("round {round} {name}: {} {:.2}s", scenarios[row], took.as_secs_f64());
+            };
+            record(0, method.sync(&large));
+            reset(&target);
+            record(1, method.sync(&small));
+            record(2, method.sync(&small));
+            change_one_percent(&small, small_count, round * methods.len() as u64 + column as u64 + 1);
+            record(3, method.sync(&small));
+            drop(method);
+            fs::remove_dir_all(&target).unwrap();
+        }
     }
+    let results: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|row| row.iter().map(|cell| median(cell)).collect())
+        .collect();
 
     let sizes = [large_bytes, small_count * 4096, 0, 0];
-    println!("run order: {order}");
+    println!("run order: {order}; median of {rounds} rounds");
     let streams = ferry::mover::send::default_parallel();
     println!(
         "| scenario | ferry ({streams} streams) | ferry (1 stream) | rsync daemon | rsync + stunnel | \
