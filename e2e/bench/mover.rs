@@ -351,13 +351,21 @@ fn main() {
             // Each full run starts from an empty module root; the re-stages run over the finished copy.
             let mut record = |row: usize, took: Duration| {
                 samples[row][column].push(took.as_secs_f64());
-                eprintln!("round {round} {name}: {} {:.2}s", scenarios[row], took.as_secs_f64());
+                eprintln!(
+                    "round {round} {name}: {} {:.2}s",
+                    scenarios[row],
+                    took.as_secs_f64()
+                );
             };
             record(0, method.sync(&large));
             reset(&target);
             record(1, method.sync(&small));
             record(2, method.sync(&small));
-            change_one_percent(&small, small_count, round * methods.len() as u64 + column as u64 + 1);
+            change_one_percent(
+                &small,
+                small_count,
+                round * methods.len() as u64 + column as u64 + 1,
+            );
             record(3, method.sync(&small));
             drop(method);
             fs::remove_dir_all(&target).unwrap();

@@ -44,6 +44,10 @@ pub fn default_parallel() -> usize {
 
 /// Longest pause between attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+/// Pause after a read of rsync's output that emptied the pipe. At 20,000 small files a second rsync
+/// writes about 1.6 MB/s of progress lines, 16 KB per pause: well within a pipe's 64 KiB, so rsync never
+/// waits on it.
+const OUTPUT_PACE: Duration = Duration::from_millis(10);
 /// stderr lines kept for the failure message.
 const STDERR_TAIL: usize = 5;
 
@@ -478,7 +482,7 @@ async fn run_once(
 
     let mut stats = Stats::default();
     let mut pending = Vec::new();
-    let mut chunk = vec![0u8; 16 * 1024];
+    let mut chunk = vec![0u8; 64 * 1024];
     let mut latest: Option<ProgressLine> = None;
     loop {
         let read = stdout
@@ -487,6 +491,11 @@ async fn run_once(
             .map_err(Error::io("reading rsync output"))?;
         if read == 0 {
             break;
+        }
+        if read < chunk.len() {
+            // rsync writes a progress line per file: reading each as it comes costs a wake-up per file
+            // (100,000 on a tree of small files), CPU the transfer needs. Lines wait in the pipe instead.
+            tokio::time::sleep(OUTPUT_PACE).await;
         }
         pending.extend_from_slice(&chunk[..read]);
         while let Some(end) = pending.iter().position(|b| *b == b'\r' || *b == b'\n') {
