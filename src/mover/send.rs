@@ -188,7 +188,10 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
 /// Scans the source and cuts it into streams; `None` when one stream it is (see [`shard::plan`]).
 async fn cut_into_streams(config: &SendConfig) -> Result<Option<(shard::Scan, shard::ShardPlan)>> {
     // On a volume of millions of files the walk takes a while before rsync starts: say what it is.
-    tracing::info!(streams = config.parallel, "scanning the source to cut it into streams");
+    tracing::info!(
+        streams = config.parallel,
+        "scanning the source to cut it into streams"
+    );
     let source = config.source.clone();
     let scanned = tokio::task::spawn_blocking(move || shard::scan(&source, &[rsync::EXCLUDED_ROOT_ENTRY]))
         .await
