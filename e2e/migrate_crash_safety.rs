@@ -42,7 +42,7 @@ async fn a_cutover_survives_a_kill_in_every_step() {
         })
         .await;
 
-    let steps: Vec<&str> = Itinerary::Final.steps().to_vec();
+    let steps: Vec<&str> = Itinerary::Final.steps().iter().map(|s| s.as_str()).collect();
     let mut killed = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(400);
     while killed.len() < steps.len() {

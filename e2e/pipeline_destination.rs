@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use ferry::api::plan::{DiscoveredVolume, PersistentVolumes, VolumeOverride};
+use ferry::api::{MigMigration, MigMigrationSpec};
 use ferry::api::{MigPlan, MigPlanSpec, MigPlanStatus, ResourceRef};
-use ferry::pipeline::StepOutcome;
 use ferry::pipeline::steps::destination::{ensure_namespaces, ensure_pvcs};
+use ferry::pipeline::{StepContext, StepOutcome};
 use ferry::sandbox::{ControlPlane, apply_yaml};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
@@ -60,17 +61,25 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
         volumes: vec![volume("data", "data-v2")],
         ..MigPlanStatus::default()
     });
+    // A migration that has not started: it moves what the plan discovered.
+    let ctx = |plan: &MigPlan| StepContext {
+        host: dst.clone(),
+        source: src.clone(),
+        target: dst.clone(),
+        migration: MigMigration::new("m", MigMigrationSpec::of_plan("ferry", "shop")),
+        plan: plan.clone(),
+    };
 
     assert_eq!(
-        ensure_namespaces(&dst, &plan).await.unwrap(),
+        ensure_namespaces(&ctx(&plan)).await.unwrap(),
         StepOutcome::Done("Created namespaces app-new.".into())
     );
     assert_eq!(
-        ensure_namespaces(&dst, &plan).await.unwrap(),
+        ensure_namespaces(&ctx(&plan)).await.unwrap(),
         StepOutcome::Done("All target namespaces exist.".into())
     );
     assert_eq!(
-        ensure_pvcs(&src, &dst, &plan).await.unwrap(),
+        ensure_pvcs(&ctx(&plan)).await.unwrap(),
         StepOutcome::Done("1 PVC(s) created, 0 already in place.".into())
     );
     let targets: Api<PersistentVolumeClaim> = Api::namespaced(dst.clone(), "app-new");
@@ -81,7 +90,7 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
     assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
     assert_eq!(spec.resources.unwrap().requests.unwrap()["storage"].0, "2Gi");
     assert_eq!(
-        ensure_pvcs(&src, &dst, &plan).await.unwrap(),
+        ensure_pvcs(&ctx(&plan)).await.unwrap(),
         StepOutcome::Done("0 PVC(s) created, 1 already in place.".into())
     );
     assert_eq!(
@@ -94,7 +103,7 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
     apply_yaml(&dst, TOO_SMALL, "app-new").await.unwrap();
     plan.status.as_mut().unwrap().volumes.push(volume("logs", "logs"));
     let before = targets.get("logs").await.unwrap().metadata.resource_version;
-    match ensure_pvcs(&src, &dst, &plan).await.unwrap() {
+    match ensure_pvcs(&ctx(&plan)).await.unwrap() {
         StepOutcome::Failed(why) => assert!(why.contains("smaller than the source's 2Gi"), "{why}"),
         other => panic!("expected a failure, got {other:?}"),
     }

@@ -4,8 +4,9 @@
 /// Everything that can go wrong inside Ferry's library code. Binaries wrap it in `anyhow` at the edge.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A call to a Kubernetes API server failed.
-    #[error("kubernetes API: {0}")]
+    /// A call to a Kubernetes API server failed. Shown as one line a person can act on (the server's
+    /// message, reason and code, or the transport's cause chain), never as kube's `Debug` dump.
+    #[error("kubernetes API: {}", kube_message(.0))]
     Kube(#[from] kube::Error),
 
     /// A kubeconfig or in-cluster configuration could not be loaded.
@@ -214,6 +215,42 @@ pub enum Error {
     InvalidSchedule(String),
 }
 
+/// One readable line for a Kubernetes client error: for an API error the server's own message with its
+/// reason and code (`namespaces "x" not found (NotFound, 404)`), otherwise the error and its causes.
+pub fn kube_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                "the API server refused the request".to_string()
+            } else {
+                status.message.clone()
+            };
+            match (status.reason.is_empty(), status.code) {
+                (true, 0) => message,
+                (true, code) => format!("{message} (HTTP {code})"),
+                (false, 0) => format!("{message} ({})", status.reason),
+                (false, code) => format!("{message} ({}, {code})", status.reason),
+            }
+        }
+        other => cause_chain(other),
+    }
+}
+
+/// `error: cause: cause`, skipping a cause whose text its parent already shows.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -261,5 +298,27 @@ impl Error {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_error_reads_as_one_line_without_debug_output() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": "namespaces \"dest\" not found", "reason": "NotFound",
+            "code": 404, "details": {"name": "dest", "kind": "namespaces"}
+        }))
+        .unwrap();
+        let text = Error::Kube(kube::Error::Api(Box::new(status))).to_string();
+        assert_eq!(
+            text,
+            "kubernetes API: namespaces \"dest\" not found (NotFound, 404)"
+        );
+        for debug in ["Some(", "Status {", "ApiError"] {
+            assert!(!text.contains(debug), "{text}");
+        }
     }
 }

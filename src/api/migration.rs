@@ -5,7 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, ResourceRef};
+use super::plan::DiscoveredVolume;
+use super::{Condition, ResourceRef, Step};
 
 /// Spec of a `MigMigration` (MTC field names).
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -81,40 +82,38 @@ impl Itinerary {
         }
     }
 
-    /// The step names of the itinerary, in order (DESIGN.md §3).
-    pub fn steps(self) -> &'static [&'static str] {
+    /// The steps of the itinerary, in order (DESIGN.md §3). A cutover creates the target namespaces
+    /// and PVCs itself, so MTC's procedure (a final migration with no stage before it) works.
+    pub fn steps(self) -> &'static [Step] {
+        use Step::*;
         match self {
             Itinerary::Stage => &[
-                "Prepare",
-                "CreateDestinationNamespaces",
-                "CreateDestinationPVCs",
-                "CreateMoverSecrets",
-                "CreateMoverEndpoints",
-                "CreateMoverPods",
-                "WaitForTransfer",
-                "CleanupMovers",
+                Prepare,
+                CreateDestinationNamespaces,
+                CreateDestinationPVCs,
+                CreateMoverSecrets,
+                CreateMoverEndpoints,
+                CreateMoverPods,
+                WaitForTransfer,
+                CleanupMovers,
             ],
             Itinerary::Final => &[
-                "Prepare",
-                "StageSync",
-                "LowerDNSTTL",
-                "QuiesceSource",
-                "EnsureSourceQuiesced",
-                "FinalSync",
-                "Verify",
-                "UnquiesceTarget",
-                "EnsureTargetReady",
-                "FlipDNS",
-                "VerifyDNS",
-                "Cleanup",
+                Prepare,
+                CreateDestinationNamespaces,
+                CreateDestinationPVCs,
+                StageSync,
+                LowerDNSTTL,
+                QuiesceSource,
+                EnsureSourceQuiesced,
+                FinalSync,
+                Verify,
+                UnquiesceTarget,
+                EnsureTargetReady,
+                FlipDNS,
+                VerifyDNS,
+                Cleanup,
             ],
-            Itinerary::Rollback => &[
-                "Prepare",
-                "RestoreDNS",
-                "QuiesceTarget",
-                "UnquiesceSource",
-                "RevertCommits",
-            ],
+            Itinerary::Rollback => &[Prepare, RestoreDNS, QuiesceTarget, UnquiesceSource, RevertCommits],
         }
     }
 }
@@ -147,6 +146,10 @@ pub struct MigMigrationStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The volumes this migration moves (source PVC and UID, target namespace and name), fixed when
+    /// it starts: a PVC created or deleted in the plan's namespaces later does not change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<DiscoveredVolume>>,
 }
 
 /// One step of the pipeline, as MTC shows it.
@@ -184,9 +187,9 @@ fn is_zero(n: &u32) -> bool {
 
 impl PipelineStep {
     /// A step that has not started yet.
-    pub fn not_started(name: &str) -> Self {
+    pub fn not_started(step: Step) -> Self {
         Self {
-            name: name.to_string(),
+            name: step.to_string(),
             message: Some("Not started".to_string()),
             ..Self::default()
         }
@@ -228,9 +231,10 @@ mod tests {
     #[test]
     fn the_cutover_quiesces_before_the_final_sync_and_flips_dns_after_it() {
         let steps = Itinerary::Final.steps();
-        let at = |name| steps.iter().position(|s| *s == name).unwrap();
-        assert!(at("QuiesceSource") < at("FinalSync"));
-        assert!(at("FinalSync") < at("FlipDNS"));
-        assert!(at("FlipDNS") < at("VerifyDNS"));
+        let at = |step| steps.iter().position(|s| *s == step).unwrap();
+        assert!(at(Step::CreateDestinationPVCs) < at(Step::StageSync));
+        assert!(at(Step::QuiesceSource) < at(Step::FinalSync));
+        assert!(at(Step::FinalSync) < at(Step::FlipDNS));
+        assert!(at(Step::FlipDNS) < at(Step::VerifyDNS));
     }
 }

@@ -14,6 +14,7 @@ pub mod condition;
 pub mod migration;
 pub mod plan;
 pub mod refs;
+pub mod step;
 pub mod storage;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -24,6 +25,7 @@ pub use condition::{Category, Condition};
 pub use migration::{Itinerary, MigMigration, MigMigrationSpec, MigMigrationStatus, PipelineStep};
 pub use plan::{MigPlan, MigPlanSpec, MigPlanStatus};
 pub use refs::ResourceRef;
+pub use step::Step;
 pub use storage::{MigStorage, MigStorageSpec, MigStorageStatus};
 
 /// The API group of every Ferry resource.

@@ -246,9 +246,11 @@ impl Provider for ExternalDns {
                     server: self.describe(),
                     expected: describe_sets(desired),
                     last_seen: format!(
-                        "{} (generation {generation:?}, external-dns observedGeneration {observed_generation:?}; \
+                        "{} (generation {}, external-dns observedGeneration {}; \
                          is external-dns running with --source=crd?)",
-                        describe_sets(&served)
+                        describe_sets(&served),
+                        generation.map_or("none".into(), |g| g.to_string()),
+                        observed_generation.map_or("none".into(), |g| g.to_string()),
                     ),
                     waited: started.elapsed(),
                 });

@@ -3,11 +3,14 @@
 //! the MigMigration reconciler; steps never look anything up that this already holds.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
 
 use kube::{Client, ResourceExt};
 
 use crate::api::plan::DiscoveredVolume;
-use crate::api::{MigMigration, MigPlan};
+use crate::api::{MigMigration, MigPlan, Step};
 use crate::pipeline::labels;
 
 /// Everything a pipeline step needs.
@@ -36,13 +39,34 @@ impl StepContext {
         self.plan.namespace().unwrap_or_default()
     }
 
-    /// The volumes to move, as the plan reconciler discovered them.
+    /// The volumes this migration moves: the set fixed in its status when it started (a migration
+    /// begun by an older Ferry, which did not record one, uses the plan's discovery).
     pub fn volumes(&self) -> &[DiscoveredVolume] {
+        match self.migration.status.as_ref().and_then(|s| s.volumes.as_deref()) {
+            Some(fixed) => fixed,
+            None => self.plan_volumes(),
+        }
+    }
+
+    /// The volumes the plan reconciler discovers now (may differ from [`Self::volumes`]).
+    pub fn plan_volumes(&self) -> &[DiscoveredVolume] {
         self.plan
             .status
             .as_ref()
             .map(|s| s.volumes.as_slice())
             .unwrap_or_default()
+    }
+
+    /// How long `step` has been running, from its `started` time in the migration's status (zero
+    /// before it first ran): the bound of every wait.
+    pub fn elapsed(&self, step: Step) -> Duration {
+        let started = self
+            .migration
+            .status
+            .as_ref()
+            .and_then(|s| s.pipeline.iter().find(|p| p.name == step))
+            .and_then(|p| p.started.as_deref());
+        elapsed_since(started, Timestamp::now())
     }
 
     /// Labels for a temporary object of this migration (cleanup finds them by the UID).
@@ -58,5 +82,29 @@ impl StepContext {
     /// `namespace/name` of the plan, for messages and commit trailers.
     pub fn plan_key(&self) -> String {
         format!("{}/{}", self.plan_namespace(), self.plan.name_any())
+    }
+}
+
+/// How long since `started` (RFC 3339) at `now`; zero when unknown or unreadable.
+pub fn elapsed_since(started: Option<&str>, now: Timestamp) -> Duration {
+    started
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .and_then(|start| Duration::try_from(now.duration_since(start)).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elapsed_time_comes_from_the_step_start() {
+        let now: Timestamp = "2026-11-22T10:10:00Z".parse().unwrap();
+        assert_eq!(
+            elapsed_since(Some("2026-11-22T10:00:00Z"), now),
+            Duration::from_secs(600)
+        );
+        assert_eq!(elapsed_since(None, now), Duration::ZERO);
+        assert_eq!(elapsed_since(Some("garbage"), now), Duration::ZERO);
     }
 }

@@ -8,12 +8,13 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::condition;
 use crate::api::migration::Downtime;
-use crate::api::{Category, Condition, Itinerary, MigMigrationStatus, PipelineStep};
+use crate::api::plan::DiscoveredVolume;
+use crate::api::{Category, Condition, Itinerary, MigMigrationStatus, PipelineStep, Step};
 
 /// The step whose start opens a cutover's downtime window.
-pub const DOWNTIME_START: &str = "QuiesceSource";
+pub const DOWNTIME_START: Step = Step::QuiesceSource;
 /// The step whose end closes it.
-pub const DOWNTIME_END: &str = "VerifyDNS";
+pub const DOWNTIME_END: Step = Step::VerifyDNS;
 /// How often a step may fail transiently before the migration fails.
 pub const MAX_RETRIES: u32 = 5;
 
@@ -43,6 +44,57 @@ pub enum StepOutcome {
     Failed(String),
     /// Not configured for this plan (e.g. LowerDNSTTL without `dns`).
     Skipped(String),
+    /// Finished, but the user should know something: the step completes with `message` and the
+    /// migration gets the warning's `Warn` condition (it does not fail for it).
+    Warned {
+        /// Kept on the step, like [`StepOutcome::Done`]'s.
+        message: String,
+        /// What to tell the user.
+        warning: Warning,
+    },
+}
+
+/// Things a migration succeeds despite, each a `Warn` condition a user can act on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Warning {
+    /// A final migration with `quiescePods: false`: the source kept running during the final sync.
+    NotQuiesced,
+    /// The target namespaces (listed) have no workloads to start: the app is deployed there later.
+    NoTargetWorkloads(String),
+    /// PVCs (listed) appeared in the source namespaces after this migration fixed its volumes.
+    VolumesNotMoved(String),
+}
+
+impl Warning {
+    /// The condition shown for it.
+    pub fn condition(&self) -> Condition {
+        let (type_, reason, message) = match self {
+            Warning::NotQuiesced => (
+                "SourceNotQuiesced",
+                "QuiescePodsFalse",
+                "quiescePods is false: the source app kept running during the final sync, so the copy \
+                 may be inconsistent; run a cutover with quiescePods: true for a consistent copy."
+                    .to_string(),
+            ),
+            Warning::NoTargetWorkloads(namespaces) => (
+                "NoTargetWorkloads",
+                "NothingToStart",
+                format!(
+                    "The target namespaces {namespaces} have no workloads to start; deploy the app there \
+                     (for example with Argo CD) to run it on the migrated data."
+                ),
+            ),
+            Warning::VolumesNotMoved(pvcs) => (
+                "VolumesNotMoved",
+                "CreatedAfterStart",
+                format!(
+                    "PVCs created after this migration started were not moved by it: {pvcs}; the next \
+                     migration of the plan moves them."
+                ),
+            ),
+        };
+        Condition::holds(type_, Category::Warn, reason, message)
+    }
 }
 
 /// What the reconciler does next.
@@ -56,16 +108,23 @@ pub enum Next {
     Finished,
 }
 
-/// Prepares the status of a migration that starts `itinerary` now: one not-started entry per step.
-pub fn start(status: &mut MigMigrationStatus, itinerary: Itinerary, now: &Time) {
+/// Prepares the status of a migration that starts `itinerary` now: one not-started entry per step,
+/// and the set of volumes it moves, fixed from `volumes` (the plan's discovery) once and for all.
+pub fn start(
+    status: &mut MigMigrationStatus,
+    itinerary: Itinerary,
+    volumes: &[DiscoveredVolume],
+    now: &Time,
+) {
     if status.itinerary == Some(itinerary) && !status.pipeline.is_empty() {
         return;
     }
+    status.volumes = Some(volumes.to_vec());
     status.itinerary = Some(itinerary);
     status.pipeline = itinerary
         .steps()
         .iter()
-        .map(|name| PipelineStep::not_started(name))
+        .map(|step| PipelineStep::not_started(*step))
         .collect();
     status.start_timestamp = Some(rfc3339(now));
     status.phase = itinerary.steps().first().map(|s| s.to_string());
@@ -95,6 +154,7 @@ pub fn advance(
         return (status, Next::Finished);
     };
     let total = status.pipeline.len();
+    let mut warned = None;
     let step = &mut status.pipeline[index];
     step.started.get_or_insert_with(|| rfc3339(started_at));
     let next = match outcome {
@@ -105,6 +165,12 @@ pub fn advance(
             } else {
                 message
             });
+            Next::Continue
+        }
+        StepOutcome::Warned { message, warning } => {
+            step.completed = Some(rfc3339(now));
+            step.message = Some(message);
+            warned = Some(warning.condition());
             Next::Continue
         }
         StepOutcome::Skipped(reason) => {
@@ -135,6 +201,9 @@ pub fn advance(
     let failed = step.failed;
     let step_message = step.message.clone();
     record_downtime(&mut status, index, now);
+    if let Some(warning) = warned {
+        condition::set(&mut status.conditions, warning.durable(), now);
+    }
 
     let conditions = &mut status.conditions;
     if failed {

@@ -8,7 +8,7 @@ fn at(secs: i64) -> Time {
 
 fn started(itinerary: Itinerary) -> MigMigrationStatus {
     let mut status = MigMigrationStatus::default();
-    start(&mut status, itinerary, &at(0));
+    start(&mut status, itinerary, &[], &at(0));
     status
 }
 
@@ -92,16 +92,19 @@ fn retries_are_bounded_then_fail_the_migration() {
 
 #[test]
 fn a_permanent_failure_stops_at_that_step_with_the_cause() {
-    let status = started(Itinerary::Final);
-    let (status, _) = advance(&status, done(), &at(0), &at(1));
+    let mut status = started(Itinerary::Final);
+    // Prepare, CreateDestinationNamespaces, CreateDestinationPVCs.
+    for i in 0..3 {
+        status = advance(&status, done(), &at(i), &at(i + 1)).0;
+    }
     let (status, next) = advance(
         &status,
         StepOutcome::Failed("rsync exited 23".into()),
-        &at(1),
-        &at(2),
+        &at(3),
+        &at(4),
     );
     assert_eq!(next, Next::Finished);
-    assert!(status.pipeline[1].failed);
+    assert!(status.pipeline[3].failed);
     assert_eq!(status.errors, ["StageSync failed: rsync exited 23"]);
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     // Advancing a finished migration changes nothing.
@@ -124,8 +127,9 @@ fn the_downtime_window_runs_from_quiesce_to_dns_verification() {
         clock += took;
     }
     let window = status.downtime.unwrap();
-    // QuiesceSource starts at t=3 (after Prepare, StageSync, LowerDNSTTL); VerifyDNS ends at t=17.
-    assert_eq!(window.start, at(3).0.to_string());
+    // QuiesceSource starts at t=5 (after Prepare, the two destination steps, StageSync, LowerDNSTTL);
+    // VerifyDNS ends at t=19.
+    assert_eq!(window.start, at(5).0.to_string());
     assert_eq!(window.seconds, Some(14.0));
     assert!(
         status
@@ -159,7 +163,41 @@ fn start_is_idempotent_so_a_restarted_controller_resumes() {
     let status = started(Itinerary::Rollback);
     let (mut status, _) = advance(&status, done(), &at(0), &at(1));
     let before = status.clone();
-    start(&mut status, Itinerary::Rollback, &at(50));
+    start(&mut status, Itinerary::Rollback, &[], &at(50));
     assert_eq!(status, before);
     assert_eq!(current_step(&status).unwrap().1, "RestoreDNS");
+}
+
+#[test]
+fn a_warning_completes_the_step_and_leaves_a_durable_warn_condition() {
+    let status = started(Itinerary::Stage);
+    let (status, next) = advance(
+        &status,
+        StepOutcome::Warned {
+            message: "Nothing to start.".into(),
+            warning: Warning::NoTargetWorkloads("app".into()),
+        },
+        &at(0),
+        &at(1),
+    );
+    assert_eq!(next, Next::Continue);
+    assert!(status.pipeline[0].completed.is_some() && !status.pipeline[0].failed);
+    let warning = condition::find(&status.conditions, "NoTargetWorkloads").expect("the warning");
+    assert_eq!(warning.category, Category::Warn);
+    assert!(warning.durable);
+}
+
+#[test]
+fn the_volume_set_is_fixed_when_the_migration_starts() {
+    let volume = |name: &str| crate::api::plan::DiscoveredVolume {
+        name: name.into(),
+        namespace: "app".into(),
+        uid: Some(format!("uid-{name}")),
+        ..Default::default()
+    };
+    let mut status = MigMigrationStatus::default();
+    start(&mut status, Itinerary::Stage, &[volume("a")], &at(0));
+    // A PVC appears: a restarted controller calls start again with the plan's new discovery.
+    start(&mut status, Itinerary::Stage, &[volume("a"), volume("b")], &at(5));
+    assert_eq!(status.volumes, Some(vec![volume("a")]));
 }

@@ -21,6 +21,7 @@ pub mod movers;
 pub mod quantity;
 pub mod quiesce;
 pub mod quiesced;
+pub mod repo;
 pub mod steps;
 pub mod target;
 pub mod transfer;

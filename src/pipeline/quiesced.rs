@@ -5,7 +5,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::api::plan::DiscoveredVolume;
-use crate::controller::plan::discovery::mounts;
 
 /// `namespace/pod → namespace/claim` for every pod that still mounts one of `volumes`. Terminating pods
 /// count too (they may write until they are gone); pods that ran to completion do not.
@@ -26,6 +25,20 @@ pub fn pods_still_mounting(pods: &[Pod], volumes: &[DiscoveredVolume]) -> Vec<St
         }
     }
     holding
+}
+
+/// Whether `pod` mounts the claim `claim` (of its own namespace).
+pub fn mounts(pod: &Pod, claim: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|volumes| {
+            volumes.iter().any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == claim)
+            })
+        })
 }
 
 #[cfg(test)]

@@ -104,7 +104,12 @@ pub fn incompatibility(existing: &PersistentVolumeClaim, wanted: &PersistentVolu
                 "target PVC {name} exists with {have}, smaller than the source's {need}"
             ));
         }
-        (None, _) => return Some(format!("target PVC {name} has no readable size ({have:?})")),
+        (None, _) => {
+            return Some(format!(
+                "target PVC {name} has no readable size ({})",
+                if have.is_empty() { "none" } else { have.as_str() }
+            ));
+        }
         _ => {}
     }
     let modes = |pvc: &PersistentVolumeClaim| {

@@ -11,7 +11,10 @@ use crate::mover::Progress;
 /// Where one sender is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SenderState {
-    /// Not finished yet.
+    /// Not running yet: not scheduled, image not pulled, volume not attached, ...; the pod's own
+    /// reason (see [`pending_reason`]).
+    Pending(String),
+    /// Running, not finished yet.
     Running,
     /// rsync succeeded; the final record when the pod reported one.
     Succeeded(Option<Progress>),
@@ -36,6 +39,7 @@ pub fn sender_state(pod: &Pod) -> SenderState {
     let message = terminated.and_then(|t| t.message.clone()).unwrap_or_default();
     let (record, rest) = parse_termination(&message);
     match phase {
+        "Pending" => SenderState::Pending(pending_reason(pod)),
         "Succeeded" => SenderState::Succeeded(record),
         "Failed" => {
             let code = match &record {
@@ -58,6 +62,42 @@ pub fn sender_state(pod: &Pod) -> SenderState {
             }
         }
         _ => SenderState::Running,
+    }
+}
+
+/// Why a pod is not running yet, in the kubelet's and scheduler's own words: `Unschedulable: 0/1
+/// nodes are available: ...`, `ErrImagePull: ...`, `CreateContainerConfigError: ...`, or
+/// `ContainerCreating` while nothing is wrong yet.
+pub fn pending_reason(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let with_message = |reason: &str, message: Option<&str>| match message.filter(|m| !m.is_empty()) {
+        Some(message) => format!("{reason}: {}", message.trim()),
+        None => reason.to_string(),
+    };
+    let unscheduled = status.and_then(|s| s.conditions.as_ref()).and_then(|c| {
+        c.iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+    });
+    if let Some(condition) = unscheduled {
+        return with_message(
+            condition.reason.as_deref().unwrap_or("Unschedulable"),
+            condition.message.as_deref(),
+        );
+    }
+    let waiting = status.and_then(|s| {
+        s.init_container_statuses
+            .iter()
+            .chain(&s.container_statuses)
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.waiting.as_ref().filter(|w| w.reason.is_some()))
+    });
+    match waiting {
+        Some(waiting) => with_message(
+            waiting.reason.as_deref().unwrap_or("Waiting"),
+            waiting.message.as_deref(),
+        ),
+        None if pod.spec.as_ref().is_some_and(|s| s.node_name.is_none()) => "not scheduled yet".into(),
+        None => "ContainerCreating".into(),
     }
 }
 
@@ -209,6 +249,36 @@ mod tests {
             SenderState::Succeeded(Some(stats(0, true)))
         );
         assert_eq!(sender_state(&pod("Running", "")), SenderState::Running);
+    }
+
+    #[test]
+    fn a_pending_pod_says_why_in_the_kubelets_words() {
+        let pending = |status: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"}, "spec": {"containers": [], "nodeName": "n"}, "status": status
+            }))
+            .unwrap()
+        };
+        let unschedulable = pending(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 node(s) were unschedulable."}]}));
+        assert_eq!(
+            sender_state(&unschedulable),
+            SenderState::Pending(
+                "Unschedulable: 0/1 nodes are available: 1 node(s) were unschedulable.".into()
+            )
+        );
+        let image = pending(serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "mover", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied for nope"}}}]}));
+        assert_eq!(
+            pending_reason(&image),
+            "ErrImagePull: pull access denied for nope"
+        );
+        assert_eq!(
+            pending_reason(&pending(serde_json::json!({"phase": "Pending"}))),
+            "ContainerCreating"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use gitops::{ArgoCd, GitAuthor, GitOps, GitRepo, Quiesce, QuiesceMethod};
 pub use mapping::{NAME_MAPPING_PATTERN, NameMapping};
 pub use transfer::{EndpointType, Transfer};
-pub use triggers::{PushRecord, TriggerStatus, Triggers};
+pub use triggers::{DEFAULT_HISTORY_LIMIT, PushRecord, TriggerStatus, Triggers};
 pub use volumes::{DiscoveredVolume, PersistentVolumes, VolumeOverride};
 
 use super::{Condition, ResourceRef};
@@ -99,6 +99,23 @@ pub struct MigPlanStatus {
     /// What the schedule and push triggers remember between reconciles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<TriggerStatus>,
+    /// Set when a cutover started the app on the target (before it did), cleared when a rollback
+    /// succeeds: while set, stages and other cutovers are refused, since they would overwrite the
+    /// live target with the stopped source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<CutoverRecord>,
+}
+
+/// The cutover that made the target the live copy.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CutoverRecord {
+    /// The MigMigration, `namespace/name`.
+    pub migration: String,
+    /// Its UID.
+    pub uid: String,
+    /// When it started the target (RFC 3339).
+    pub time: String,
 }
 
 /// Summary of the last successful stage.

@@ -34,17 +34,30 @@ pub struct Transfer {
     /// Create NetworkPolicies that allow traffic between the movers.
     #[serde(default)]
     pub network_policies: bool,
+    /// How long a mover pod may stay unstarted (unschedulable, image not pullable, volume not
+    /// attachable) before the step fails with the pod's reason; 300 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub mover_start_timeout_seconds: Option<u32>,
 }
 
-/// How the receive pod is exposed to the send pod.
+impl Transfer {
+    /// The bound on a mover pod that does not start.
+    pub fn mover_start_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.mover_start_timeout_seconds.unwrap_or(300)))
+    }
+}
+
+/// How the receive pod is exposed to the send pod. The default is NodePort: a ClusterIP is only
+/// routable inside its own cluster, so it cannot be the default between two clusters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum EndpointType {
     /// An OpenShift Route (passthrough TLS); only where the Route API exists.
     Route,
-    /// A NodePort Service.
+    /// A NodePort Service on a Ready node's InternalIP (the default).
+    #[default]
     NodePort,
     /// A ClusterIP Service: both clusters must share a network that routes Service IPs.
-    #[default]
     ClusterIP,
     /// A LoadBalancer Service; Ferry waits (bounded) for its address.
     LoadBalancer,

@@ -26,7 +26,17 @@ pub struct Triggers {
     /// Quiet seconds after the last push of a burst before its stage starts; default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debounce_seconds: Option<u32>,
+    /// Succeeded stage migrations created by the schedule and push triggers to keep per plan (the
+    /// newest); older ones are deleted. Default 5, as a CronJob's `successfulJobsHistoryLimit` is 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_history_limit: Option<u32>,
+    /// Failed (or canceled) triggered stage migrations to keep per plan; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_history_limit: Option<u32>,
 }
+
+/// The default of both history limits.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 5;
 
 /// What the triggers remember between reconciles (written by the plan reconciler only).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -50,6 +50,9 @@ pub struct VolumeOverride {
 pub struct DiscoveredVolume {
     /// PVC name in the source.
     pub name: String,
+    /// UID of the source PVC: a migration moves this claim, not whatever later has its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// Source namespace.
     pub namespace: String,
     /// PVC name in the target (after renames).
@@ -76,4 +79,25 @@ pub struct DiscoveredVolume {
     /// Pods mounting the PVC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
+}
+
+impl DiscoveredVolume {
+    /// `namespace/name` of the source PVC, for messages.
+    pub fn source_key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// A short, stable id of this volume within a migration (8 hex digits of FNV-1a over the source
+    /// PVC's UID, or its namespace and name when the UID is unknown): mover objects are named and
+    /// matched by it, never by the volume's position in a list.
+    pub fn id(&self) -> String {
+        let key = match &self.uid {
+            Some(uid) => uid.clone(),
+            None => self.source_key(),
+        };
+        let hash = key.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{hash:08x}")
+    }
 }

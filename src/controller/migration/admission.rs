@@ -1,11 +1,39 @@
 //! Admission of a `MigMigration`: its plan exists and is Ready, and no older unfinished migration of
-//! the same plan exists (one migration per plan runs at a time, oldest first). Pure, so every rule is
-//! unit-tested; the reconciler feeds it what it observed.
+//! the same plan exists, in any namespace (one migration per plan runs at a time, oldest first); and
+//! the refusal of a stage or cutover of a plan whose target is live since a cutover. Pure, so every
+//! rule is unit-tested; the reconciler feeds it what it observed.
 
 use kube::ResourceExt;
 
 use crate::api::condition::{self, READY};
-use crate::api::{Category, Condition, MigMigration, MigPlan};
+use crate::api::{Category, Condition, Itinerary, MigMigration, MigPlan};
+
+/// Why `migration` must not run at all: a stage or cutover of a plan that was cut over (the target
+/// app may have written since, and a sync from the stopped source would erase it). `None` for a
+/// rollback, a migration that already started, or the cutover that made the record.
+pub(crate) fn cut_over_refusal(migration: &MigMigration, plan: &MigPlan) -> Option<String> {
+    let record = plan.status.as_ref()?.cutover.as_ref()?;
+    let started = migration.status.as_ref().is_some_and(|s| !s.pipeline.is_empty());
+    if Itinerary::for_spec(&migration.spec) == Itinerary::Rollback
+        || started
+        || migration.uid().as_deref() == Some(record.uid.as_str())
+    {
+        return None;
+    }
+    Some(format!(
+        "MigPlan {}/{} was cut over by MigMigration {} at {}: the target is the live copy, and a {} would \
+         overwrite it with the stopped source's data. Run a rollback (ferry rollback) first to migrate again.",
+        plan.namespace().unwrap_or_default(),
+        plan.name_any(),
+        record.migration,
+        record.time,
+        if migration.spec.stage || migration.spec.migrate_state {
+            "stage"
+        } else {
+            "cutover"
+        }
+    ))
+}
 
 /// Condition types that mark a migration as finished.
 pub(crate) const FINISHED: &[&str] = &["Succeeded", "Failed", "Canceled"];
@@ -79,11 +107,15 @@ pub(crate) fn admission(
 /// broken by name), which must finish first.
 fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Option<String> {
     let key = |m: &MigMigration| (m.metadata.creation_timestamp.clone().map(|t| t.0), m.name_any());
-    let own_ns = migration.namespace().unwrap_or_default();
-    let same_plan = |m: &MigMigration| {
-        m.spec.mig_plan_ref.name == migration.spec.mig_plan_ref.name
-            && m.spec.mig_plan_ref.namespace_or(&own_ns) == migration.spec.mig_plan_ref.namespace_or(&own_ns)
+    // Each migration's plan reference defaults to its own namespace.
+    let plan_of = |m: &MigMigration| {
+        let ns = m.namespace().unwrap_or_default();
+        (
+            m.spec.mig_plan_ref.namespace_or(&ns).to_string(),
+            m.spec.mig_plan_ref.name.clone(),
+        )
     };
+    let same_plan = |m: &MigMigration| plan_of(m) == plan_of(migration);
     siblings
         .iter()
         .filter(|m| m.uid() != migration.uid() && same_plan(m))
@@ -97,7 +129,7 @@ fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Opti
         })
         .filter(|m| key(m) < key(migration))
         .min_by_key(|m| key(m))
-        .map(|m| m.name_any())
+        .map(|m| format!("{}/{}", m.namespace().unwrap_or_default(), m.name_any()))
 }
 
 #[cfg(test)]
@@ -106,11 +138,27 @@ mod tests {
     use crate::api::MigMigrationStatus;
 
     fn migration(name: &str, created: i64, finished: bool) -> MigMigration {
+        migration_in(
+            "ferry",
+            name,
+            created,
+            finished,
+            serde_json::json!({"name": "plan"}),
+        )
+    }
+
+    fn migration_in(
+        ns: &str,
+        name: &str,
+        created: i64,
+        finished: bool,
+        plan_ref: serde_json::Value,
+    ) -> MigMigration {
         let mut m: MigMigration = serde_json::from_value(serde_json::json!({
             "apiVersion": "migration.ferry.dev/v1alpha1", "kind": "MigMigration",
-            "metadata": {"name": name, "namespace": "ferry", "uid": name,
+            "metadata": {"name": name, "namespace": ns, "uid": name,
                          "creationTimestamp": k8s_openapi::jiff::Timestamp::from_second(created).unwrap().to_string()},
-            "spec": {"migPlanRef": {"name": "plan"}}
+            "spec": {"migPlanRef": plan_ref}
         }))
         .unwrap();
         if finished {
@@ -180,6 +228,52 @@ mod tests {
         );
         let blocked = admission(&new, Some(&plan(true)), &all);
         assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
-        assert!(blocked[0].message.as_deref().unwrap().contains("old"));
+        assert!(blocked[0].message.as_deref().unwrap().contains("ferry/old"));
+    }
+
+    #[test]
+    fn one_migration_per_plan_whatever_namespace_it_is_in() {
+        let here = migration("here", 20, false);
+        let elsewhere = migration_in(
+            "team",
+            "elsewhere",
+            10,
+            false,
+            serde_json::json!({"name": "plan", "namespace": "ferry"}),
+        );
+        let other_plan = migration_in("team", "other", 5, false, serde_json::json!({"name": "plan"}));
+        let all = [here.clone(), elsewhere, other_plan];
+        let blocked = admission(&here, Some(&plan(true)), &all);
+        assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
+        assert!(blocked[0].message.as_deref().unwrap().contains("team/elsewhere"));
+    }
+
+    #[test]
+    fn a_cut_over_plan_refuses_stages_and_cutovers_until_a_rollback() {
+        let mut cut = plan(true);
+        cut.metadata.namespace = Some("ferry".into());
+        cut.status.as_mut().unwrap().cutover = Some(crate::api::plan::CutoverRecord {
+            migration: "ferry/cutover".into(),
+            uid: "cutover".into(),
+            time: "2026-12-01T10:00:00Z".into(),
+        });
+        let with = |name: &str, set: fn(&mut crate::api::MigMigrationSpec)| {
+            let mut m = migration(name, 30, false);
+            set(&mut m.spec);
+            m
+        };
+        let stage = with("stage", |s| s.stage = true);
+        let refusal = cut_over_refusal(&stage, &cut).expect("a stage is refused");
+        assert!(
+            refusal.contains("ferry/cutover") && refusal.contains("rollback"),
+            "{refusal}"
+        );
+        assert!(cut_over_refusal(&with("again", |s| s.quiesce_pods = true), &cut).is_some());
+        assert!(cut_over_refusal(&with("back", |s| s.rollback = true), &cut).is_none());
+        assert!(
+            cut_over_refusal(&with("cutover", |s| s.quiesce_pods = true), &cut).is_none(),
+            "its own"
+        );
+        assert!(cut_over_refusal(&stage, &plan(true)).is_none(), "not cut over");
     }
 }

@@ -14,7 +14,7 @@ use super::FINALIZER;
 use crate::Result;
 use crate::api::condition::{self, READY};
 use crate::api::{
-    Category, Condition, Itinerary, MigCluster, MigMigration, MigMigrationStatus, MigPlan, ResourceRef,
+    Category, Condition, Itinerary, MigCluster, MigMigration, MigMigrationStatus, MigPlan, ResourceRef, Step,
 };
 use crate::controller::metrics::MigrationLabels;
 use crate::controller::{Context, remote, status};
@@ -91,7 +91,7 @@ pub(super) async fn run(
         }
     };
     let itinerary = Itinerary::for_spec(&migration.spec);
-    pipeline::start(&mut desired, itinerary, &precise_now());
+    pipeline::start(&mut desired, itinerary, step_ctx.plan_volumes(), &precise_now());
     for _ in 0..STEPS_PER_RECONCILE {
         let Some((index, name)) = pipeline::current_step(&desired) else {
             write(ctx, migration, &written, &desired).await?;
@@ -103,15 +103,20 @@ pub(super) async fn run(
             .and_then(|s| s.parse().ok())
             .map(Time)
             .unwrap_or_else(precise_now);
-        let outcome = match pipeline::steps::run(&name, &step_ctx_with(&step_ctx, &desired)).await {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                tracing::info!(migration = %migration.name_any(), step = %name, error = %err, "step failed; retrying");
-                StepOutcome::Retry {
-                    reason: err.to_string(),
-                    after: ctx.retry,
+        let outcome = match Step::parse(&name) {
+            None => StepOutcome::Failed(format!(
+                "step {name} is not part of this Ferry build; run the migration again with a new MigMigration"
+            )),
+            Some(step) => match pipeline::steps::run(step, &step_ctx_with(&step_ctx, &desired)).await {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    tracing::info!(migration = %migration.name_any(), step = %name, error = %err, "step failed; retrying");
+                    StepOutcome::Retry {
+                        reason: err.to_string(),
+                        after: ctx.retry,
+                    }
                 }
-            }
+            },
         };
         crash_test_gate(&name).await;
         let (next_status, next) = pipeline::advance(&desired, outcome, &started_at, &precise_now());
@@ -146,6 +151,36 @@ fn step_ctx_with(step_ctx: &StepContext, status: &MigMigrationStatus) -> StepCon
     step_ctx
 }
 
+/// Ends a migration that must not run (a stage or cutover of a cut-over plan) before it does anything:
+/// durably Failed with reason `PlanCutOver`, so it neither runs later nor blocks the plan's rollback.
+pub(super) async fn refuse(
+    migration: &MigMigration,
+    current: MigMigrationStatus,
+    why: String,
+    ctx: &Context,
+) -> Result<Action> {
+    let mut desired = current.clone();
+    let now = status::now();
+    condition::remove(&mut desired.conditions, "Running");
+    condition::set(
+        &mut desired.conditions,
+        Condition::holds("Failed", Category::Critical, "PlanCutOver", &why).durable(),
+        &now,
+    );
+    desired.errors = vec![why];
+    desired.phase = Some("Refused".into());
+    desired.observed_generation = migration.metadata.generation;
+    write(ctx, migration, &current, &desired).await?;
+    ctx.metrics
+        .migrations
+        .get_or_create(&MigrationLabels {
+            itinerary: format!("{:?}", Itinerary::for_spec(&migration.spec)),
+            result: "refused".into(),
+        })
+        .inc();
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
 /// Marks a migration canceled. Temporary objects go when it is released; a quiesced source stays as
 /// it is, with its recorded way back, for a rollback to restore.
 pub(super) async fn cancel(
@@ -159,7 +194,7 @@ pub(super) async fn cancel(
     let quiesced = desired
         .pipeline
         .iter()
-        .any(|s| s.name == "QuiesceSource" && s.started.is_some());
+        .any(|s| s.name == Step::QuiesceSource && s.started.is_some());
     let mut message = format!("Canceled at {at}.");
     if quiesced {
         message.push_str(" The source app may be quiesced; run a rollback to restore it.");

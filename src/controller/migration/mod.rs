@@ -23,7 +23,7 @@ use super::{Context, status};
 use crate::Result;
 use crate::api::condition::{self, READY};
 use crate::api::{MigMigration, MigPlan};
-pub(crate) use admission::{admission, is_finished};
+pub(crate) use admission::{admission, cut_over_refusal, is_finished};
 
 /// Holds a migration until its temporary objects are gone from both clusters.
 pub const FINALIZER: &str = "migration.ferry.dev/cleanup";
@@ -60,7 +60,13 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
     let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ref.namespace_or(&own_ns))
         .get_opt(&plan_ref.name)
         .await?;
-    let siblings = api.list(&ListParams::default()).await?;
+    if let Some(why) = plan.as_ref().and_then(|plan| cut_over_refusal(&migration, plan)) {
+        return execute::refuse(&migration, current, why, &ctx).await;
+    }
+    // One migration per plan, whatever namespace the MigMigration was created in.
+    let siblings = Api::<MigMigration>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?;
     let verdict = admission(&migration, plan.as_ref(), &siblings.items);
     let now = status::now();
     let mut desired = current.clone();

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 
 use crate::api::plan::{DiscoveredVolume, NameMapping, PersistentVolumes};
 use crate::api::{Category, Condition};
+use crate::pipeline::quiesced::mounts;
 
 /// The volumes to move and the conditions about them.
 #[derive(Debug, Default, PartialEq)]
@@ -152,6 +153,7 @@ fn describe(
             .iter()
             .find_map(|pod| pod.spec.as_ref()?.node_name.clone()),
         pods: mounting.iter().map(|pod| pod.name_any()).collect(),
+        uid: pvc.uid(),
         name,
     }
 }
@@ -159,19 +161,6 @@ fn describe(
 fn is_live(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     !matches!(phase, Some("Succeeded") | Some("Failed")) && pod.metadata.deletion_timestamp.is_none()
-}
-
-pub(crate) fn mounts(pod: &Pod, claim: &str) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .is_some_and(|volumes| {
-            volumes.iter().any(|v| {
-                v.persistent_volume_claim
-                    .as_ref()
-                    .is_some_and(|c| c.claim_name == claim)
-            })
-        })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! condition; `Ready` holds only when there is no Critical one.
 
 pub(crate) mod discovery;
+mod history;
 pub(crate) mod triggers;
 mod validate;
 
@@ -17,7 +18,7 @@ use super::{Context, remote, status};
 use crate::Result;
 use crate::api::condition::{self, READY};
 use crate::api::plan::{DiscoveredVolume, NameMapping};
-use crate::api::{Category, Condition, MigCluster, MigPlan, MigStorage, ResourceRef};
+use crate::api::{Category, Condition, MigCluster, MigPlan, MigPlanStatus, MigStorage, ResourceRef};
 
 /// Reconciles one `MigPlan`.
 pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> {
@@ -95,7 +96,16 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
     let triggered = triggers::run(&ctx, &plan, schedule.as_ref(), ok).await?;
     conditions.extend(triggered.conditions);
 
-    let current = plan.status.as_ref();
+    history::prune(&ctx, &plan).await?;
+
+    // `lastStage` and `cutover` belong to the migration reconciler: never part of this apply, so
+    // this manager neither owns them nor writes back a stale copy of them.
+    let current = plan.status.as_ref().map(|s| MigPlanStatus {
+        last_stage: None,
+        cutover: None,
+        ..s.clone()
+    });
+    let current = current.as_ref();
     let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut desired = current.cloned().unwrap_or_default();
     desired.conditions = condition::merge(current_conditions, conditions, &status::now());

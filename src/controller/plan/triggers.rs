@@ -17,7 +17,7 @@ use crate::api::condition;
 use crate::api::migration::{Itinerary, MigMigrationSpec};
 use crate::api::plan::{GitOps, PushRecord, TriggerStatus};
 use crate::api::{Category, Condition, MigMigration, MigPlan};
-use crate::pipeline::steps::gitops::repo::{cache_dir, read_credentials};
+use crate::pipeline::repo::{cache_dir, read_credentials};
 use crate::triggers::decide::{self, Activity, Inputs, NewStage, format_time};
 use crate::triggers::schedule::Schedule;
 use crate::{Error, Result};
@@ -327,7 +327,10 @@ async fn activity(ctx: &Context, plan: &MigPlan, ready: bool) -> Result<Activity
         .max_by_key(|m| (m.creation_timestamp().map(|t| t.0), m.name_any()));
     Ok(Activity {
         unfinished,
-        cut_over: newest_switch.is_some_and(|m| Itinerary::for_spec(&m.spec) == Itinerary::Final),
+        // The plan's cutover record is authoritative (it also covers a cutover that failed after
+        // starting the target); the history is a backstop for plans cut over by older builds.
+        cut_over: plan.status.as_ref().is_some_and(|s| s.cutover.is_some())
+            || newest_switch.is_some_and(|m| Itinerary::for_spec(&m.spec) == Itinerary::Final),
         plan_ready: ready,
     })
 }

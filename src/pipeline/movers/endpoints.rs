@@ -5,13 +5,13 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
 
-use super::{MoverSpec, ROLE, VOLUME_INDEX, labels, meta, port, receiver_name, short};
+use super::{MoverSpec, ROLE, VOLUME, labels, meta, port, receiver_name, short};
 use crate::api::plan::{DiscoveredVolume, EndpointType};
 
-/// The Service in front of receiver `index`, of the plan's endpoint type (Route: a ClusterIP Service
-/// the Route points at).
-pub fn receive_service(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> Service {
-    let port = port(&spec.uid, index);
+/// The Service in front of `volume`'s receiver, of the plan's endpoint type (Route: a ClusterIP
+/// Service the Route points at).
+pub fn receive_service(spec: &MoverSpec, volume: &DiscoveredVolume) -> Service {
+    let port = port(&spec.uid, volume);
     let type_ = match spec.endpoint {
         EndpointType::NodePort => "NodePort",
         EndpointType::LoadBalancer => "LoadBalancer",
@@ -19,10 +19,10 @@ pub fn receive_service(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume
     };
     let mut selector = spec.labels.clone();
     selector.insert(ROLE.into(), "receive".into());
-    selector.insert(VOLUME_INDEX.into(), index.to_string());
+    selector.insert(VOLUME.into(), volume.id());
     let service = json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, labels(spec, "receive", index)),
+        "metadata": meta(&receiver_name(&spec.uid, volume), &volume.target_namespace, labels(spec, "receive", volume)),
         "spec": {
             "type": type_,
             "selector": selector,
@@ -32,12 +32,12 @@ pub fn receive_service(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume
     serde_json::from_value(service).expect("a valid service")
 }
 
-/// The OpenShift Route (TLS passthrough) to receiver `index`.
-pub fn receive_route(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> serde_json::Value {
-    let name = receiver_name(&spec.uid, index);
+/// The OpenShift Route (TLS passthrough) to `volume`'s receiver.
+pub fn receive_route(spec: &MoverSpec, volume: &DiscoveredVolume) -> serde_json::Value {
+    let name = receiver_name(&spec.uid, volume);
     json!({
         "apiVersion": "route.openshift.io/v1", "kind": "Route",
-        "metadata": meta(&name, &volume.target_namespace, labels(spec, "receive", index)),
+        "metadata": meta(&name, &volume.target_namespace, labels(spec, "receive", volume)),
         "spec": {
             "to": {"kind": "Service", "name": name},
             "port": {"targetPort": "rsync-tls"},
@@ -109,29 +109,28 @@ fn node_address(node: &Node) -> Option<String> {
     })
 }
 
-/// NetworkPolicies (plan `networkPolicies`): ingress to receiver `index` on its port (target), and
+/// NetworkPolicies (plan `networkPolicies`): ingress to `volume`'s receiver on its port (target), and
 /// egress from its senders to the port they dial (`dial_port`: the node port, load balancer or route
 /// port) plus DNS (source).
 pub fn network_policies(
     spec: &MoverSpec,
-    index: usize,
     volume: &DiscoveredVolume,
     dial_port: u16,
 ) -> (NetworkPolicy, NetworkPolicy) {
-    let port = port(&spec.uid, index);
+    let port = port(&spec.uid, volume);
     let select = |role: &str| {
-        json!({"matchLabels": {ROLE: role, VOLUME_INDEX: index.to_string(),
+        json!({"matchLabels": {ROLE: role, VOLUME: volume.id(),
                 crate::pipeline::labels::MIGRATION_UID: spec.uid}})
     };
     let ingress = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, spec.labels.clone()),
+        "metadata": meta(&receiver_name(&spec.uid, volume), &volume.target_namespace, spec.labels.clone()),
         "spec": {"podSelector": select("receive"), "policyTypes": ["Ingress"],
                  "ingress": [{"ports": [{"protocol": "TCP", "port": port}]}]}
     });
     let egress = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": meta(&format!("ferry-send-{}-{index}", short(&spec.uid)), &volume.namespace, spec.labels.clone()),
+        "metadata": meta(&format!("ferry-send-{}-{}", short(&spec.uid), volume.id()), &volume.namespace, spec.labels.clone()),
         "spec": {"podSelector": select("send"), "policyTypes": ["Egress"],
                  "egress": [{"ports": [{"protocol": "TCP", "port": dial_port},
                                         {"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}

@@ -8,9 +8,12 @@
 //! - The sender verifies the receiver's certificate against the fixed name [`SERVER_NAME`], not the
 //!   address it dials: the address (node IP, load balancer, route host) is only known after the
 //!   Service exists, while the per-migration CA already makes the name unique to this migration.
-//! - Receivers listen on `$(POD_IP):<port>` with a port derived from the migration UID and the volume
-//!   index (20000–29999): any port works in a cluster, and distinct ones let several receivers share
+//! - Receivers listen on `$(POD_IP):<port>` with a port derived from the migration UID and the volume's
+//!   id (20000–29999): any port works in a cluster, and distinct ones let several receivers share
 //!   one machine in the sandbox.
+//! - Every object of a volume is named and labelled by the volume's id (from the source PVC's UID,
+//!   [`DiscoveredVolume::id`]), never by its position in a list: a PVC appearing or vanishing while a
+//!   migration runs cannot pair a sender with another volume's receiver.
 
 use std::collections::BTreeMap;
 
@@ -29,8 +32,8 @@ pub const SERVER_NAME: &str = "receiver.mover.migration.ferry.dev";
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/ferry-dev/ferry:", env!("CARGO_PKG_VERSION"));
 /// Label telling movers apart: `receive` or `send`.
 pub const ROLE: &str = "migration.ferry.dev/mover";
-/// Label with the volume index, which pairs a sender with its receiver.
-pub const VOLUME_INDEX: &str = "migration.ferry.dev/volume-index";
+/// Label with the volume's id, which pairs a sender with its receiver.
+pub const VOLUME: &str = "migration.ferry.dev/volume";
 /// Where pods mount the volume, the certificates and the proxy URL.
 const DATA: &str = "/data";
 const CERTS: &str = "/certs";
@@ -41,9 +44,10 @@ const TERMINATION_LOG: &str = "/dev/termination-log";
 pub enum Pass {
     /// While the app runs: vanished files (rsync 24) are fine.
     Stage,
-    /// After quiesce: strict, and with checksums when verification is asked for.
+    /// After quiesce: strict (a vanished file fails it).
     Final,
-    /// A checksum pass after the final sync.
+    /// After the final sync: compares checksums of both trees and changes nothing; a difference
+    /// fails the migration naming the files.
     Verify,
 }
 
@@ -77,8 +81,6 @@ pub struct MoverSpec {
     pub bw_limit: Option<u32>,
     /// Whether a proxy URL Secret exists for senders.
     pub proxy: bool,
-    /// Checksums on the final sync.
-    pub verify: bool,
 }
 
 pub(super) fn short(uid: &str) -> String {
@@ -89,14 +91,14 @@ pub(super) fn short(uid: &str) -> String {
         .to_lowercase()
 }
 
-/// Name of the receive pod and its Service for volume `index`.
-pub fn receiver_name(uid: &str, index: usize) -> String {
-    format!("ferry-recv-{}-{index}", short(uid))
+/// Name of the receive pod and its Service for `volume`.
+pub fn receiver_name(uid: &str, volume: &DiscoveredVolume) -> String {
+    format!("ferry-recv-{}-{}", short(uid), volume.id())
 }
 
-/// Name of the send pod for volume `index` and `pass`.
-pub fn sender_name(uid: &str, index: usize, pass: Pass) -> String {
-    format!("ferry-send-{}-{index}-{}", short(uid), pass.as_str())
+/// Name of the send pod for `volume` and `pass`.
+pub fn sender_name(uid: &str, volume: &DiscoveredVolume, pass: Pass) -> String {
+    format!("ferry-send-{}-{}-{}", short(uid), volume.id(), pass.as_str())
 }
 
 /// Name of the server Secret (target namespaces).
@@ -114,18 +116,22 @@ pub fn proxy_secret_name(uid: &str) -> String {
     format!("ferry-mover-proxy-{}", short(uid))
 }
 
-/// The receiver's port for volume `index` (FNV-1a of the UID, spread over 20000–29999).
-pub fn port(uid: &str, index: usize) -> i32 {
-    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    20000 + ((hash.wrapping_add(index as u64 * 7919)) % 10000) as i32
+/// The receiver's port for `volume` (FNV-1a of the migration UID and the volume id, spread over
+/// 20000–29999).
+pub fn port(uid: &str, volume: &DiscoveredVolume) -> i32 {
+    let hash = uid
+        .bytes()
+        .chain(volume.id().into_bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    20000 + (hash % 10000) as i32
 }
 
-pub(super) fn labels(spec: &MoverSpec, role: &str, index: usize) -> BTreeMap<String, String> {
+pub(super) fn labels(spec: &MoverSpec, role: &str, volume: &DiscoveredVolume) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();
     labels.insert(ROLE.into(), role.into());
-    labels.insert(VOLUME_INDEX.into(), index.to_string());
+    labels.insert(VOLUME.into(), volume.id());
     labels
 }
 
@@ -174,9 +180,9 @@ fn groups_env(groups: &[i64]) -> serde_json::Value {
     json!({"name": "FERRY_MOVER_SUPPLEMENTAL_GROUPS", "value": text.join(",")})
 }
 
-/// The receive pod of volume `index`, mounting the target PVC.
-pub fn receive_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) -> Pod {
-    let port = port(&spec.uid, index);
+/// The receive pod of `volume`, mounting the target PVC.
+pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
+    let port = port(&spec.uid, volume);
     let mut env = vec![
         json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
         json!({"name": "FERRY_MOVER_LISTEN", "value": format!("$(POD_IP):{port}")}),
@@ -188,7 +194,7 @@ pub fn receive_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) ->
     }
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": meta(&receiver_name(&spec.uid, index), &volume.target_namespace, labels(spec, "receive", index)),
+        "metadata": meta(&receiver_name(&spec.uid, volume), &volume.target_namespace, labels(spec, "receive", volume)),
         "spec": {
             "restartPolicy": "Always",
             "automountServiceAccountToken": false,
@@ -216,8 +222,8 @@ pub fn receive_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume) ->
     serde_json::from_value(pod).expect("a valid pod")
 }
 
-/// The send pod of volume `index` for `pass`, dialling `connect`.
-pub fn send_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume, pass: Pass, connect: &str) -> Pod {
+/// The send pod of `volume` for `pass`, dialling `connect`.
+pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect: &str) -> Pod {
     let flag = |on: bool| if on { "true" } else { "false" };
     let mut env = vec![
         json!({"name": "FERRY_MOVER_CONNECT", "value": connect}),
@@ -225,7 +231,8 @@ pub fn send_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume, pass:
         json!({"name": "FERRY_MOVER_CERTS_DIR", "value": CERTS}),
         json!({"name": "FERRY_MOVER_SOURCE", "value": DATA}),
         json!({"name": "FERRY_MOVER_FINAL", "value": flag(pass != Pass::Stage)}),
-        json!({"name": "FERRY_MOVER_VERIFY", "value": flag(pass == Pass::Verify || (pass == Pass::Final && spec.verify))}),
+        // Verify compares without writing; the final sync never checksums (Verify reads both trees).
+        json!({"name": "FERRY_MOVER_VERIFY", "value": flag(pass == Pass::Verify)}),
         json!({"name": "FERRY_MOVER_STATS_FILE", "value": TERMINATION_LOG}),
         json!({"name": "FERRY_MOVER_RETRY_DELAY_MS", "value": "1000"}),
     ];
@@ -270,11 +277,11 @@ pub fn send_pod(spec: &MoverSpec, index: usize, volume: &DiscoveredVolume, pass:
     if let Some(node) = volume.node.as_ref().filter(|_| rwo) {
         pod_spec["nodeName"] = json!(node);
     }
-    let mut labels = labels(spec, "send", index);
+    let mut labels = labels(spec, "send", volume);
     labels.insert("migration.ferry.dev/pass".into(), pass.as_str().into());
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": meta(&sender_name(&spec.uid, index, pass), &volume.namespace, labels),
+        "metadata": meta(&sender_name(&spec.uid, volume, pass), &volume.namespace, labels),
         "spec": pod_spec,
     });
     serde_json::from_value(pod).expect("a valid pod")

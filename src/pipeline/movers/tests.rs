@@ -1,5 +1,7 @@
 use k8s_openapi::api::core::v1::Node;
 
+use kube::ResourceExt;
+
 use super::*;
 
 fn spec(endpoint: EndpointType) -> MoverSpec {
@@ -16,7 +18,6 @@ fn spec(endpoint: EndpointType) -> MoverSpec {
         target_groups: vec![1000],
         bw_limit: None,
         proxy: true,
-        verify: false,
     }
 }
 
@@ -32,20 +33,46 @@ fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {
     }
 }
 
+fn with_uid(uid: &str) -> DiscoveredVolume {
+    DiscoveredVolume {
+        uid: Some(uid.into()),
+        ..volume(&["ReadWriteOnce"], None)
+    }
+}
+
 #[test]
 fn ports_are_stable_distinct_per_volume_and_in_range() {
     let uid = "0f3a9c1e-1111";
-    assert_eq!(port(uid, 0), port(uid, 0));
-    assert_ne!(port(uid, 0), port(uid, 1));
+    assert_eq!(port(uid, &with_uid("a")), port(uid, &with_uid("a")));
+    assert_ne!(port(uid, &with_uid("a")), port(uid, &with_uid("b")));
     for i in 0..50 {
-        assert!((20000..30000).contains(&port(uid, i)));
+        assert!((20000..30000).contains(&port(uid, &with_uid(&i.to_string()))));
     }
+}
+
+#[test]
+fn mover_objects_are_named_by_the_source_pvc_not_by_a_list_position() {
+    let (a, b) = (with_uid("uid-a"), with_uid("uid-b"));
+    assert_ne!(receiver_name("m", &a), receiver_name("m", &b));
+    assert_eq!(receiver_name("m", &a), receiver_name("m", &a.clone()));
+    let recreated = DiscoveredVolume {
+        uid: Some("uid-a2".into()),
+        ..a.clone()
+    };
+    assert_ne!(
+        sender_name("m", &a, Pass::Stage),
+        sender_name("m", &recreated, Pass::Stage),
+        "a PVC recreated under the same name is another volume"
+    );
+    let pod = receive_pod(&spec(EndpointType::NodePort), &a);
+    assert_eq!(pod.labels().get(VOLUME), Some(&a.id()));
+    assert!(receiver_name("0f3a9c1e-1111-2222", &a).len() <= 63);
 }
 
 #[test]
 fn the_receiver_mounts_the_target_claim_and_listens_on_its_pod_ip() {
     let s = spec(EndpointType::NodePort);
-    let pod = receive_pod(&s, 0, &volume(&["ReadWriteOnce"], Some("node-a")));
+    let pod = receive_pod(&s, &volume(&["ReadWriteOnce"], Some("node-a")));
     assert_eq!(pod.metadata.namespace.as_deref(), Some("shop-new"));
     let pod_spec = pod.spec.unwrap();
     assert!(pod_spec.node_name.is_none(), "the scheduler places receivers");
@@ -58,7 +85,13 @@ fn the_receiver_mounts_the_target_claim_and_listens_on_its_pod_ip() {
     let listen = env.iter().find(|e| e.name == "FERRY_MOVER_LISTEN").unwrap();
     assert_eq!(
         listen.value.as_deref(),
-        Some(format!("$(POD_IP):{}", port(&s.uid, 0)).as_str())
+        Some(
+            format!(
+                "$(POD_IP):{}",
+                port(&s.uid, &volume(&["ReadWriteOnce"], Some("node-a")))
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         pod_spec.security_context.unwrap().supplemental_groups,
@@ -71,7 +104,6 @@ fn a_sender_of_a_read_write_once_volume_is_pinned_to_its_node() {
     let s = spec(EndpointType::NodePort);
     let rwo = send_pod(
         &s,
-        0,
         &volume(&["ReadWriteOnce"], Some("node-a")),
         Pass::Stage,
         "127.0.0.1:31000",
@@ -79,7 +111,6 @@ fn a_sender_of_a_read_write_once_volume_is_pinned_to_its_node() {
     assert_eq!(rwo.spec.as_ref().unwrap().node_name.as_deref(), Some("node-a"));
     let rwx = send_pod(
         &s,
-        0,
         &volume(&["ReadWriteMany"], Some("node-a")),
         Pass::Stage,
         "127.0.0.1:31000",
@@ -91,8 +122,9 @@ fn a_sender_of_a_read_write_once_volume_is_pinned_to_its_node() {
 fn the_final_pass_is_strict_and_the_proxy_comes_from_a_secret() {
     let s = spec(EndpointType::NodePort);
     let env_of = |pass| {
-        let pod = send_pod(&s, 1, &volume(&["ReadWriteMany"], None), pass, "10.0.0.1:30000");
-        assert_eq!(pod.metadata.name.clone().unwrap(), sender_name(&s.uid, 1, pass));
+        let v = volume(&["ReadWriteMany"], None);
+        let pod = send_pod(&s, &v, pass, "10.0.0.1:30000");
+        assert_eq!(pod.metadata.name.clone().unwrap(), sender_name(&s.uid, &v, pass));
         pod.spec.unwrap().containers[0].env.clone().unwrap()
     };
     let value = |env: &[k8s_openapi::api::core::v1::EnvVar], name: &str| {
@@ -118,8 +150,8 @@ fn the_final_pass_is_strict_and_the_proxy_comes_from_a_secret() {
 fn addresses_per_endpoint_type() {
     let s = spec(EndpointType::NodePort);
     let v = volume(&["ReadWriteOnce"], None);
-    let mut service = receive_service(&s, 0, &v);
-    let port = port(&s.uid, 0);
+    let mut service = receive_service(&s, &v);
+    let port = port(&s.uid, &v);
     {
         let spec = service.spec.as_mut().unwrap();
         spec.cluster_ip = Some("10.96.0.10".into());
@@ -163,9 +195,13 @@ fn addresses_per_endpoint_type() {
 #[test]
 fn network_policies_open_only_the_mover_ports() {
     let s = spec(EndpointType::NodePort);
-    let (ingress, egress) = network_policies(&s, 0, &volume(&["ReadWriteOnce"], None), 31234);
+    let v = volume(&["ReadWriteOnce"], None);
+    let (ingress, egress) = network_policies(&s, &v, 31234);
     let ingress = serde_json::to_value(ingress).unwrap();
-    assert_eq!(ingress["spec"]["ingress"][0]["ports"][0]["port"], port(&s.uid, 0));
+    assert_eq!(
+        ingress["spec"]["ingress"][0]["ports"][0]["port"],
+        port(&s.uid, &v)
+    );
     let egress = serde_json::to_value(egress).unwrap();
     assert_eq!(egress["spec"]["egress"][0]["ports"][0]["port"], 31234);
     assert_eq!(egress["metadata"]["namespace"], "shop");

@@ -3,17 +3,18 @@
 //! exists but cannot take the data fails the step with the reason (nothing is overwritten).
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::create_if_absent;
 use crate::Result;
 use crate::api::MigPlan;
-use crate::pipeline::StepOutcome;
 use crate::pipeline::target;
+use crate::pipeline::{StepContext, StepOutcome};
 
 /// Creates the plan's target namespaces that do not exist yet.
-pub async fn ensure_namespaces(target_cluster: &Client, plan: &MigPlan) -> Result<StepOutcome> {
-    let api: Api<Namespace> = Api::all(target_cluster.clone());
+pub async fn ensure_namespaces(ctx: &StepContext) -> Result<StepOutcome> {
+    let plan = &ctx.plan;
+    let api: Api<Namespace> = Api::all(ctx.target.clone());
     let plan_ns = plan.namespace().unwrap_or_default();
     let mut created = Vec::new();
     for mapping in plan_mappings(plan) {
@@ -30,18 +31,11 @@ pub async fn ensure_namespaces(target_cluster: &Client, plan: &MigPlan) -> Resul
     }))
 }
 
-/// Creates the target PVC of every discovered volume, or checks that the existing one fits.
-pub async fn ensure_pvcs(
-    source_cluster: &Client,
-    target_cluster: &Client,
-    plan: &MigPlan,
-) -> Result<StepOutcome> {
+/// Creates the target PVC of every volume the migration moves, or checks that the existing one fits.
+pub async fn ensure_pvcs(ctx: &StepContext) -> Result<StepOutcome> {
+    let (plan, source_cluster, target_cluster) = (&ctx.plan, &ctx.source, &ctx.target);
     let plan_ns = plan.namespace().unwrap_or_default();
-    let volumes = plan
-        .status
-        .as_ref()
-        .map(|s| s.volumes.clone())
-        .unwrap_or_default();
+    let volumes = ctx.volumes();
     let overrides = plan
         .spec
         .persistent_volumes
@@ -49,7 +43,7 @@ pub async fn ensure_pvcs(
         .map(|p| p.overrides.clone())
         .unwrap_or_default();
     let (mut created, mut kept) = (0, 0);
-    for volume in &volumes {
+    for volume in volumes {
         let sources: Api<PersistentVolumeClaim> = Api::namespaced(source_cluster.clone(), &volume.namespace);
         let Some(source) = sources.get_opt(&volume.name).await? else {
             return Ok(StepOutcome::Failed(format!(

@@ -8,13 +8,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::api::MigPlan;
+use crate::api::{MigPlan, Step};
 use crate::dns::{self, Configured, DnsSpec, Provider, RecordKey, RecordSet};
 use crate::pipeline::{StepContext, StepOutcome};
 
@@ -78,7 +77,7 @@ pub async fn lower_ttl(ctx: &StepContext) -> Result<StepOutcome> {
     let recorded = ensure_recorded(ctx, spec, &provider).await?;
     let lowered = dns::lowered_ttl_sets(&recorded, ttl);
     provider.replace(&lowered).await?;
-    let left = ttl_wait_left(&recorded, ttl, step_elapsed(ctx, "LowerDNSTTL"));
+    let left = ttl_wait_left(&recorded, ttl, ctx.elapsed(Step::LowerDNSTTL));
     if left.is_zero() {
         return Ok(StepOutcome::Done(format!(
             "TTL lowered to {ttl}s on {} record set(s).",
@@ -121,7 +120,7 @@ pub async fn verify(ctx: &StepContext) -> Result<StepOutcome> {
         .map(|r| r.record_sets)
         .unwrap_or_default();
     let desired = dns::desired_record_sets(spec, &recorded, &ctx.target).await?;
-    wait_served(ctx, "VerifyDNS", &provider, &desired).await
+    wait_served(ctx, Step::VerifyDNS, &provider, &desired).await
 }
 
 /// RestoreDNS (rollback): put the recorded sets back, wait until they are served, drop the record.
@@ -137,7 +136,7 @@ pub async fn restore(ctx: &StepContext) -> Result<StepOutcome> {
     };
     let provider = connect(ctx, spec).await?;
     provider.restore(&recorded.record_sets).await?;
-    match wait_served(ctx, "RestoreDNS", &provider, &recorded.record_sets).await? {
+    match wait_served(ctx, Step::RestoreDNS, &provider, &recorded.record_sets).await? {
         StepOutcome::Done(message) => {
             set_annotation(ctx, &plan, None).await?;
             Ok(StepOutcome::Done(format!("Restored: {message}")))
@@ -148,7 +147,7 @@ pub async fn restore(ctx: &StepContext) -> Result<StepOutcome> {
 
 async fn wait_served(
     ctx: &StepContext,
-    step: &str,
+    step: Step,
     provider: &Configured,
     desired: &[RecordSet],
 ) -> Result<StepOutcome> {
@@ -158,7 +157,7 @@ async fn wait_served(
             dns::describe_sets(desired),
             took.as_millis()
         ))),
-        Err(crate::Error::DnsVerifyTimeout { .. }) if step_elapsed(ctx, step) < VERIFY_TIMEOUT => {
+        Err(crate::Error::DnsVerifyTimeout { .. }) if ctx.elapsed(step) < VERIFY_TIMEOUT => {
             Ok(StepOutcome::InProgress {
                 message: format!("Waiting for {} to serve the new records.", provider.describe()),
                 progress: Vec::new(),
@@ -225,24 +224,6 @@ async fn set_annotation(ctx: &StepContext, plan: &MigPlan, value: Option<String>
     )
     .await?;
     Ok(())
-}
-
-/// How long the current run of `step` has been going (from its `started` in status).
-pub(crate) fn step_elapsed(ctx: &StepContext, step: &str) -> Duration {
-    let started = ctx
-        .migration
-        .status
-        .as_ref()
-        .and_then(|s| s.pipeline.iter().find(|p| p.name == step))
-        .and_then(|p| p.started.as_deref())
-        .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok());
-    match started {
-        Some(started) => {
-            let now = Time(k8s_openapi::jiff::Timestamp::now()).0;
-            Duration::try_from(now.duration_since(started)).unwrap_or_default()
-        }
-        None => Duration::ZERO,
-    }
 }
 
 #[cfg(test)]

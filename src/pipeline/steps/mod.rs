@@ -1,7 +1,8 @@
 //! The pipeline's steps: idempotent `ensure_*` ladders that observe the clusters, create what is
 //! missing and report a [`StepOutcome`](super::StepOutcome). One file per concern; [`run`] maps a
-//! step name of DESIGN.md §3 to its ladder.
+//! [`Step`] of DESIGN.md §3 to its ladder.
 
+pub mod cutover;
 pub mod destination;
 pub mod dns;
 pub mod gitops;
@@ -10,65 +11,105 @@ pub mod movers;
 pub mod prepare;
 pub mod workloads;
 
+use super::engine::Warning;
 use super::movers::Pass;
 use super::{StepContext, StepOutcome};
 use crate::Result;
 use crate::api::plan::QuiesceMethod;
+use crate::api::{Itinerary, Step};
 
 /// Runs one step of the current itinerary. Every step is safe to run again after any outcome or a
 /// crash: it observes what exists first.
-pub async fn run(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
+pub async fn run(step: Step, ctx: &StepContext) -> Result<StepOutcome> {
+    if Itinerary::for_spec(&ctx.migration.spec) == Itinerary::Final
+        && !ctx.migration.spec.quiesce_pods
+        && let Some(outcome) = without_quiesce(step)
+    {
+        return Ok(outcome);
+    }
     match step {
-        "CreateDestinationNamespaces" => destination::ensure_namespaces(&ctx.target, &ctx.plan).await,
-        "CreateDestinationPVCs" => destination::ensure_pvcs(&ctx.source, &ctx.target, &ctx.plan).await,
-        "Prepare" => prepare::prepare(ctx).await,
-        "LowerDNSTTL" => dns::lower_ttl(ctx).await,
-        "FlipDNS" => dns::flip(ctx).await,
-        "VerifyDNS" => dns::verify(ctx).await,
-        "RestoreDNS" => dns::restore(ctx).await,
-        "CleanupMovers" | "Cleanup" => prepare::cleanup(ctx).await,
-        "CreateMoverSecrets" => movers::ensure_secrets(ctx).await,
-        "CreateMoverEndpoints" => movers::ensure_endpoints(ctx).await,
-        "CreateMoverPods" => movers::ensure_pods(ctx, Pass::Stage).await,
-        "WaitForTransfer" => movers::wait_for_transfer(ctx, Pass::Stage).await,
-        "StageSync" => movers::sync(ctx, Pass::Stage).await,
-        "FinalSync" => movers::sync(ctx, Pass::Final).await,
-        "Verify" => movers::sync(ctx, Pass::Verify).await,
-        "EnsureSourceQuiesced" => workloads::ensure_source_quiesced(ctx).await,
-        "EnsureTargetReady" => workloads::ensure_target_ready(ctx).await,
-        "QuiesceSource" | "UnquiesceTarget" | "QuiesceTarget" | "UnquiesceSource" | "RevertCommits" => {
-            workload_step(step, ctx).await
-        }
-        other => Ok(StepOutcome::Failed(format!(
-            "step {other} is not part of this Ferry build"
+        Step::Prepare => prepare::prepare(ctx).await,
+        Step::CreateDestinationNamespaces => destination::ensure_namespaces(ctx).await,
+        Step::CreateDestinationPVCs => destination::ensure_pvcs(ctx).await,
+        Step::LowerDNSTTL => dns::lower_ttl(ctx).await,
+        Step::FlipDNS => dns::flip(ctx).await,
+        Step::VerifyDNS => dns::verify(ctx).await,
+        Step::RestoreDNS => dns::restore(ctx).await,
+        Step::CleanupMovers | Step::Cleanup => prepare::cleanup(ctx).await,
+        Step::CreateMoverSecrets => movers::ensure_secrets(ctx).await,
+        Step::CreateMoverEndpoints => movers::ensure_endpoints(ctx).await,
+        Step::CreateMoverPods => movers::ensure_pods(ctx, Pass::Stage).await,
+        Step::WaitForTransfer => movers::wait_for_transfer(ctx, Pass::Stage).await,
+        Step::StageSync => movers::sync(ctx, Pass::Stage).await,
+        Step::FinalSync => movers::sync(ctx, Pass::Final).await,
+        Step::Verify => movers::sync(ctx, Pass::Verify).await,
+        Step::EnsureSourceQuiesced => workloads::ensure_source_quiesced(ctx).await,
+        Step::EnsureTargetReady => workloads::ensure_target_ready(ctx).await,
+        Step::QuiesceSource
+        | Step::UnquiesceTarget
+        | Step::QuiesceTarget
+        | Step::UnquiesceSource
+        | Step::RevertCommits => workload_step(step, ctx).await,
+    }
+}
+
+/// A final migration with `quiescePods: false` (MTC: copy without stopping the source app) runs its
+/// StageSync only: the source keeps serving, so nothing may start on the target (two live copies of
+/// the data) and DNS stays where it is. The outcome of each step it skips; `None` for those it runs.
+pub fn without_quiesce(step: Step) -> Option<StepOutcome> {
+    const WHY: &str = "quiescePods is false: the source app keeps serving";
+    match step {
+        Step::QuiesceSource => Some(StepOutcome::Warned {
+            message: format!("Skipped: {WHY}; the StageSync copy was taken while it ran."),
+            warning: Warning::NotQuiesced,
+        }),
+        Step::EnsureSourceQuiesced | Step::FinalSync | Step::Verify => Some(StepOutcome::Skipped(format!(
+            "{WHY}; the StageSync copy is the final one"
         ))),
+        Step::LowerDNSTTL
+        | Step::UnquiesceTarget
+        | Step::EnsureTargetReady
+        | Step::FlipDNS
+        | Step::VerifyDNS => Some(StepOutcome::Skipped(format!(
+            "{WHY}, so nothing starts on the target and DNS is not changed"
+        ))),
+        _ => None,
     }
 }
 
 /// The steps whose way depends on the quiesce method: Commit goes through Git, Patch through the
 /// clusters. Without a `gitops` section the method is Patch.
-async fn workload_step(step: &str, ctx: &StepContext) -> Result<StepOutcome> {
+async fn workload_step(step: Step, ctx: &StepContext) -> Result<StepOutcome> {
     let commit = ctx
         .plan
         .spec
         .gitops
         .as_ref()
         .is_some_and(|g| g.quiesce.method == QuiesceMethod::Commit);
-    match (step, commit) {
-        ("QuiesceSource", true) => gitops::quiesce_source(ctx).await,
-        ("UnquiesceTarget", true) => gitops::unquiesce_target(ctx).await,
-        ("QuiesceTarget", true) => gitops::quiesce_target(ctx).await,
-        ("UnquiesceSource", true) => gitops::unquiesce_source(ctx).await,
-        ("RevertCommits", true) => gitops::revert_commits(ctx).await,
-        ("QuiesceSource", false) => workloads::quiesce_source(ctx).await,
-        ("UnquiesceTarget", false) => workloads::unquiesce_target(ctx).await,
-        ("QuiesceTarget", false) => workloads::quiesce_target(ctx).await,
-        ("UnquiesceSource", false) => workloads::unquiesce_source(ctx).await,
-        ("RevertCommits", false) => Ok(StepOutcome::Skipped("Patch mode made no commits".into())),
+    // From here on the target may be live: record it before anything starts there.
+    if step == Step::UnquiesceTarget {
+        cutover::record(ctx).await?;
+    }
+    let outcome = match (step, commit) {
+        (Step::QuiesceSource, true) => gitops::quiesce_source(ctx).await,
+        (Step::UnquiesceTarget, true) => gitops::unquiesce_target(ctx).await,
+        (Step::QuiesceTarget, true) => gitops::quiesce_target(ctx).await,
+        (Step::UnquiesceSource, true) => gitops::unquiesce_source(ctx).await,
+        (Step::RevertCommits, true) => gitops::revert_commits(ctx).await,
+        (Step::QuiesceSource, false) => workloads::quiesce_source(ctx).await,
+        (Step::UnquiesceTarget, false) => workloads::unquiesce_target(ctx).await,
+        (Step::QuiesceTarget, false) => workloads::quiesce_target(ctx).await,
+        (Step::UnquiesceSource, false) => workloads::unquiesce_source(ctx).await,
+        (Step::RevertCommits, false) => Ok(StepOutcome::Skipped("Patch mode made no commits".into())),
         (other, _) => Ok(StepOutcome::Failed(format!(
             "step {other} is not part of this itinerary"
         ))),
+    }?;
+    // The rollback's last step: only once it succeeded is the source the live copy again.
+    if step == Step::RevertCommits && matches!(outcome, StepOutcome::Done(_) | StepOutcome::Skipped(_)) {
+        cutover::clear(ctx).await?;
     }
+    Ok(outcome)
 }
 
 /// Creates `object`; one that already exists (409: an earlier run, a concurrent one) counts as created,

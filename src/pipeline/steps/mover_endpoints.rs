@@ -9,18 +9,21 @@ use kube::api::{DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 
-use super::dns::step_elapsed;
-use super::movers::{LOAD_BALANCER_TIMEOUT, POLL};
 use crate::Result;
-use crate::api::plan::EndpointType;
+use crate::api::plan::{DiscoveredVolume, EndpointType};
 use crate::pipeline::movers::{self, MoverSpec};
 use crate::pipeline::{StepContext, StepOutcome};
 
-/// Every receiver's address, or the outcome to report while one is missing.
+/// How long a LoadBalancer may take to get an address before the step fails.
+pub const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_secs(1);
+
+/// Every receiver's address (in the order of `ctx.volumes()`), or the outcome to report while one
+/// is missing.
 pub(super) async fn addresses(
     ctx: &StepContext,
     spec: &MoverSpec,
-) -> Result<std::result::Result<Vec<String>, StepOutcome>> {
+) -> Result<std::result::Result<Vec<(DiscoveredVolume, String)>, StepOutcome>> {
     let nodes = if spec.endpoint == EndpointType::NodePort {
         Api::<Node>::all(ctx.target.clone())
             .list(&ListParams::default())
@@ -30,8 +33,8 @@ pub(super) async fn addresses(
         Vec::new()
     };
     let mut addresses = Vec::new();
-    for (index, volume) in ctx.volumes().iter().enumerate() {
-        let name = movers::receiver_name(&spec.uid, index);
+    for volume in ctx.volumes() {
+        let name = movers::receiver_name(&spec.uid, volume);
         let services: Api<Service> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
         let Some(service) = services.get_opt(&name).await? else {
             return Ok(Err(StepOutcome::Retry {
@@ -51,7 +54,7 @@ pub(super) async fn addresses(
             None
         };
         match movers::connect_address(spec.endpoint, &service, &nodes, route_host.as_deref()) {
-            Some(address) => addresses.push(address),
+            Some(address) => addresses.push((volume.clone(), address)),
             None => {
                 return Ok(Err(waiting_for_address(
                     ctx,
@@ -76,15 +79,14 @@ fn waiting_for_address(
         .status
         .as_ref()
         .and_then(crate::pipeline::current_step)
-        .map(|(_, name)| name)
-        .unwrap_or_default();
+        .and_then(|(_, name)| crate::api::Step::parse(&name));
     let what = match endpoint {
         EndpointType::LoadBalancer => "no load balancer has assigned it an address",
         EndpointType::NodePort => "no Ready node has an InternalIP or ExternalIP address",
         EndpointType::Route => "the Route has no host yet",
         EndpointType::ClusterIP => "it has no cluster IP",
     };
-    if step_elapsed(ctx, &step) > LOAD_BALANCER_TIMEOUT {
+    if step.is_some_and(|step| ctx.elapsed(step) > LOAD_BALANCER_TIMEOUT) {
         StepOutcome::Failed(format!(
             "receiver endpoint Service {namespace}/{name} ({endpoint:?}) has no address after {}s: {what}",
             LOAD_BALANCER_TIMEOUT.as_secs()

@@ -1,10 +1,15 @@
 //! CreateMoverSecrets, CreateMoverEndpoints, CreateMoverPods and WaitForTransfer, and the same ladder
 //! in one step ([`sync`]) for the cutover's StageSync, FinalSync and Verify. Objects are built by
 //! `pipeline::movers`; each function here observes what exists and creates what is missing.
+//!
+//! The volumes are the migration's own (fixed when it started), and every mover object is named by
+//! the volume's id, so a sender can only ever dial its own volume's receiver. A pass is done only
+//! when every sender of this pass has Succeeded *and* reported its stats record: a sender that
+//! vanished (deleted, evicted, preempted) is started again, never taken for finished.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DynamicObject, LogParams};
 use kube::{Api, Client, ResourceExt};
@@ -13,13 +18,12 @@ use super::mover_endpoints::{addresses, route_api};
 use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
+use crate::pipeline::engine::Warning;
 use crate::pipeline::movers::{self, MoverSpec, Pass};
 use crate::pipeline::transfer::{self, SenderState};
 use crate::pipeline::{StepContext, StepOutcome};
 
-/// How long a LoadBalancer may take to get an address before the step fails.
-pub const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
-pub(super) const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_secs(1);
 
 /// The builders' view of the migration.
 fn spec(ctx: &StepContext) -> MoverSpec {
@@ -36,8 +40,16 @@ fn spec(ctx: &StepContext) -> MoverSpec {
         target_groups: transfer.target_supplemental_groups.clone(),
         bw_limit: transfer.bw_limit,
         proxy: transfer.proxy.is_some(),
-        verify: ctx.verify(),
     }
+}
+
+fn start_timeout(ctx: &StepContext) -> Duration {
+    ctx.plan
+        .spec
+        .transfer
+        .clone()
+        .unwrap_or_default()
+        .mover_start_timeout()
 }
 
 fn namespaces(volumes: &[DiscoveredVolume], target: bool) -> Vec<String> {
@@ -109,9 +121,9 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
 /// address once it has one.
 pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
     let spec = spec(ctx);
-    for (index, volume) in ctx.volumes().iter().enumerate() {
+    for volume in ctx.volumes() {
         let services: Api<Service> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
-        create_if_absent(&services, &movers::receive_service(&spec, index, volume)).await?;
+        create_if_absent(&services, &movers::receive_service(&spec, volume)).await?;
         if spec.endpoint == EndpointType::Route {
             let Some(routes) = route_api(&ctx.target, &volume.target_namespace).await? else {
                 return Ok(StepOutcome::Failed(
@@ -120,32 +132,30 @@ pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
                         .into(),
                 ));
             };
-            let route: DynamicObject = serde_json::from_value(movers::receive_route(&spec, index, volume))?;
+            let route: DynamicObject = serde_json::from_value(movers::receive_route(&spec, volume))?;
             create_if_absent(&routes, &route).await?;
         }
     }
     match addresses(ctx, &spec).await? {
         Ok(addresses) => Ok(StepOutcome::Done(format!(
             "Receivers at {}.",
-            addresses.join(", ")
+            addresses
+                .iter()
+                .map(|(_, address)| address.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         Err(waiting) => Ok(waiting),
     }
 }
 
-/// CreateMoverPods: receivers, then (once they run) this pass's senders; senders of other passes are
-/// removed first, so a pass never starts behind a stale one.
-pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
-    let spec = spec(ctx);
-    let volumes = ctx.volumes();
-    let addresses = match addresses(ctx, &spec).await? {
-        Ok(addresses) => addresses,
-        Err(waiting) => return Ok(waiting),
-    };
+/// Every receiver exists (a deleted one is created again) and runs: `None`, or the outcome to report
+/// while one does not (waiting, or failed with the pod's reason once it stayed unstarted too long).
+async fn ensure_receivers(ctx: &StepContext, spec: &MoverSpec) -> Result<Option<StepOutcome>> {
     let mut not_running = Vec::new();
-    for (index, volume) in volumes.iter().enumerate() {
+    for volume in ctx.volumes() {
         let pods: Api<Pod> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
-        let receiver = movers::receive_pod(&spec, index, volume);
+        let receiver = movers::receive_pod(spec, volume);
         let name = receiver.name_any();
         let current = match pods.get_opt(&name).await? {
             Some(pod) => pod,
@@ -154,38 +164,96 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
                 pods.get(&name).await?
             }
         };
-        if current.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
-            not_running.push(format!("{}/{name}", volume.target_namespace));
+        let phase = current.status.as_ref().and_then(|s| s.phase.as_deref());
+        if phase == Some("Running") && current.metadata.deletion_timestamp.is_none() {
+            continue;
         }
+        let label = format!("{}/{name}", volume.target_namespace);
+        if phase == Some("Pending")
+            && let Some(failed) = stuck(ctx, &current, &format!("receiver {label}"))
+        {
+            return Ok(Some(failed));
+        }
+        not_running.push(format!("{label} ({})", transfer::pending_reason(&current)));
     }
-    if !not_running.is_empty() {
-        return Ok(StepOutcome::InProgress {
-            message: format!("Waiting for receivers to run: {}.", not_running.join(", ")),
-            progress: Vec::new(),
-            after: POLL,
-        });
+    Ok((!not_running.is_empty()).then(|| StepOutcome::InProgress {
+        message: format!("Waiting for receivers to run: {}.", not_running.join(", ")),
+        progress: Vec::new(),
+        after: POLL,
+    }))
+}
+
+/// A Failed outcome naming the pod's reason when `pod` has been pending longer than the plan allows.
+fn stuck(ctx: &StepContext, pod: &Pod, what: &str) -> Option<StepOutcome> {
+    let created = pod.metadata.creation_timestamp.as_ref()?.0;
+    let pending = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(created)).ok()?;
+    let limit = start_timeout(ctx);
+    (pending > limit).then(|| {
+        StepOutcome::Failed(format!(
+            "mover {what} did not start within {}s: {}; fix it (or raise transfer.moverStartTimeoutSeconds) \
+             and run the migration again",
+            limit.as_secs(),
+            transfer::pending_reason(pod)
+        ))
+    })
+}
+
+/// The source PVC is still the claim this migration fixed when it started (same UID).
+async fn same_source_claim(ctx: &StepContext, volume: &DiscoveredVolume) -> Result<Option<StepOutcome>> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.source.clone(), &volume.namespace);
+    let current = claims.get_opt(&volume.name).await?;
+    let why = match (&current, &volume.uid) {
+        (None, _) => "was deleted".to_string(),
+        (Some(pvc), Some(uid)) if pvc.uid().as_ref() != Some(uid) => {
+            format!(
+                "was replaced by another claim of the same name (UID {uid} is now {})",
+                pvc.uid().unwrap_or_default()
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(StepOutcome::Failed(format!(
+        "source PVC {} {why} after this migration started; nothing was copied from it. Run a new migration \
+         of the plan",
+        volume.source_key()
+    ))))
+}
+
+/// CreateMoverPods: receivers, then (once they run) this pass's senders; senders of other passes are
+/// removed first, so a pass never starts behind a stale one.
+pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
+    let spec = spec(ctx);
+    let addresses = match addresses(ctx, &spec).await? {
+        Ok(addresses) => addresses,
+        Err(waiting) => return Ok(waiting),
+    };
+    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
+        return Ok(waiting);
     }
-    for (index, volume) in volumes.iter().enumerate() {
+    let network_policies = ctx
+        .plan
+        .spec
+        .transfer
+        .as_ref()
+        .is_some_and(|t| t.network_policies);
+    for (volume, address) in &addresses {
+        if let Some(changed) = same_source_claim(ctx, volume).await? {
+            return Ok(changed);
+        }
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
         for other in [Pass::Stage, Pass::Final, Pass::Verify]
             .into_iter()
             .filter(|p| *p != pass)
         {
-            delete_if_present(&pods, &movers::sender_name(&spec.uid, index, other)).await?;
+            delete_if_present(&pods, &movers::sender_name(&spec.uid, volume, other)).await?;
         }
-        if ctx
-            .plan
-            .spec
-            .transfer
-            .as_ref()
-            .is_some_and(|t| t.network_policies)
-        {
-            let dial_port = addresses[index]
+        if network_policies {
+            let dial_port = address
                 .rsplit(':')
                 .next()
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(443);
-            let (ingress, egress) = movers::network_policies(&spec, index, volume, dial_port);
+            let (ingress, egress) = movers::network_policies(&spec, volume, dial_port);
             create_if_absent(
                 &Api::<NetworkPolicy>::namespaced(ctx.target.clone(), &volume.target_namespace),
                 &ingress,
@@ -197,44 +265,63 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
             )
             .await?;
         }
-        create_if_absent(
-            &pods,
-            &movers::send_pod(&spec, index, volume, pass, &addresses[index]),
-        )
-        .await?;
+        create_if_absent(&pods, &movers::send_pod(&spec, volume, pass, address)).await?;
     }
     Ok(StepOutcome::Done(format!(
-        "{} receiver(s) running, {} {} sender(s) started.",
-        volumes.len(),
-        volumes.len(),
-        pass.as_str()
+        "{n} receiver(s) running, {n} {} sender(s) started.",
+        pass.as_str(),
+        n = addresses.len(),
     )))
 }
 
-/// WaitForTransfer: progress from the senders into status until all succeed; a lost connection
-/// recreates that sender (bounded by the step's retries), a data error fails the step with rsync's
-/// message.
+/// WaitForTransfer: progress from the senders into status until every one Succeeded with its stats
+/// record. A receiver that vanished is created again; a sender that vanished or lost its connection
+/// is started again (bounded by the step's retries); a sender that does not start fails the step with
+/// its reason after the plan's limit; a data error fails it with rsync's message.
 pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     let spec = spec(ctx);
+    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
+        return Ok(waiting);
+    }
     let volumes = ctx.volumes();
-    let (mut records, mut progress, mut running) = (Vec::new(), Vec::new(), 0);
-    for (index, volume) in volumes.iter().enumerate() {
-        let label = format!("{}/{}", volume.namespace, volume.name);
+    let (mut records, mut progress, mut unfinished, mut vanished) = (Vec::new(), Vec::new(), 0, Vec::new());
+    for volume in volumes {
+        let label = volume.source_key();
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
-        let name = movers::sender_name(&spec.uid, index, pass);
-        let Some(pod) = pods.get_opt(&name).await? else {
-            // Removed after a lost connection: the ladder starts it again.
-            return ensure_pods(ctx, pass).await;
+        let name = movers::sender_name(&spec.uid, volume, pass);
+        let pod = match pods.get_opt(&name).await? {
+            Some(pod) if pod.metadata.deletion_timestamp.is_none() => pod,
+            // Deleted, evicted or preempted mid-transfer (or still terminating): started again below.
+            _ => {
+                vanished.push(format!("{}/{name}", volume.namespace));
+                continue;
+            }
         };
         match transfer::sender_state(&pod) {
-            SenderState::Succeeded(record) => {
-                if let Some(record) = record {
-                    progress.push(transfer::progress_line(&label, &record));
-                    records.push(record);
+            SenderState::Succeeded(Some(record)) => {
+                progress.push(transfer::progress_line(&label, &record));
+                records.push(record);
+            }
+            SenderState::Succeeded(None) => {
+                delete_if_present(&pods, &name).await?;
+                return Ok(StepOutcome::Retry {
+                    reason: format!(
+                        "sender {}/{name} ended without reporting its stats record, so its transfer is not \
+                         proven complete; running it again",
+                        volume.namespace
+                    ),
+                    after: Duration::from_secs(2),
+                });
+            }
+            SenderState::Pending(reason) => {
+                if let Some(failed) = stuck(ctx, &pod, &format!("sender {}/{name}", volume.namespace)) {
+                    return Ok(failed);
                 }
+                unfinished += 1;
+                progress.push(format!("{label}: waiting to start ({reason})"));
             }
             SenderState::Running => {
-                running += 1;
+                unfinished += 1;
                 progress.push(live_progress(&pods, &name, &label).await);
             }
             SenderState::Failed {
@@ -253,10 +340,24 @@ pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutc
             }
         }
     }
-    if running > 0 {
+    if !vanished.is_empty() {
+        let restarted = ensure_pods(ctx, pass).await?;
+        if !matches!(restarted, StepOutcome::Done(_)) {
+            return Ok(restarted);
+        }
+        return Ok(StepOutcome::Retry {
+            reason: format!(
+                "sender pod(s) {} disappeared before reporting success (deleted, evicted or preempted); started \
+                 again",
+                vanished.join(", ")
+            ),
+            after: POLL,
+        });
+    }
+    if unfinished > 0 {
         return Ok(StepOutcome::InProgress {
             message: format!(
-                "Transferring {running} of {} volume(s) ({}).",
+                "Transferring {unfinished} of {} volume(s) ({}).",
                 volumes.len(),
                 pass.as_str()
             ),
@@ -265,11 +366,33 @@ pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutc
         });
     }
     let (bytes, files) = transfer::totals(&records);
-    Ok(StepOutcome::Done(transfer::done_message(
-        volumes.len(),
-        bytes,
-        files,
-    )))
+    let message = if pass == Pass::Verify {
+        format!(
+            "Verified {} volume(s): source and target are identical.",
+            volumes.len()
+        )
+    } else {
+        transfer::done_message(volumes.len(), bytes, files)
+    };
+    Ok(match volumes_not_moved(ctx) {
+        Some(pvcs) => StepOutcome::Warned {
+            message,
+            warning: Warning::VolumesNotMoved(pvcs),
+        },
+        None => StepOutcome::Done(message),
+    })
+}
+
+/// PVCs the plan discovers now that this migration does not move (created after it started).
+fn volumes_not_moved(ctx: &StepContext) -> Option<String> {
+    let moved = ctx.volumes();
+    let new: Vec<String> = ctx
+        .plan_volumes()
+        .iter()
+        .filter(|v| !moved.iter().any(|m| m.id() == v.id()))
+        .map(DiscoveredVolume::source_key)
+        .collect();
+    (!new.is_empty()).then(|| new.join(", "))
 }
 
 /// The whole ladder as one step (StageSync, FinalSync, Verify): the first unfinished rung's outcome.

@@ -10,9 +10,10 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
-use super::dns::step_elapsed;
 use crate::Result;
+use crate::api::Step;
 use crate::api::plan::NameMapping;
+use crate::pipeline::engine::Warning;
 use crate::pipeline::quiesce::{self, Kind};
 use crate::pipeline::{StepContext, StepOutcome, argocd, quiesced};
 
@@ -97,8 +98,17 @@ fn done(changed: Vec<String>, nothing: &str, verb: &str) -> StepOutcome {
 
 /// UnquiesceTarget (Patch): every source workload Ferry quiesced gives its recorded value to the
 /// workload of the same kind and name in the mapped target namespace (deployed there at zero by the
-/// user or Argo CD). A missing target workload fails the step: the app must exist on the target.
+/// user or Argo CD). When the target namespaces hold no workloads at all (the app is deployed there
+/// later, as in MTC's procedure) the step completes with a warning; when some are there but one is
+/// missing, the step fails: a partly deployed app is a mistake to fix, not to start.
 pub async fn unquiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
+    if !any_workload(ctx, Side::Target).await? {
+        let namespaces: Vec<String> = mappings(ctx).into_iter().map(|m| m.target).collect();
+        return Ok(StepOutcome::Warned {
+            message: format!("Nothing to start: {} hold no workloads.", namespaces.join(", ")),
+            warning: Warning::NoTargetWorkloads(namespaces.join(", ")),
+        });
+    }
     let mut started = Vec::new();
     for mapping in mappings(ctx) {
         for kind in Kind::ALL.iter().rev().copied() {
@@ -137,6 +147,28 @@ pub async fn unquiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
     )))
 }
 
+/// Whether any workload Ferry quiesces (of any kind, not owned by another) is in the plan's
+/// namespaces on `side`.
+async fn any_workload(ctx: &StepContext, side: Side) -> Result<bool> {
+    for mapping in mappings(ctx) {
+        let (client, namespace) = match side {
+            Side::Source => (&ctx.source, &mapping.source),
+            Side::Target => (&ctx.target, &mapping.target),
+        };
+        for kind in Kind::ALL.iter().copied() {
+            let Some(api) = workload_api(client, namespace, kind).await? else {
+                continue;
+            };
+            for object in api.list(&ListParams::default()).await?.items {
+                if !kind.is_owned_elsewhere(&serde_json::to_value(&object)?) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 fn missing_on_target(kind: Kind, namespace: &str, name: &str) -> StepOutcome {
     StepOutcome::Failed(format!(
         "the target cluster has no {} {namespace}/{name}; deploy the app to the target (scaled to zero) \
@@ -158,7 +190,7 @@ pub async fn ensure_source_quiesced(ctx: &StepContext) -> Result<StepOutcome> {
     }
     wait_or_fail(
         ctx,
-        "EnsureSourceQuiesced",
+        Step::EnsureSourceQuiesced,
         format!("Pods still mount the volumes: {}.", holding.join(", ")),
     )
 }
@@ -195,7 +227,7 @@ pub async fn ensure_target_ready(ctx: &StepContext) -> Result<StepOutcome> {
     }
     wait_or_fail(
         ctx,
-        "EnsureTargetReady",
+        Step::EnsureTargetReady,
         format!("Waiting for {} to be ready.", waiting.join(", ")),
     )
 }
@@ -216,8 +248,8 @@ pub fn is_ready(kind: Kind, object: &Value) -> bool {
     }
 }
 
-fn wait_or_fail(ctx: &StepContext, step: &str, message: String) -> Result<StepOutcome> {
-    if step_elapsed(ctx, step) > WAIT_TIMEOUT {
+fn wait_or_fail(ctx: &StepContext, step: Step, message: String) -> Result<StepOutcome> {
+    if ctx.elapsed(step) > WAIT_TIMEOUT {
         return Ok(StepOutcome::Failed(format!(
             "{message} Gave up after {}s.",
             WAIT_TIMEOUT.as_secs()

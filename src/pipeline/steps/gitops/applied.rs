@@ -6,11 +6,11 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::record::{Expectation, elapsed_since, is_applied, wait_outcome};
-use super::repo::RepoAccess;
+use super::record::{Expectation, is_applied, wait_outcome};
 use crate::Result;
-use crate::api::ResourceRef;
+use crate::api::{ResourceRef, Step};
 use crate::git::Oid;
+use crate::pipeline::repo::RepoAccess;
 use crate::pipeline::{StepContext, StepOutcome, argocd};
 
 /// `(group, version, plural)` of a workload kind Ferry quiesces.
@@ -110,13 +110,6 @@ pub async fn pending_application(
 
 /// The step's outcome given what is pending: see [`super::record::wait_outcome`]; the wait starts at
 /// the step's `started` time in the migration status.
-pub fn outcome(ctx: &StepContext, step: &str, pending: Vec<String>, done: String) -> StepOutcome {
-    let started = ctx
-        .migration
-        .status
-        .as_ref()
-        .and_then(|s| s.pipeline.iter().find(|p| p.name == step))
-        .and_then(|p| p.started.clone());
-    let elapsed = elapsed_since(started.as_deref(), k8s_openapi::jiff::Timestamp::now());
-    wait_outcome(elapsed, pending, done)
+pub fn outcome(ctx: &StepContext, step: Step, pending: Vec<String>, done: String) -> StepOutcome {
+    wait_outcome(ctx.elapsed(step), pending, done)
 }

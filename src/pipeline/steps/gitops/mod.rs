@@ -12,19 +12,18 @@
 
 mod applied;
 pub mod record;
-pub mod repo;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use self::record::{PRE_QUIESCE_COMMIT, PreQuiesceRecord};
-use self::repo::{PUSH_ATTEMPTS, RepoAccess};
 use crate::Result;
 use crate::api::MigPlan;
-use crate::api::ResourceRef;
 use crate::api::plan::{GitOps, NameMapping};
+use crate::api::{ResourceRef, Step};
 use crate::git::{CommitRequest, Oid, PushOutcome, QuiescePlan, quiesce};
+use crate::pipeline::repo::{PUSH_ATTEMPTS, RepoAccess};
 use crate::pipeline::{StepContext, StepOutcome};
 
 /// QuiesceSource in Commit mode: commit the quiesce edits of `gitops.sourcePath` (after recording the
@@ -70,7 +69,7 @@ pub async fn quiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
         Side::Source,
         &path,
         revision,
-        "QuiesceSource",
+        Step::QuiesceSource,
         format!("source quiesced by commit {revision}"),
     )
     .await
@@ -118,7 +117,7 @@ pub async fn unquiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
         Side::Target,
         &path,
         revision,
-        "UnquiesceTarget",
+        Step::UnquiesceTarget,
         format!("target started by commit {revision}"),
     )
     .await
@@ -177,7 +176,7 @@ pub async fn quiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
         Side::Target,
         &path,
         revision,
-        "QuiesceTarget",
+        Step::QuiesceTarget,
         format!("target quiesced at {revision}"),
     )
     .await
@@ -210,7 +209,7 @@ pub async fn unquiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
         Side::Source,
         &path,
         revision,
-        "UnquiesceSource",
+        Step::UnquiesceSource,
         format!("source restored at {revision}"),
     )
     .await
@@ -271,7 +270,7 @@ async fn wait_applied(
     side: Side,
     path: &str,
     revision: Oid,
-    step: &str,
+    step: Step,
     done: String,
 ) -> Result<StepOutcome> {
     let argocd = gitops.argocd.as_ref();

@@ -174,14 +174,6 @@ pub fn is_applied(expectation: &Expectation, object: Option<&Value>) -> bool {
     object.is_some_and(|object| object.pointer(&expectation.field) == Some(&expectation.value))
 }
 
-/// How long the step has been running, from its `started` time (RFC 3339); zero when unknown.
-pub fn elapsed_since(started: Option<&str>, now: k8s_openapi::jiff::Timestamp) -> Duration {
-    started
-        .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .and_then(|start| Duration::try_from(now.duration_since(start)).ok())
-        .unwrap_or_default()
-}
-
 /// The outcome of a wait: Done with `done` when nothing is pending, Failed naming what is pending once
 /// `elapsed` reaches [`WAIT_LIMIT`], InProgress otherwise.
 pub fn wait_outcome(elapsed: Duration, pending: Vec<String>, done: String) -> crate::pipeline::StepOutcome {
@@ -285,16 +277,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn elapsed_time_comes_from_the_step_start() {
-        let now: k8s_openapi::jiff::Timestamp = "2026-11-22T10:10:00Z".parse().unwrap();
-        assert_eq!(
-            elapsed_since(Some("2026-11-22T10:00:00Z"), now),
-            Duration::from_secs(600)
-        );
-        assert_eq!(elapsed_since(None, now), Duration::ZERO);
-        assert_eq!(elapsed_since(Some("garbage"), now), Duration::ZERO);
     }
 }

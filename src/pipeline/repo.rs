@@ -1,6 +1,7 @@
-//! The plan's Git side for the Commit-mode steps: where the repo is cached, its credentials (read from
-//! the Secret named by `gitops.repo.credentialsSecretRef` in the host cluster), the trailers that mark
-//! Ferry's commits of this plan and migration, and running libgit2 work off the async runtime.
+//! The plan's Git side, shared by the Commit-mode steps and the plan reconciler's branch watch: where
+//! the repo is cached, its credentials (read from the Secret named by
+//! `gitops.repo.credentialsSecretRef` in the host cluster), the trailers that mark Ferry's commits of
+//! this plan and migration, and running libgit2 work off the async runtime.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
