@@ -252,3 +252,35 @@ where
         })
         .collect()
 }
+
+/// Fails when a message a user reads (conditions, errors, step messages and progress) carries a Rust
+/// `Debug` dump of a library error instead of one readable line.
+pub fn assert_readable(status: &ferry::api::MigMigrationStatus) {
+    let mut texts: Vec<String> = status
+        .conditions
+        .iter()
+        .filter_map(|c| c.message.clone())
+        .chain(status.errors.iter().cloned())
+        .collect();
+    for step in &status.pipeline {
+        texts.extend(step.message.clone());
+        texts.extend(step.progress.iter().cloned());
+    }
+    for text in texts {
+        for debug in [
+            "Some(",
+            "None)",
+            "Status {",
+            "ApiError",
+            "ErrorResponse",
+            " { status:",
+            "\\n",
+        ] {
+            assert!(
+                !text.contains(debug),
+                "a debug dump reached the user ({debug:?}): {text}"
+            );
+        }
+        assert!(!text.contains('\n'), "a message of several lines: {text:?}");
+    }
+}

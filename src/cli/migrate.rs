@@ -47,6 +47,10 @@ pub struct Args {
     /// State only: sync the volumes and leave the app to Argo CD (stage only).
     #[arg(long)]
     migrate_state: bool,
+    /// Stage only: when the plan has been cut over (its target is live), stage nothing and exit 0
+    /// instead of failing. For hooks that run on every sync of the target app (PreSync).
+    #[arg(long)]
+    skip_if_cut_over: bool,
     /// Kubeconfig of the host cluster; in-cluster configuration (or $KUBECONFIG) when absent.
     #[arg(long, env = "FERRY_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -60,16 +64,41 @@ pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
         timeout,
         verify,
         migrate_state,
+        skip_if_cut_over,
         kubeconfig,
     } = args;
     let (plan_ns, plan_name) = split_plan(&plan)?;
     if migrate_state && !matches!(kind, Kind::Stage) {
         bail!("--migrate-state only applies to `ferry stage`");
     }
+    if skip_if_cut_over && !matches!(kind, Kind::Stage) {
+        bail!("--skip-if-cut-over only applies to `ferry stage`");
+    }
     let client = super::controller::host_client(kubeconfig.as_deref()).await?;
     let plans: Api<MigPlan> = Api::namespaced(client.clone(), &plan_ns);
-    if plans.get_opt(&plan_name).await?.is_none() {
+    let Some(found) = plans.get_opt(&plan_name).await? else {
         bail!("MigPlan {plan} does not exist");
+    };
+    if let Some(cutover) = found.status.as_ref().and_then(|s| s.cutover.as_ref())
+        && !matches!(kind, Kind::Rollback)
+    {
+        if skip_if_cut_over {
+            println!(
+                "MigPlan {plan} was cut over by MigMigration {}: its target is live, so nothing is staged",
+                cutover.migration
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        bail!(
+            "MigPlan {plan} was cut over by MigMigration {}: a {} would overwrite the live target; run `ferry \
+             rollback --plan {plan}` first",
+            cutover.migration,
+            if matches!(kind, Kind::Stage) {
+                "stage"
+            } else {
+                "cutover"
+            }
+        );
     }
     let spec = MigMigrationSpec {
         stage: matches!(kind, Kind::Stage),
@@ -95,8 +124,24 @@ pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
-    follow_until_done(&client, &plan_ns, &name, timeout).await
+    let code = follow_until_done(&client, &plan_ns, &name, timeout).await?;
+    // The plan was cut over between the check above and the controller's admission: refused.
+    if skip_if_cut_over
+        && let Some(ended) = migrations.get_opt(&name).await?
+        && ended
+            .status
+            .as_ref()
+            .and_then(|s| condition::find(&s.conditions, "Failed"))
+            .is_some_and(|c| c.reason.as_deref() == Some(PLAN_CUT_OVER))
+    {
+        println!("MigPlan {plan} was cut over: nothing staged");
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(code)
 }
+
+/// The reason of the `Failed` condition of a migration refused because its plan was cut over.
+const PLAN_CUT_OVER: &str = "PlanCutOver";
 
 /// Follows `namespace/name` until it ends, `timeout` passes or the user interrupts.
 pub async fn follow_until_done(

@@ -1,0 +1,369 @@
+//! Scenario: MTC's procedure as written (`shared/seeds/`, steps 1 to 11 with the apiVersion changed),
+//! run to the end on the whole sandbox: a plan of two source namespaces, one mapped to another name
+//! (`app2:app2-new`), each with a bound PVC and a workload, no `gitops` and no `transfer`; and step
+//! 10 as the seed writes it, a final migration (`quiescePods: true, stage: false`) with no stage
+//! before it. It succeeds: the target namespaces and PVCs are created by the cutover itself, both
+//! volumes are identical on the target, the source is quiesced, the target (where the app is
+//! deployed later, by Argo CD) has nothing to start and the migration says so in a Warn condition,
+//! `kubectl describe migmigration` reads like the seed's sample, and no message shows a Rust debug
+//! dump.
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ferry::api::{MigMigration, MigPlan};
+use ferry::sandbox::{Sandbox, SandboxOptions, apply_yaml};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use scenario::write_files;
+
+const NS: &str = "openshift-migration";
+const CONFIG_NS: &str = "openshift-config";
+const TIMEOUT: Duration = Duration::from_secs(240);
+/// `(source namespace, target namespace)` of the plan.
+const NAMESPACES: [(&str, &str); 2] = [("app1", "app1"), ("app2", "app2-new")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
+    let dir = tempfile::Builder::new().prefix("ferry-seed-").tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxOptions {
+        dir: dir.path().to_path_buf(),
+        ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
+        controller: true,
+    })
+    .await
+    .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));
+    let (source, host) = (sandbox.source_client.clone(), sandbox.host_client.clone());
+    let volume = |side: &str, ns: &str| dir.path().join("volumes").join(side).join(ns);
+
+    // The app: per source namespace a PV, a bound claim `data` and a Deployment mounting it; on the
+    // target only the PVs a provisioner would offer (the app itself is deployed there later).
+    for (src, dest) in NAMESPACES {
+        let source_dir = volume("source", src);
+        write_files(
+            &source_dir,
+            &[
+                ("PG_VERSION", b"16\n"),
+                ("base/1/1259", &[src.len() as u8; 100_000]),
+                (
+                    "pg_wal/000000010000000000000001",
+                    format!("wal of {src}").as_bytes(),
+                ),
+            ],
+        );
+        apply_yaml(&source, &app_yaml(src, &source_dir), "default")
+            .await
+            .unwrap();
+        let target_dir = volume("target", dest);
+        std::fs::create_dir_all(&target_dir).unwrap();
+        apply_yaml(&host, &pv_yaml(dest, &target_dir), "default")
+            .await
+            .unwrap();
+    }
+
+    // Steps 1 to 9, as the seed writes them (apiVersion changed, placeholders filled).
+    apply_yaml(
+        &host,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),
+        "default",
+    )
+    .await
+    .unwrap();
+    apply_yaml(
+        &host,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {CONFIG_NS}}}\n"),
+        "default",
+    )
+    .await
+    .unwrap();
+    let token = sandbox
+        .source
+        .mint_token(NS, "migration-controller", true)
+        .unwrap();
+    let seed = SEED_RESOURCES
+        .replace(
+            "${SA_TOKEN}",
+            &base64::engine::general_purpose::STANDARD.encode(&token),
+        )
+        .replace("${SOURCE_URL}", &sandbox.source.url)
+        .replace("${SOURCE_CA}", &sandbox.source.ca_bundle().unwrap());
+    apply_yaml(&host, &seed, NS).await.unwrap();
+    let plans: Api<MigPlan> = Api::namespaced(host.clone(), NS);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let plan = plans.get("migplan").await.unwrap();
+        let status = plan.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.is_true());
+        if ready && status.volumes.len() == 2 && status.volumes.iter().all(|v| v.bound) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plan is not Ready: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Step 10: the final migration, with no stage before it.
+    apply_yaml(&host, STEP_10, NS).await.unwrap();
+    // Step 11: watch it; while it runs, `kubectl describe` shows the step count.
+    let kubeconfig = sandbox.target.kubeconfig.clone();
+    let mut saw_step = false;
+    let migrations: Api<MigMigration> = Api::namespaced(host.clone(), NS);
+    let deadline = Instant::now() + TIMEOUT;
+    let migration = loop {
+        let migration = migrations.get("migmigration").await.unwrap();
+        let status = migration.status.clone().unwrap_or_default();
+        if !saw_step && status.conditions.iter().any(|c| c.type_ == "Running") {
+            saw_step = describe(&kubeconfig).contains("Step:");
+        }
+        let finished = status
+            .conditions
+            .iter()
+            .any(|c| ["Succeeded", "Failed"].contains(&c.type_.as_str()) && c.is_true());
+        if finished {
+            break migration;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migration did not finish: {status:#?}\n{}",
+            scenario::tail(
+                &std::fs::read_to_string(sandbox.controller_log()).unwrap_or_default(),
+                60
+            )
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status = migration.status.clone().unwrap();
+    scenario::assert_readable(&status);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Succeeded" && c.is_true()),
+        "MTC's procedure fails at step 10: {status:#?}\n{}",
+        scenario::tail(
+            &std::fs::read_to_string(sandbox.controller_log()).unwrap_or_default(),
+            60
+        )
+    );
+    assert!(
+        saw_step,
+        "kubectl describe never showed `Step: N/M` while the migration ran"
+    );
+
+    // Both volumes are identical on the target, the mapped one under its new namespace.
+    for (src, dest) in NAMESPACES {
+        mover::assert_same_tree(&volume("source", src), &volume("target", dest));
+    }
+    // The source is quiesced, with its way back recorded.
+    for (src, _) in NAMESPACES {
+        let db = Api::<Deployment>::namespaced(source.clone(), src)
+            .get("db")
+            .await
+            .unwrap();
+        assert_eq!(db.spec.replicas, Some(0), "{src}/db quiesced");
+        assert_eq!(
+            db.metadata
+                .annotations
+                .unwrap_or_default()
+                .get("migration.ferry.dev/pre-quiesce-replicas"),
+            Some(&"1".to_string())
+        );
+    }
+    // Nothing to start on the target: a warning, not a failure.
+    let warning = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "NoTargetWorkloads")
+        .unwrap_or_else(|| panic!("no NoTargetWorkloads warning: {status:#?}"));
+    assert_eq!(warning.category, ferry::api::Category::Warn);
+    assert!(
+        warning
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("app2-new"),
+        "{warning:?}"
+    );
+    // The volume set was fixed when it started.
+    let moved: Vec<String> = status
+        .volumes
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|v| v.source_key())
+        .collect();
+    assert_eq!(moved, ["app1/data", "app2/data"]);
+
+    // `kubectl describe` reads like the seed's sample.
+    let text = describe(&kubeconfig);
+    for expected in [
+        "Itinerary:",
+        "Final",
+        "Phase:",
+        "Completed",
+        "Pipeline:",
+        "FinalSync",
+        "Events:",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`kubectl describe` lacks {expected:?}:\n{text}"
+        );
+    }
+    for debug in ["Some(", "Status {", "ApiError"] {
+        assert!(
+            !text.contains(debug),
+            "a debug dump in `kubectl describe`:\n{text}"
+        );
+    }
+
+    scenario::eventually("temporary objects removed", || async {
+        scenario::temporary_objects(&sandbox).await.is_empty()
+    })
+    .await;
+    assert!(sandbox.stop().await, "a sandbox process did not exit cleanly");
+}
+
+fn describe(kubeconfig: &Path) -> String {
+    let output = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["describe", "migmigration", "migmigration", "-n", NS])
+        .output()
+        .expect("kubectl runs");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// A source namespace of the app: PV (hostPath) pre-bound to claim `data`, the claim, a Deployment.
+fn app_yaml(ns: &str, dir: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n{pv}---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data, namespace: {ns}}}\n\
+         spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  volumeName: {ns}-data\n  \
+         resources: {{requests: {{storage: 1Gi}}}}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: db, namespace: {ns}}}\n\
+         spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    \
+         metadata: {{labels: {{app: db}}}}\n    spec:\n      containers:\n        - name: db\n          \
+         image: postgres:16\n          volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n      \
+         volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n",
+        pv = pv_yaml(ns, dir)
+    )
+}
+
+fn pv_yaml(ns: &str, dir: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {ns}-data}}\n\
+         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
+         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
+         claimRef: {{namespace: {ns}, name: data}}\n",
+        path = dir.display()
+    )
+}
+
+/// Steps 1 to 9 of the seed (`000_…txt`), apiVersion `migration.ferry.dev/v1alpha1`, `<...>` filled in.
+const SEED_RESOURCES: &str = "\
+apiVersion: migration.ferry.dev/v1alpha1
+kind: MigCluster
+metadata:
+  name: host
+  namespace: openshift-migration
+spec:
+  isHostCluster: true
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: remote-cluster-secret
+  namespace: openshift-config
+type: Opaque
+data:
+  saToken: ${SA_TOKEN}
+---
+apiVersion: migration.ferry.dev/v1alpha1
+kind: MigCluster
+metadata:
+  name: remote
+  namespace: openshift-migration
+spec:
+  exposedRegistryPath: registry.example.com
+  insecure: false
+  isHostCluster: false
+  serviceAccountSecretRef:
+    name: remote-cluster-secret
+    namespace: openshift-config
+  url: ${SOURCE_URL}
+  caBundle: ${SOURCE_CA}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: migstorage-creds
+  namespace: openshift-config
+type: Opaque
+data:
+  aws-access-key-id: a2V5LWlk
+  aws-secret-access-key: c2VjcmV0
+---
+apiVersion: migration.ferry.dev/v1alpha1
+kind: MigStorage
+metadata:
+  name: migstorage
+  namespace: openshift-migration
+spec:
+  backupStorageConfig:
+    awsBucketName: bucket
+    credsSecretRef:
+      name: migstorage-creds
+      namespace: openshift-config
+  backupStorageProvider: aws
+  volumeSnapshotConfig:
+    credsSecretRef:
+      name: migstorage-creds
+      namespace: openshift-config
+  volumeSnapshotProvider: aws
+---
+apiVersion: migration.ferry.dev/v1alpha1
+kind: MigPlan
+metadata:
+  name: migplan
+  namespace: openshift-migration
+spec:
+  destMigClusterRef:
+    name: host
+    namespace: openshift-migration
+  indirectImageMigration: false
+  indirectVolumeMigration: false
+  migStorageRef:
+    name: migstorage
+    namespace: openshift-migration
+  namespaces:
+    - app1
+    - app2:app2-new
+  srcMigClusterRef:
+    name: remote
+    namespace: openshift-migration
+";
+
+/// Step 10 of the seed, as written.
+const STEP_10: &str = "\
+apiVersion: migration.ferry.dev/v1alpha1
+kind: MigMigration
+metadata:
+  name: migmigration
+  namespace: openshift-migration
+spec:
+  migPlanRef:
+    name: migplan
+    namespace: openshift-migration
+  quiescePods: true
+  stage: false
+  rollback: false
+";
