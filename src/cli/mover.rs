@@ -76,9 +76,12 @@ struct SendArgs {
     /// Final sync: files vanishing during the transfer (rsync exit 24) fail the run.
     #[arg(long = "final", env = "FERRY_MOVER_FINAL")]
     final_sync: bool,
-    /// Compare checksums of every file instead of size and mtime.
+    /// Compare only, changing nothing: exit 1 naming the paths that differ (one stream, checksums).
     #[arg(long, env = "FERRY_MOVER_VERIFY")]
     verify: bool,
+    /// Sync comparing checksums of every file instead of size and mtime (slow).
+    #[arg(long, env = "FERRY_MOVER_CHECKSUM")]
+    checksum: bool,
     /// NUL-separated list of paths relative to --source to send instead of the whole tree.
     #[arg(long, env = "FERRY_MOVER_FILES_FROM")]
     files_from: Option<PathBuf>,
@@ -195,6 +198,7 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         proxy,
         final_sync,
         verify,
+        checksum,
         files_from,
         bwlimit,
         parallel,
@@ -217,6 +221,7 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         proxy,
         final_sync,
         verify,
+        checksum,
         files_from,
         bwlimit_kib: bwlimit,
         parallel: if parallel == 0 {
@@ -240,7 +245,13 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         stats_file,
     };
     match mover::send::run(config).await {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(outcome) if outcome.success => Ok(ExitCode::SUCCESS),
+        // A verify that found differences: rsync succeeded, the trees do not agree.
+        Ok(outcome) => {
+            let verdict = outcome.verdict();
+            eprintln!("{}", verdict.as_deref().unwrap_or("verification failed"));
+            Ok(ExitCode::from(1))
+        }
         // rsync's own code is the most precise exit status there is; keep it.
         Err(crate::Error::Rsync { code, message }) => {
             eprintln!("ferry: rsync exited with code {code}: {message}");

@@ -9,7 +9,8 @@
 //!
 //! [`certs`] issues the per-migration CA and certificates; [`rsync`] builds rsync's arguments and the
 //! daemon config (pure); [`progress`] parses rsync's output into JSON lines; [`tunnel`] and [`proxy`] move
-//! the bytes; [`send`] and [`receive`] run the two ends. docs/mover.md describes the CLI and exit codes.
+//! the bytes; [`send`] and [`receive`] run the two ends; [`verify`] reads a compare-only pass's findings,
+//! [`stats_file`] bounds what the controller reads back. docs/mover.md describes the CLI and exit codes.
 
 pub mod certs;
 pub mod progress;
@@ -19,7 +20,9 @@ pub mod receive;
 pub(crate) mod rsync;
 pub mod send;
 pub(crate) mod shard;
+mod stats_file;
 pub(crate) mod tunnel;
+pub mod verify;
 
 use std::io::Write as _;
 
@@ -28,6 +31,7 @@ pub use progress::Progress;
 pub use receive::ReceiveConfig;
 pub use rsync::ARCHIVE_OPTIONS;
 pub use send::{SendConfig, SendOutcome};
+pub use verify::Differences;
 
 /// Writes one JSON line to stdout. Output errors (a closed pipe) are ignored: progress is advisory.
 pub(crate) fn emit(record: &Progress) {

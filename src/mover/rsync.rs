@@ -16,6 +16,9 @@ pub(crate) const PARTIAL_DIR: &str = ".ferry-partial";
 pub(crate) const EXCLUDED_ROOT_ENTRY: &str = "lost+found";
 /// rsync's exit code for "some files vanished before they could be transferred".
 pub(crate) const EXIT_VANISHED: i32 = 24;
+/// Starts each line a verify asks rsync to print per differing item (`--out-format`, then the item code
+/// and the path), so it can never be taken for a progress or stats line.
+pub(crate) const ITEM_PREFIX: &str = "ferry-item: ";
 
 /// What one rsync run of the sender should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +27,10 @@ pub(crate) struct SendPlan {
     pub source: PathBuf,
     /// The remote-shell command rsync starts to reach the receiver (`ferry mover tunnel`).
     pub rsh: String,
-    /// Compare whole-file checksums instead of size and mtime (verify pass).
+    /// Compare whole-file checksums instead of size and mtime (a sync that trusts no mtime).
     pub checksum: bool,
+    /// Compare only (`--verify`): a dry run with checksums that itemizes what differs and changes nothing.
+    pub verify: bool,
     /// Do not set directory mtimes (a non-root receiver cannot on directories it does not own).
     pub omit_dir_times: bool,
     /// Which part of the tree this run mirrors.
@@ -84,6 +89,7 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         source,
         rsh,
         checksum,
+        verify,
         omit_dir_times,
         selection,
         bwlimit_kib,
@@ -98,8 +104,16 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         .collect();
     args.push(format!("--partial-dir={PARTIAL_DIR}").into());
     args.push(format!("--timeout={io_timeout_secs}").into());
-    if *checksum {
+    if *checksum || *verify {
         args.push("--checksum".into());
+    }
+    if *verify {
+        // The sync's own options decide what counts as a difference (content, mode, owner, times, links,
+        // extra files through --delete); --dry-run makes the receiver write nothing, and each differing
+        // item comes back as one line (rsync escapes non-printable bytes in %n as \#ooo).
+        args.push("--dry-run".into());
+        args.push("--itemize-changes".into());
+        args.push(format!("--out-format={ITEM_PREFIX}%i %n").into());
     }
     if *omit_dir_times {
         args.push("--omit-dir-times".into());
@@ -238,6 +252,7 @@ mod tests {
             source: "/data".into(),
             rsh: "/bin/ferry mover tunnel".into(),
             checksum: false,
+            verify: false,
             omit_dir_times: false,
             selection: Selection::Whole,
             bwlimit_kib: None,
@@ -290,6 +305,36 @@ mod tests {
             assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
         }
         assert!(args.contains(&"/data/".to_string()));
+        assert!(
+            !args.contains(&"--dry-run".to_string()),
+            "a checksum sync still writes"
+        );
+    }
+
+    #[test]
+    fn verify_is_a_dry_run_with_the_sync_options_that_itemizes() {
+        let sync = strings(send_args(&plan()));
+        let verify = strings(send_args(&SendPlan {
+            verify: true,
+            ..plan()
+        }));
+        for flag in [
+            "--dry-run",
+            "--checksum",
+            "--itemize-changes",
+            "--out-format=ferry-item: %i %n",
+        ] {
+            assert!(
+                verify.contains(&flag.to_string()),
+                "{flag} missing from {verify:?}"
+            );
+        }
+        // Everything the sync compares, the verify compares: same options, same source and module.
+        for arg in &sync {
+            assert!(verify.contains(arg), "{arg} missing from {verify:?}");
+        }
+        assert_eq!(verify.iter().filter(|arg| *arg == "--checksum").count(), 1);
+        assert_eq!(&verify[verify.len() - 2..], ["/data/", "ferry-receiver::ferry/"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `ferry mover send`: the source side. Runs rsync with Ferry's argument set (see [`super::rsync`]) and
 //! `ferry mover tunnel` as its remote shell, turns rsync's output into [`Progress`] lines, retries with
 //! exponential backoff when the connection breaks (interrupted files resume from the partial dir), and
-//! decides success: 0, or 24 (files vanished) on a stage; anything else fails with rsync's message.
+//! decides success: 0, or 24 (files vanished) on a stage; anything else fails with rsync's message. A
+//! verify (see [`super::verify`]) runs one compare-only stream and fails when the trees differ.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ use super::progress::{self, Board, Progress, ProgressLine, Stats};
 use super::rsync::Selection;
 use super::rsync::{self, SendPlan};
 use super::shard;
+use super::stats_file;
+use super::verify::{self, Differences};
 use crate::{Error, Result};
 
 /// Environment variables through which `send` configures the `tunnel` it makes rsync start (so nothing
@@ -66,8 +69,11 @@ pub struct SendConfig {
     pub proxy: Option<String>,
     /// Final sync: vanished files (rsync exit 24) fail the run.
     pub final_sync: bool,
-    /// Compare checksums of every file (slow, thorough).
+    /// Compare only: a dry run with checksums over one stream that changes nothing on the receiver and
+    /// fails (`success: false`, rsync's code 0) naming the paths that differ. Strict like a final sync.
     pub verify: bool,
+    /// Sync comparing checksums of every file instead of size and mtime (slow; still a sync).
+    pub checksum: bool,
     /// NUL-separated list of paths (relative to `source`) to send instead of the whole tree.
     pub files_from: Option<PathBuf>,
     /// Bandwidth limit in KiB/s (shared by the streams of a parallel send).
@@ -97,18 +103,39 @@ pub struct SendConfig {
     pub stats_file: Option<PathBuf>,
 }
 
-/// How a send ended (also printed as the final `stats` line).
+impl SendConfig {
+    /// Whether vanished files (rsync 24) fail the run: on the final sync, and on a verify (a tree that
+    /// changes while it is compared proves nothing).
+    fn strict(&self) -> bool {
+        self.final_sync || self.verify
+    }
+}
+
+/// How a send ended (also printed as the final `stats` line). Check `success`: a verify that found
+/// differences ends here, not in an error, because rsync itself succeeded.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use]
 pub struct SendOutcome {
     /// The final record, a [`Progress::Stats`].
     pub stats: Progress,
     /// rsync's exit code of the last attempt.
     pub rsync_exit_code: i32,
-    /// Whether the run succeeded (0, or 24 on a stage).
+    /// Whether the run succeeded (0, or 24 on a stage; and for a verify, no differences).
     pub success: bool,
+    /// What a verify found (empty for a sync).
+    pub differences: Differences,
 }
 
-/// Runs the sender. Returns `Err(Error::Rsync)` when rsync failed for good, after printing the stats line.
+impl SendOutcome {
+    /// The line a failed verify writes after the stats record and on stderr (see [`Differences::verdict`]);
+    /// `None` when nothing differs.
+    pub fn verdict(&self) -> Option<String> {
+        (!self.differences.is_empty()).then(|| self.differences.verdict(verify::MAX_VERDICT_BYTES))
+    }
+}
+
+/// Runs the sender. Returns `Err(Error::Rsync)` when rsync failed for good, after printing the stats line;
+/// `Ok` with `success: false` when a verify found differences (see [`SendOutcome::verdict`]).
 pub async fn run(config: SendConfig) -> Result<SendOutcome> {
     let started = Instant::now();
     // Fail early, with a clear message, on material the tunnel would otherwise reject inside rsync.
@@ -129,7 +156,8 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
             "{} mover tunnel",
             rsync::rsh_word(&config.ferry_exe.to_string_lossy())
         ),
-        checksum: config.verify,
+        checksum: config.checksum,
+        verify: config.verify,
         omit_dir_times: config.omit_dir_times.unwrap_or_else(|| !super::running_as_root()),
         selection: config
             .files_from
@@ -138,10 +166,15 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         bwlimit_kib: config.bwlimit_kib,
         io_timeout_secs: config.io_timeout_secs,
     };
+    // A verify is one stream: it moves no data, so streams would only add scans and connections, and
+    // one list of differences in rsync's order reads better.
     let sharded = match &plan.selection {
-        Selection::Whole if config.parallel > 1 => cut_into_streams(&config).await?,
+        Selection::Whole if config.parallel > 1 && !config.verify => cut_into_streams(&config).await?,
         _ => None,
     };
+    if config.verify {
+        tracing::info!("verifying: comparing source and target with checksums, changing nothing");
+    }
     let outcome = match sharded {
         Some((scan, shards)) => run_sharded(&config, &plan, &scan, &shards, started).await?,
         None => {
@@ -157,8 +190,10 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         message,
         stats,
         attempts,
+        differences,
     } = outcome;
-    let success = rsync::exit_is_success(code, config.final_sync);
+    let rsync_ok = rsync::exit_is_success(code, config.strict());
+    let success = rsync_ok && differences.is_empty();
     let stats = Progress::Stats {
         bytes_sent: stats.bytes_sent,
         bytes_received: stats.bytes_received,
@@ -172,17 +207,25 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         success,
     };
     super::emit(&stats);
-    if let Some(path) = &config.stats_file {
-        write_stats_file(path, &stats, (!success).then_some((code, message.as_str())));
-    }
-    if !success {
-        return Err(Error::Rsync { code, message });
-    }
-    Ok(SendOutcome {
+    let outcome = SendOutcome {
         stats,
         rsync_exit_code: code,
         success,
-    })
+        differences,
+    };
+    // rsync's failure comes first: a verify that did not finish has no verdict.
+    let failure = if rsync_ok {
+        outcome.verdict()
+    } else {
+        Some(format!("rsync exited with code {code}: {message}"))
+    };
+    if let Some(path) = &config.stats_file {
+        stats_file::write(path, &stats_file::text(&outcome.stats, failure.as_deref()));
+    }
+    if !rsync_ok {
+        return Err(Error::Rsync { code, message });
+    }
+    Ok(outcome)
 }
 
 /// Scans the source and cuts it into streams; `None` when one stream it is (see [`shard::plan`]).
@@ -231,7 +274,7 @@ async fn run_sharded(
     let shared = Shared::new(1 + streams);
     let reporter = |slot| Reporter::new(&shared, slot, started, config);
     let mut finished = vec![run_with_retries(config, &dirs_args, reporter(0)).await?];
-    if rsync::exit_is_success(finished[0].code, config.final_sync) {
+    if rsync::exit_is_success(finished[0].code, config.strict()) {
         let mut runs = Vec::with_capacity(streams);
         for (index, units) in shards.streams.iter().enumerate() {
             let list = lists.write(&format!("stream-{index}"), &shard::files_from_list(units))?;
@@ -253,7 +296,7 @@ async fn run_sharded(
         }
         if finished
             .iter()
-            .all(|run| rsync::exit_is_success(run.code, config.final_sync))
+            .all(|run| rsync::exit_is_success(run.code, config.strict()))
         {
             finished.push(run_with_retries(config, &dirs_args, reporter(0)).await?);
         }
@@ -269,6 +312,8 @@ struct Combined {
     stats: Stats,
     /// The most attempts any run took.
     attempts: u32,
+    /// What the runs of a verify found, in run order.
+    differences: Differences,
 }
 
 impl Combined {
@@ -283,7 +328,9 @@ impl Combined {
             None => (0, String::new()),
         };
         let mut stats = Stats::default();
+        let mut differences = Differences::default();
         for run in runs {
+            differences.merge(&run.differences);
             stats.bytes_sent += run.stats.bytes_sent;
             stats.bytes_received += run.stats.bytes_received;
             stats.files_transferred += run.stats.files_transferred;
@@ -300,6 +347,7 @@ impl Combined {
             message,
             stats,
             attempts: runs.iter().map(|run| run.attempts).max().unwrap_or(1),
+            differences,
         }
     }
 }
@@ -337,6 +385,8 @@ struct Finished {
     message: String,
     stats: Stats,
     attempts: u32,
+    /// What the last attempt found (a verify; a failed attempt's partial list is dropped).
+    differences: Differences,
 }
 
 /// Runs rsync with `args` until it succeeds, fails for good, or runs out of retries (exponential
@@ -349,7 +399,7 @@ async fn run_with_retries(
     let mut attempt = 1;
     loop {
         let run = run_once(config, args, attempt, &reporter).await?;
-        let success = rsync::exit_is_success(run.code, config.final_sync);
+        let success = rsync::exit_is_success(run.code, config.strict());
         if !success && rsync::exit_is_retryable(run.code) && attempt <= config.retries {
             let delay = config
                 .retry_delay
@@ -370,6 +420,7 @@ async fn run_with_retries(
             message: run.message,
             stats: run.stats,
             attempts: attempt,
+            differences: run.differences,
         });
     }
 }
@@ -421,25 +472,12 @@ impl<'a> Reporter<'a> {
     }
 }
 
-/// Writes the final record (and the failure) where the controller reads it: a pod's
-/// termination-message file. Best effort: stdout already has the record.
-fn write_stats_file(path: &std::path::Path, stats: &Progress, failure: Option<(i32, &str)>) {
-    let mut text = serde_json::to_string(stats).unwrap_or_default();
-    if let Some((code, message)) = failure {
-        text.push_str(&format!("\nrsync exited with code {code}: {message}"));
-    }
-    // A termination message holds at most 4096 bytes; keep the JSON line whole.
-    let text: String = text.chars().take(4000).collect();
-    if let Err(err) = std::fs::write(path, text) {
-        tracing::warn!(path = %path.display(), error = %err, "cannot write the stats file");
-    }
-}
-
 /// The result of one rsync run.
 struct RunResult {
     code: i32,
     message: String,
     stats: Stats,
+    differences: Differences,
 }
 
 async fn run_once(
@@ -486,6 +524,7 @@ async fn run_once(
     });
 
     let mut stats = Stats::default();
+    let mut differences = Differences::default();
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut latest: Option<ProgressLine> = None;
@@ -506,7 +545,9 @@ async fn run_once(
         while let Some(end) = pending.iter().position(|b| *b == b'\r' || *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            if let Some(parsed) = progress::parse_progress_line(&text) {
+            if let Some(path) = config.verify.then(|| verify::parse_item_line(&text)).flatten() {
+                differences.record(path);
+            } else if let Some(parsed) = progress::parse_progress_line(&text) {
                 latest = Some(parsed);
                 reporter.report(parsed, attempt, false);
             } else {
@@ -528,5 +569,10 @@ async fn run_once(
     } else {
         tail.join("; ")
     };
-    Ok(RunResult { code, message, stats })
+    Ok(RunResult {
+        code,
+        message,
+        stats,
+        differences,
+    })
 }
