@@ -252,6 +252,21 @@ mod tests {
     }
 
     #[test]
+    fn a_verification_that_found_differences_fails_for_good_naming_them() {
+        let message = format!(
+            "{}\nverification failed: 2 path(s) differ between source and target: orders/1, orders/3",
+            serde_json::to_string(&stats(0, false)).unwrap()
+        );
+        match sender_state(&pod("Failed", &message)) {
+            SenderState::Failed { retryable, message } => {
+                assert!(!retryable, "a difference is not a lost connection");
+                assert!(message.ends_with("differ between source and target: orders/1, orders/3"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_pending_pod_says_why_in_the_kubelets_words() {
         let pending = |status: serde_json::Value| -> Pod {
             serde_json::from_value(serde_json::json!({

@@ -119,6 +119,8 @@ impl Sandbox {
         let agent_options = NodeAgentOptions {
             ferry_binary: Some(ferry_binary.clone()),
             mark_others_running: true,
+            // The nodes hold Ferry's image only: a plan naming another mover image fails to pull.
+            images: Some(vec![crate::pipeline::movers::DEFAULT_IMAGE.to_string()]),
             ..NodeAgentOptions::default()
         };
         let agents = vec![

@@ -63,6 +63,9 @@ pub struct NodeAgentOptions {
     /// Variables every process gets before the container's own (default: `RUST_LOG`, `RUST_BACKTRACE`
     /// and `LLVM_PROFILE_FILE` when set here).
     pub extra_env: Vec<(String, String)>,
+    /// The images this node holds (as if pulled); a selected pod with a container of another image
+    /// stays Pending with `ErrImagePull`, as on a node that cannot pull it. `None`: any image runs.
+    pub images: Option<Vec<String>>,
 }
 
 impl Default for NodeAgentOptions {
@@ -80,6 +83,7 @@ impl Default for NodeAgentOptions {
             max_grace: Duration::from_secs(5),
             volume_wait: Duration::from_secs(30),
             extra_env,
+            images: None,
         }
     }
 }

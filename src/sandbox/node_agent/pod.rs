@@ -116,6 +116,36 @@ pub(crate) async fn run_pod(shared: Arc<Shared>, pod: Pod, cancel: CancellationT
     }
     writer.update(|_| {}).await;
 
+    // An image the node does not have: the kubelet reports ErrImagePull and the pod stays Pending.
+    let missing: Vec<(usize, String)> = match &shared.options.images {
+        Some(images) => spec
+            .containers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let image = c.image.clone().unwrap_or_default();
+                (!images.contains(&image)).then_some((i, image))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if !missing.is_empty() {
+        writer
+            .update(|model| {
+                for (index, image) in &missing {
+                    model.main[*index].state = State::Waiting {
+                        reason: "ErrImagePull".into(),
+                        message: Some(format!(
+                            "failed to pull image \"{image}\": not found (the sandbox node has only its own images)"
+                        )),
+                    };
+                }
+            })
+            .await;
+        cancel.cancelled().await;
+        return;
+    }
+
     let prepared = tokio::select! {
         prepared = prepare_all(&shared, &pod, &dir, &cancel) => prepared,
         () = cancel.cancelled() => return,
@@ -306,6 +336,7 @@ async fn run_container(
                 c.last_state = Some(last);
                 c.state = State::Waiting {
                     reason: "CrashLoopBackOff".into(),
+                    message: None,
                 };
             })
             .await;

@@ -36,8 +36,9 @@ pub(crate) struct Terminated {
 /// What a container is doing now.
 #[derive(Debug, Clone)]
 pub(crate) enum State {
-    /// Not running: being prepared (`ContainerCreating`, `PodInitializing`) or waiting to restart.
-    Waiting { reason: String },
+    /// Not running: being prepared (`ContainerCreating`, `PodInitializing`), waiting to restart, or
+    /// its image is not on the node (`ErrImagePull`, with a message).
+    Waiting { reason: String, message: Option<String> },
     /// Its process runs since `started_at`.
     Running { started_at: Time },
     /// Its last process ended.
@@ -71,6 +72,7 @@ impl ContainerModel {
             image: image.unwrap_or_default().to_string(),
             state: State::Waiting {
                 reason: reason.to_string(),
+                message: None,
             },
             last_state: None,
             restart_count: 0,
@@ -195,10 +197,10 @@ fn container_status(model: &ContainerModel) -> ContainerStatus {
 
 fn container_state(state: &State) -> ContainerState {
     match state {
-        State::Waiting { reason } => ContainerState {
+        State::Waiting { reason, message } => ContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some(reason.clone()),
-                message: None,
+                message: message.clone(),
             }),
             ..ContainerState::default()
         },
@@ -260,6 +262,7 @@ mod tests {
         let waiting = container(
             State::Waiting {
                 reason: "ContainerCreating".into(),
+                message: None,
             },
             false,
         );
