@@ -5,6 +5,11 @@
 CONTROLPLANE := $(CURDIR)/target/controlplane/controlplane
 export FERRY_CONTROLPLANE := $(CONTROLPLANE)
 CARGO ?= cargo
+# test, demo and bench build here (crates.io reachable), then run inside ISOLATED: a network namespace
+# with only loopback, so nothing they start can reach another host (docs/sandbox.md, "Network isolation").
+ISOLATED := $(CURDIR)/e2e/isolated.sh
+# Flags of `ferry demo`, e.g. `make demo DEMO_FLAGS=--keep`.
+DEMO_FLAGS ?=
 
 .PHONY: all build controlplane test unit e2e demo bench crds fmt lint clean
 
@@ -20,16 +25,20 @@ $(CONTROLPLANE): e2e/controlplane/go.mod e2e/controlplane/go.sum $(wildcard e2e/
 
 ## test: every test — unit, integration against local services, e2e against real control planes.
 test: controlplane
-	$(CARGO) test --lib --bins --tests --no-fail-fast
+	$(CARGO) test --lib --bins --tests --no-fail-fast --no-run
+	$(ISOLATED) $(CARGO) test --offline --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
 demo: controlplane
-	$(CARGO) run --quiet --bin ferry -- demo
+	$(CARGO) build --quiet --bin ferry
+	$(ISOLATED) $(CARGO) run --offline --quiet --bin ferry -- demo $(DEMO_FLAGS)
 
 ## bench: the mover benchmark (ratios against plain rsync and rsync over stunnel). Data lives on tmpfs
 ## (/dev/shm) when there is one, so the figures compare transports rather than disk writeback.
 bench:
-	FERRY_BENCH_DIR=$${FERRY_BENCH_DIR:-$$(test -d /dev/shm && echo /dev/shm || echo /tmp)} $(CARGO) bench --bench mover
+	$(CARGO) bench --bench mover --no-run
+	FERRY_BENCH_DIR=$${FERRY_BENCH_DIR:-$$(test -d /dev/shm && echo /dev/shm || echo /tmp)} \
+		$(ISOLATED) $(CARGO) bench --offline --bench mover
 
 ## crds: regenerate manifests/crds from the API types.
 crds:

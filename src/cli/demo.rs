@@ -81,15 +81,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if keep {
-        println!("\nThe sandbox keeps running; press Ctrl-C to stop it. Try:");
+        let enter = nsenter_prefix();
+        if enter.is_empty() {
+            println!("\nThe sandbox keeps running; press Ctrl-C to stop it. Try:");
+        } else {
+            // Its 127.0.0.1 is not the caller's: only commands entering its namespace reach it.
+            println!(
+                "\nThe sandbox keeps running in a network namespace of its own (only loopback, see \
+                 docs/sandbox.md); press Ctrl-C to stop it. From another shell, try:"
+            );
+        }
         println!(
-            "  kubectl --kubeconfig {} -n {FERRY_NAMESPACE} get migplans,migmigrations",
+            "  {enter}kubectl --kubeconfig {} -n {FERRY_NAMESPACE} get migplans,migmigrations",
             sandbox.target.kubeconfig.display()
         );
         println!(
-            "  kubectl --kubeconfig {} -n {APP_NAMESPACE} get deploy,pvc",
+            "  {enter}kubectl --kubeconfig {} -n {APP_NAMESPACE} get deploy,pvc",
             sandbox.source.kubeconfig.display()
         );
+        if !enter.is_empty() {
+            println!("  {enter}bash    # a shell in the sandbox's network");
+        }
         tokio::signal::ctrl_c().await.ok();
     }
     say(
@@ -277,6 +289,21 @@ fn list_tree(root: &Path) -> anyhow::Result<std::collections::BTreeMap<String, V
         }
     }
     Ok(files)
+}
+
+/// What runs a command of another shell in this process's network namespace, where the sandbox
+/// listens: under `e2e/isolated.sh` (`make demo`) 127.0.0.1 here is not the caller's 127.0.0.1.
+/// Empty when not isolated.
+fn nsenter_prefix() -> String {
+    let set = |name: &str| std::env::var(name).as_deref() == Ok("1");
+    let pid = std::process::id();
+    if !set("FERRY_ISOLATED") {
+        String::new()
+    } else if set("FERRY_ISOLATED_USERNS") {
+        format!("nsenter --target {pid} --user --net --preserve-credentials ")
+    } else {
+        format!("nsenter --net=/proc/{pid}/ns/net ")
+    }
 }
 
 fn say(clock: Instant, what: &str) {
