@@ -31,8 +31,11 @@ async fn set_transfer(scenario: &Scenario, transfer: serde_json::Value) {
         .unwrap();
 }
 
+/// The cause a user reads, checked to be free of debug dumps.
 fn failure(migration: &ferry::api::MigMigration) -> String {
-    migration.status.as_ref().unwrap().errors.join("; ")
+    let status = migration.status.as_ref().unwrap();
+    scenario::assert_readable(status);
+    status.errors.join("; ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

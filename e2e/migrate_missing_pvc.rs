@@ -66,6 +66,7 @@ async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
             .any(|c| c.type_ == "Ready" && !c.is_true())
     );
     assert!(status.pipeline.iter().all(|s| s.started.is_none()), "{status:#?}");
+    scenario::assert_readable(&status);
 
     // Nothing was created: no PVC besides the app's own in the target, no mover pods or Secrets.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -36,12 +36,20 @@ async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
                 .unwrap();
         }
     };
-    patch_plan(serde_json::json!({"moverImage": "registry.invalid/ferry:missing", "moverStartTimeoutSeconds": 3}))
-        .await;
+    patch_plan(
+        serde_json::json!({"moverImage": "registry.invalid/ferry:missing", "moverStartTimeoutSeconds": 3}),
+    )
+    .await;
     scenario.create_migration("bad-image", |s| s.stage = true).await;
     let failure = failed_with(&scenario, "bad-image").await;
-    assert!(failure.contains("ErrImagePull") && failure.contains("registry.invalid/ferry:missing"), "{failure}");
-    assert!(failure.contains("moverStartTimeoutSeconds"), "says what to change: {failure}");
+    assert!(
+        failure.contains("ErrImagePull") && failure.contains("registry.invalid/ferry:missing"),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("moverStartTimeoutSeconds"),
+        "says what to change: {failure}"
+    );
 
     // The right image, but no node can take the receiver: the scheduler's own words.
     patch_plan(serde_json::json!({"moverImage": null})).await;
@@ -51,13 +59,22 @@ async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
         .patch(TARGET_NODE, &PatchParams::default(), &Patch::Merge(&cordon(true)))
         .await
         .unwrap();
-    scenario.create_migration("unschedulable", |s| s.stage = true).await;
+    scenario
+        .create_migration("unschedulable", |s| s.stage = true)
+        .await;
     let failure = failed_with(&scenario, "unschedulable").await;
-    assert!(failure.contains("Unschedulable") && failure.contains("unschedulable"), "{failure}");
+    assert!(
+        failure.contains("Unschedulable") && failure.contains("unschedulable"),
+        "{failure}"
+    );
 
     // Nothing is left blocking the plan.
     nodes
-        .patch(TARGET_NODE, &PatchParams::default(), &Patch::Merge(&cordon(false)))
+        .patch(
+            TARGET_NODE,
+            &PatchParams::default(),
+            &Patch::Merge(&cordon(false)),
+        )
         .await
         .unwrap();
     scenario.create_migration("fixed", |s| s.stage = true).await;

@@ -26,7 +26,11 @@ async fn verify_compares_without_changing_and_names_what_differs() {
     let gate = scenario.dir.path().join("gate");
     std::fs::create_dir_all(&gate).unwrap();
     // Every step passes its gate at once except FinalSync.
-    for step in Itinerary::Final.steps().iter().filter(|s| s.as_str() != "FinalSync") {
+    for step in Itinerary::Final
+        .steps()
+        .iter()
+        .filter(|s| s.as_str() != "FinalSync")
+    {
         std::fs::write(gate.join(format!("{step}.go")), "").unwrap();
     }
     scenario
@@ -36,7 +40,10 @@ async fn verify_compares_without_changing_and_names_what_differs() {
     scenario.wait_plan_ready().await;
     let source_dir = scenario.sandbox.volume_dir(true);
     let target_dir = scenario.sandbox.volume_dir(false);
-    write_files(&source_dir, &[("orders/1", b"first order"), ("orders/2", &[9u8; 100_000])]);
+    write_files(
+        &source_dir,
+        &[("orders/1", b"first order"), ("orders/2", &[9u8; 100_000])],
+    );
 
     scenario
         .create_migration("cutover", |s| {
@@ -67,10 +74,21 @@ async fn verify_compares_without_changing_and_names_what_differs() {
         assert!(Instant::now() < deadline, "the final sender did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let env = final_sender.spec.unwrap().containers[0].env.clone().unwrap_or_default();
+    let env = final_sender.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
     let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
-    assert_eq!(value("FERRY_MOVER_VERIFY").as_deref(), Some("false"), "FinalSync must not verify");
-    assert_eq!(value("FERRY_MOVER_CHECKSUM"), None, "FinalSync must not checksum: Verify follows");
+    assert_eq!(
+        value("FERRY_MOVER_VERIFY").as_deref(),
+        Some("false"),
+        "FinalSync must not verify"
+    );
+    assert_eq!(
+        value("FERRY_MOVER_CHECKSUM"),
+        None,
+        "FinalSync must not checksum: Verify follows"
+    );
     let changed = target_dir.join("orders/1");
     let mtime = std::fs::metadata(&changed).unwrap().modified().unwrap();
     std::fs::write(&changed, b"FIRST ORDER").unwrap();
@@ -99,9 +117,18 @@ async fn verify_compares_without_changing_and_names_what_differs() {
         "Verify changed the target"
     );
     let final_sync = status.pipeline.iter().find(|s| s.name == "FinalSync").unwrap();
-    assert!(final_sync.completed.is_some() && !final_sync.failed, "{final_sync:?}");
     assert!(
-        status.pipeline.iter().find(|s| s.name == "UnquiesceTarget").unwrap().started.is_none(),
+        final_sync.completed.is_some() && !final_sync.failed,
+        "{final_sync:?}"
+    );
+    assert!(
+        status
+            .pipeline
+            .iter()
+            .find(|s| s.name == "UnquiesceTarget")
+            .unwrap()
+            .started
+            .is_none(),
         "nothing starts on the target after a failed verification"
     );
     scenario.stop().await;

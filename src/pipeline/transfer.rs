@@ -260,7 +260,10 @@ mod tests {
         match sender_state(&pod("Failed", &message)) {
             SenderState::Failed { retryable, message } => {
                 assert!(!retryable, "a difference is not a lost connection");
-                assert!(message.ends_with("differ between source and target: orders/1, orders/3"), "{message}");
+                assert!(
+                    message.ends_with("differ between source and target: orders/1, orders/3"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }

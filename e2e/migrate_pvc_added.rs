@@ -1,0 +1,161 @@
+//! Attack: a PVC is created in the plan's source namespace while a stage runs. Before the fix the
+//! migration re-read the volume list from the plan on every reconcile and named movers by list
+//! position, so a new PVC shifted the indexes and a sender could mirror one PVC into another's
+//! receiver, with `--delete`. Now the volume set (source PVC UID and name, target namespace and name)
+//! is fixed in the migration's status when it starts and movers are named by the volume's id: this
+//! stage moves only the volume it started with, says the new one was not moved (Warn condition
+//! `VolumesNotMoved`), and no volume receives another's data; the next stage moves both.
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use std::time::{Duration, Instant};
+
+use ferry::api::condition;
+use ferry::api::plan::QuiesceMethod;
+use ferry::sandbox::apply_yaml;
+use ferry::sandbox::world::{APP_NAMESPACE, PLAN_NAME};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use scenario::{Scenario, write_files};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_else() {
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
+    let plans = scenario.plans();
+    let source_dir = scenario.sandbox.volume_dir(true);
+    let target_dir = scenario.sandbox.volume_dir(false);
+    // 1 MiB/s: the stage runs for a few seconds.
+    let slow = serde_json::json!({"spec": {"transfer": {"bwLimit": 1024}}});
+    plans
+        .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&slow))
+        .await
+        .unwrap();
+    let big: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    write_files(&source_dir, &[("big", &big), ("db/1", b"rows")]);
+
+    scenario.create_migration("stage", |s| s.stage = true).await;
+    wait_for_phase(&scenario, "stage", "WaitForTransfer").await;
+    // A second claim appears in the source namespace, bound, with data of its own.
+    let logs_source = scenario.dir.path().join("volumes/source/logs");
+    let logs_target = scenario.dir.path().join("volumes/target/logs");
+    write_files(&logs_source, &[("app.log", b"a log line\n")]);
+    std::fs::create_dir_all(&logs_target).unwrap();
+    apply_yaml(
+        &scenario.sandbox.source_client,
+        &claim_with_volume(&logs_source),
+        "default",
+    )
+    .await
+    .unwrap();
+    apply_yaml(
+        &scenario.sandbox.host_client,
+        &volume_only(&logs_target),
+        "default",
+    )
+    .await
+    .unwrap();
+    // The plan reconciler discovers it (a touch makes it look now rather than at its next resync).
+    let touch = serde_json::json!({"metadata": {"annotations": {"test.ferry.dev/touch": "1"}}});
+    plans
+        .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let plan = plans.get(PLAN_NAME).await.unwrap();
+        if plan
+            .status
+            .unwrap_or_default()
+            .volumes
+            .iter()
+            .any(|v| v.name == "logs")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plan never discovered the new PVC");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let stage = scenario.wait_succeeded("stage", TIMEOUT).await;
+    let status = stage.status.unwrap();
+    scenario::assert_readable(&status);
+    let moved: Vec<String> = status
+        .volumes
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|v| v.source_key())
+        .collect();
+    assert_eq!(
+        moved,
+        [format!("{APP_NAMESPACE}/db-data")],
+        "the set fixed at the start"
+    );
+    let warning = condition::find(&status.conditions, "VolumesNotMoved")
+        .unwrap_or_else(|| panic!("the stage does not say it left the new PVC: {status:#?}"));
+    assert!(
+        warning.message.as_deref().unwrap().contains("shop/logs"),
+        "{warning:?}"
+    );
+    mover::assert_same_tree(&source_dir, &target_dir);
+    assert!(
+        !target_dir.join("app.log").exists(),
+        "another volume's data reached db-data"
+    );
+    let target_claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(scenario.sandbox.host_client.clone(), APP_NAMESPACE);
+    assert!(
+        target_claims.get_opt("logs").await.unwrap().is_none(),
+        "this stage created the new PVC"
+    );
+    assert!(
+        std::fs::read_dir(&logs_target).unwrap().next().is_none(),
+        "logs received data"
+    );
+
+    // The next stage fixes both volumes and moves each into its own claim.
+    scenario.create_migration("stage-2", |s| s.stage = true).await;
+    let next = scenario.wait_succeeded("stage-2", TIMEOUT).await;
+    assert_eq!(next.status.unwrap().volumes.unwrap().len(), 2);
+    mover::assert_same_tree(&source_dir, &target_dir);
+    mover::assert_same_tree(&logs_source, &logs_target);
+    scenario.stop().await;
+}
+
+async fn wait_for_phase(scenario: &Scenario, name: &str, phase: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let migration = scenario.migrations().get(name).await.unwrap();
+        if migration.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never reached {phase}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The claim `logs` in the app namespace and a hostPath PV bound to it (source cluster).
+fn claim_with_volume(dir: &std::path::Path) -> String {
+    format!(
+        "{}---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: logs, namespace: {APP_NAMESPACE}}}\n\
+         spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  volumeName: {APP_NAMESPACE}-logs\n  \
+         resources: {{requests: {{storage: 1Gi}}}}\n",
+        volume_only(dir)
+    )
+}
+
+fn volume_only(dir: &std::path::Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {APP_NAMESPACE}-logs}}\n\
+         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
+         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
+         claimRef: {{namespace: {APP_NAMESPACE}, name: logs}}\n",
+        path = dir.display()
+    )
+}
