@@ -5,7 +5,9 @@
 //!   touching nothing watched is ignored; the metrics count it all;
 //! - polling fallback: without a webhook Secret, a commit to the watched path starts one stage;
 //! - schedule: an invalid expression is an `InvalidSchedule` condition and starts nothing; `* * * * *`
-//!   shows `nextScheduledStage` and runs a stage at the next minute.
+//!   shows `nextScheduledStage` and runs a stage at the next minute;
+//! - history: finished triggered stages beyond the plan's history limits are deleted, newest kept;
+//!   a migration the CLI (or a person) created never is.
 
 #[path = "support/http.rs"]
 mod http;
@@ -283,5 +285,40 @@ async fn a_schedule_shows_its_next_fire_and_runs_a_stage_on_time() {
     let expected = [minute, minute - 1].map(|m| format!("{PLAN_NAME}-scheduled-{m}"));
     assert!(expected.contains(&stage), "{stage} is not one of {expected:?}");
     scenario.wait_succeeded(&stage, Duration::from_secs(120)).await;
+
+    // History: three finished (canceled) triggered stages owned by the plan, and one from the CLI.
+    patch_plan_spec(&scenario, serde_json::json!({"schedule": null, "timeZone": null})).await;
+    let plan = scenario.plans().get(PLAN_NAME).await.unwrap();
+    let owner = serde_json::json!([{"apiVersion": "migration.ferry.dev/v1alpha1", "kind": "MigPlan",
+        "name": PLAN_NAME, "uid": plan.metadata.uid.clone().unwrap()}]);
+    let mut old = Vec::new();
+    for (i, trigger) in ["schedule", "push", "schedule", "cli"].iter().enumerate() {
+        let name = format!("old-{i}-{trigger}");
+        let migration: MigMigration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "migration.ferry.dev/v1alpha1", "kind": "MigMigration",
+            "metadata": {"name": name, "namespace": FERRY_NAMESPACE,
+                         "labels": {TRIGGER_LABEL: trigger}, "ownerReferences": owner},
+            "spec": {"migPlanRef": {"name": PLAN_NAME}, "stage": true, "canceled": true}
+        }))
+        .unwrap();
+        scenario.migrations().create(&PostParams::default(), &migration).await.unwrap();
+        scenario.wait_finished(&name, Duration::from_secs(60)).await;
+        old.push(name);
+        // Creation times are in seconds: keep them ordered.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    patch_plan_spec(
+        &scenario,
+        serde_json::json!({"triggers": {"successfulHistoryLimit": 0, "failedHistoryLimit": 1}}),
+    )
+    .await;
+    eventually("the history beyond the limits is deleted", || async {
+        let left: Vec<String> = names(&scenario.migrations().list(&ListParams::default()).await.unwrap().items);
+        !left.contains(&stage) && !left.contains(&old[0]) && !left.contains(&old[1])
+    })
+    .await;
+    let left = names(&scenario.migrations().list(&ListParams::default()).await.unwrap().items);
+    assert!(left.contains(&old[2]), "the newest failed one is kept: {left:?}");
+    assert!(left.contains(&old[3]), "the CLI's is never pruned: {left:?}");
     scenario.stop().await;
 }
