@@ -59,7 +59,7 @@ async fn deleted_movers_are_started_again_and_the_transfer_completes() {
     scenario
         .create_migration("cutover", |s| s.quiesce_pods = true)
         .await;
-    wait_for_step(&scenario, "cutover", "LowerDNSTTL").await;
+    scenario.wait_for_phase("cutover", "LowerDNSTTL", TIMEOUT).await;
     let more: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
     write_files(&source_dir, &[("big", &more), ("new", b"n")]);
     let receiver = delete_mid_transfer(&scenario, "receive", &target_dir.join("big")).await;
@@ -121,16 +121,4 @@ fn transferred(file: &std::path::Path) -> u64 {
                 .unwrap_or(0)
         })
         .unwrap_or(0)
-}
-
-async fn wait_for_step(scenario: &Scenario, name: &str, step: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let migration = scenario.migrations().get(name).await.unwrap();
-        if migration.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(step) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never reached {step}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

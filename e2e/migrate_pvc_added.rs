@@ -40,7 +40,7 @@ async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_el
     write_files(&source_dir, &[("big", &big), ("db/1", b"rows")]);
 
     scenario.create_migration("stage", |s| s.stage = true).await;
-    wait_for_phase(&scenario, "stage", "WaitForTransfer").await;
+    scenario.wait_for_phase("stage", "WaitForTransfer", TIMEOUT).await;
     // A second claim appears in the source namespace, bound, with data of its own.
     let logs_source = scenario.dir.path().join("volumes/source/logs");
     let logs_target = scenario.dir.path().join("volumes/target/logs");
@@ -128,18 +128,6 @@ async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_el
     scenario.stop().await;
 }
 
-async fn wait_for_phase(scenario: &Scenario, name: &str, phase: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let migration = scenario.migrations().get(name).await.unwrap();
-        if migration.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never reached {phase}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The claim `logs` in the app namespace and a hostPath PV bound to it (source cluster).
 fn claim_with_volume(dir: &std::path::Path) -> String {
     format!(
@@ -151,11 +139,5 @@ fn claim_with_volume(dir: &std::path::Path) -> String {
 }
 
 fn volume_only(dir: &std::path::Path) -> String {
-    format!(
-        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {APP_NAMESPACE}-logs}}\n\
-         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
-         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
-         claimRef: {{namespace: {APP_NAMESPACE}, name: logs}}\n",
-        path = dir.display()
-    )
+    scenario::hostpath_volume(&format!("{APP_NAMESPACE}-logs"), APP_NAMESPACE, "logs", dir)
 }

@@ -259,13 +259,7 @@ fn app_yaml(ns: &str, dir: &Path) -> String {
 }
 
 fn pv_yaml(ns: &str, dir: &Path) -> String {
-    format!(
-        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {ns}-data}}\n\
-         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
-         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
-         claimRef: {{namespace: {ns}, name: data}}\n",
-        path = dir.display()
-    )
+    scenario::hostpath_volume(&format!("{ns}-data"), ns, "data", dir)
 }
 
 /// Steps 1 to 9 of the seed (`000_…txt`), apiVersion `migration.ferry.dev/v1alpha1`, `<...>` filled in.

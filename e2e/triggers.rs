@@ -301,7 +301,11 @@ async fn a_schedule_shows_its_next_fire_and_runs_a_stage_on_time() {
             "spec": {"migPlanRef": {"name": PLAN_NAME}, "stage": true, "canceled": true}
         }))
         .unwrap();
-        scenario.migrations().create(&PostParams::default(), &migration).await.unwrap();
+        scenario
+            .migrations()
+            .create(&PostParams::default(), &migration)
+            .await
+            .unwrap();
         scenario.wait_finished(&name, Duration::from_secs(60)).await;
         old.push(name);
         // Creation times are in seconds: keep them ordered.
@@ -313,11 +317,25 @@ async fn a_schedule_shows_its_next_fire_and_runs_a_stage_on_time() {
     )
     .await;
     eventually("the history beyond the limits is deleted", || async {
-        let left: Vec<String> = names(&scenario.migrations().list(&ListParams::default()).await.unwrap().items);
+        let left: Vec<String> = names(
+            &scenario
+                .migrations()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items,
+        );
         !left.contains(&stage) && !left.contains(&old[0]) && !left.contains(&old[1])
     })
     .await;
-    let left = names(&scenario.migrations().list(&ListParams::default()).await.unwrap().items);
+    let left = names(
+        &scenario
+            .migrations()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
     assert!(left.contains(&old[2]), "the newest failed one is kept: {left:?}");
     assert!(left.contains(&old[3]), "the CLI's is never pruned: {left:?}");
     scenario.stop().await;

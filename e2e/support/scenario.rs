@@ -145,6 +145,19 @@ impl Scenario {
         }
     }
 
+    /// Waits until migration `name` shows `phase` (the step it runs), panicking after `timeout`.
+    pub async fn wait_for_phase(&self, name: &str, phase: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let migration = self.migrations().get(name).await.unwrap();
+            if migration.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never reached {phase}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops everything, checking every process exits cleanly.
     pub async fn stop(self) {
         let Scenario { sandbox, dir } = self;
@@ -283,4 +296,16 @@ pub fn assert_readable(status: &ferry::api::MigMigrationStatus) {
         }
         assert!(!text.contains('\n'), "a message of several lines: {text:?}");
     }
+}
+
+/// A hostPath PersistentVolume `name` at `dir`, storage class `local`, pre-bound to claim
+/// `namespace/claim` (the sandbox has no provisioner).
+pub fn hostpath_volume(name: &str, namespace: &str, claim: &str, dir: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {name}}}\n\
+         spec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  \
+         persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: {path}}}\n  \
+         claimRef: {{namespace: {namespace}, name: {claim}}}\n",
+        path = dir.display()
+    )
 }

@@ -160,25 +160,10 @@ pub(super) async fn refuse(
     ctx: &Context,
 ) -> Result<Action> {
     let mut desired = current.clone();
-    let now = status::now();
-    condition::remove(&mut desired.conditions, "Running");
-    condition::set(
-        &mut desired.conditions,
-        Condition::holds("Failed", Category::Critical, "PlanCutOver", &why).durable(),
-        &now,
-    );
-    desired.errors = vec![why];
-    desired.phase = Some("Refused".into());
+    desired.errors = vec![why.clone()];
     desired.observed_generation = migration.metadata.generation;
-    write(ctx, migration, &current, &desired).await?;
-    ctx.metrics
-        .migrations
-        .get_or_create(&MigrationLabels {
-            itinerary: format!("{:?}", Itinerary::for_spec(&migration.spec)),
-            result: "refused".into(),
-        })
-        .inc();
-    Ok(Action::requeue(Duration::from_millis(100)))
+    let refused = Condition::holds("Failed", Category::Critical, "PlanCutOver", why);
+    end_early(ctx, migration, &current, desired, refused, "Refused", "refused").await
 }
 
 /// Marks a migration canceled. Temporary objects go when it is released; a quiesced source stays as
@@ -186,7 +171,7 @@ pub(super) async fn refuse(
 pub(super) async fn cancel(
     migration: &MigMigration,
     _plan: Option<&MigPlan>,
-    mut desired: MigMigrationStatus,
+    desired: MigMigrationStatus,
     ctx: &Context,
 ) -> Result<Action> {
     let current = migration.status.clone().unwrap_or_default();
@@ -199,20 +184,33 @@ pub(super) async fn cancel(
     if quiesced {
         message.push_str(" The source app may be quiesced; run a rollback to restore it.");
     }
-    let now = status::now();
+    let canceled = Condition::holds("Canceled", Category::Advisory, "Canceled", message);
+    end_early(
+        ctx, migration, &current, desired, canceled, "Canceled", "canceled",
+    )
+    .await
+}
+
+/// Ends a migration outside its itinerary with the durable condition `end` and `phase`, counted as
+/// `result` in the migrations metric.
+async fn end_early(
+    ctx: &Context,
+    migration: &MigMigration,
+    current: &MigMigrationStatus,
+    mut desired: MigMigrationStatus,
+    end: Condition,
+    phase: &str,
+    result: &str,
+) -> Result<Action> {
     condition::remove(&mut desired.conditions, "Running");
-    condition::set(
-        &mut desired.conditions,
-        Condition::holds("Canceled", Category::Advisory, "Canceled", message).durable(),
-        &now,
-    );
-    desired.phase = Some("Canceled".into());
-    write(ctx, migration, &current, &desired).await?;
+    condition::set(&mut desired.conditions, end.durable(), &status::now());
+    desired.phase = Some(phase.into());
+    write(ctx, migration, current, &desired).await?;
     ctx.metrics
         .migrations
         .get_or_create(&MigrationLabels {
             itinerary: format!("{:?}", Itinerary::for_spec(&migration.spec)),
-            result: "canceled".into(),
+            result: result.into(),
         })
         .inc();
     Ok(Action::requeue(Duration::from_millis(100)))
