@@ -85,7 +85,14 @@ async fn after_a_cutover_nothing_writes_the_target_from_the_source_until_a_rollb
             })
             .await;
         let ended = scenario.wait_finished(name, TIMEOUT).await;
+        let summary = scenario::step_summary(&ended);
         let status = ended.status.unwrap();
+        // The promise first: whatever the migration did, the live target kept every file.
+        assert_eq!(
+            snapshot(&target_dir),
+            live,
+            "{name} changed the live target: {summary:?}"
+        );
         scenario::assert_readable(&status);
         let failed = condition::find(&status.conditions, "Failed").unwrap_or_else(|| panic!("{status:#?}"));
         assert_eq!(failed.reason.as_deref(), Some("PlanCutOver"), "{status:#?}");
@@ -136,8 +143,8 @@ fn text(output: &std::process::Output) -> String {
     )
 }
 
-/// Every file under `root` with its contents.
-fn snapshot(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+/// Every file under `root` with its size and a hash of its contents (readable when it differs).
+fn snapshot(root: &std::path::Path) -> Vec<(String, usize, u64)> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -147,7 +154,10 @@ fn snapshot(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(root).unwrap().display().to_string();
-                files.push((relative, std::fs::read(&path).unwrap()));
+                let contents = std::fs::read(&path).unwrap();
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(&contents, &mut hasher);
+                files.push((relative, contents.len(), std::hash::Hasher::finish(&hasher)));
             }
         }
     }
