@@ -154,6 +154,7 @@ pub fn advance(
         return (status, Next::Finished);
     };
     let total = status.pipeline.len();
+    let stops_source = stops_source(&outcome);
     let mut warned = None;
     let step = &mut status.pipeline[index];
     step.started.get_or_insert_with(|| rfc3339(started_at));
@@ -200,7 +201,7 @@ pub fn advance(
     };
     let failed = step.failed;
     let step_message = step.message.clone();
-    record_downtime(&mut status, index, now);
+    record_downtime(&mut status, index, stops_source, now);
     if let Some(warning) = warned {
         condition::set(&mut status.conditions, warning.durable(), now);
     }
@@ -250,11 +251,25 @@ fn fail(step: &mut PipelineStep, reason: String) -> Next {
     Next::Finished
 }
 
-/// Opens the downtime window when QuiesceSource first runs; closes it when VerifyDNS completes (or
-/// is skipped: then the app is serving from the target as soon as the steps before it are done).
-fn record_downtime(status: &mut MigMigrationStatus, index: usize, now: &Time) {
+/// Whether a QuiesceSource reporting `outcome` may have stopped the source: not when it was skipped,
+/// nor when it completed without stopping it (`quiescePods: false`), so such a cutover has no downtime.
+fn stops_source(outcome: &StepOutcome) -> bool {
+    !matches!(
+        outcome,
+        StepOutcome::Skipped(_)
+            | StepOutcome::Warned {
+                warning: Warning::NotQuiesced,
+                ..
+            }
+    )
+}
+
+/// Opens the downtime window when QuiesceSource first runs and may stop the source; closes it when
+/// VerifyDNS completes (or is skipped: then the app is serving from the target as soon as the steps
+/// before it are done).
+fn record_downtime(status: &mut MigMigrationStatus, index: usize, stops_source: bool, now: &Time) {
     let step = &status.pipeline[index];
-    if step.name == DOWNTIME_START && status.downtime.is_none() {
+    if step.name == DOWNTIME_START && stops_source && status.downtime.is_none() {
         let start = step.started.clone().unwrap_or_else(|| rfc3339(now));
         status.downtime = Some(Downtime {
             start,
@@ -285,3 +300,7 @@ fn rfc3339(time: &Time) -> String {
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "engine_model_tests.rs"]
+mod model_tests;
