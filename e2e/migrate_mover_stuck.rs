@@ -3,7 +3,8 @@
 //! migration runs per plan, the plan blocked with it. Now a mover that has not started within
 //! `transfer.moverStartTimeoutSeconds` fails the step with the pod's own reason: `ErrImagePull` for
 //! an image the node does not have (the sandbox node reports it as a kubelet does), `Unschedulable`
-//! from the real kube-scheduler for a cordoned node. Afterwards the plan is free: a fixed stage runs.
+//! from the real kube-scheduler for a cordoned node. A migration whose flags are edited while it waits
+//! ends with `SpecChanged`. Afterwards the plan is free: a fixed stage runs.
 
 #[path = "support/scenario.rs"]
 mod scenario;
@@ -67,6 +68,24 @@ async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
         failure.contains("Unschedulable") && failure.contains("unschedulable"),
         "{failure}"
     );
+
+    // A migration's flags edited after it started (stage into rollback, while its receiver waits for
+    // a node): it ends with SpecChanged instead of restarting as another itinerary.
+    patch_plan(serde_json::json!({"moverStartTimeoutSeconds": 120})).await;
+    scenario.create_migration("edited", |s| s.stage = true).await;
+    scenario.wait_for_phase("edited", "CreateMoverPods", TIMEOUT).await;
+    let edit = serde_json::json!({"spec": {"stage": false, "rollback": true}});
+    scenario
+        .migrations()
+        .patch("edited", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let ended = scenario.wait_finished("edited", TIMEOUT).await;
+    let status = ended.status.unwrap();
+    scenario::assert_readable(&status);
+    let failed = condition::find(&status.conditions, "Failed").unwrap_or_else(|| panic!("{status:#?}"));
+    assert_eq!(failed.reason.as_deref(), Some("SpecChanged"), "{status:#?}");
+    assert_eq!(status.itinerary, Some(ferry::api::Itinerary::Stage), "not restarted as a rollback");
 
     // Nothing is left blocking the plan.
     nodes

@@ -91,6 +91,21 @@ pub(super) async fn run(
         }
     };
     let itinerary = Itinerary::for_spec(&migration.spec);
+    // The spec's flags choose the itinerary; changed after the run began they would restart it from
+    // scratch with half the work done. End it instead: the user creates a new MigMigration.
+    if let Some(running) = desired
+        .itinerary
+        .filter(|i| *i != itinerary && !desired.pipeline.is_empty())
+    {
+        let why = format!(
+            "the spec of MigMigration {} was changed after it started as a {running:?} (now a {itinerary:?}); \
+             a migration's flags cannot change: create a new MigMigration",
+            migration.name_any()
+        );
+        desired.errors.push(why.clone());
+        let changed = Condition::holds("Failed", Category::Critical, "SpecChanged", why);
+        return end_early(ctx, migration, &written, desired, changed, "Failed", "failed").await;
+    }
     pipeline::start(&mut desired, itinerary, step_ctx.plan_volumes(), &precise_now());
     for _ in 0..STEPS_PER_RECONCILE {
         let Some((index, name)) = pipeline::current_step(&desired) else {
@@ -103,6 +118,13 @@ pub(super) async fn run(
             .and_then(|s| s.parse().ok())
             .map(Time)
             .unwrap_or_else(precise_now);
+        // The downtime window opens when QuiesceSource starts: persist that moment before the step
+        // stops anything, so a crash inside it cannot move the window's start later.
+        if name == pipeline::engine::DOWNTIME_START && desired.pipeline[index].started.is_none() {
+            desired.pipeline[index].started = Some(started_at.0.to_string());
+            write(ctx, migration, &written, &desired).await?;
+            written = desired.clone();
+        }
         let outcome = match Step::parse(&name) {
             None => StepOutcome::Failed(format!(
                 "step {name} is not part of this Ferry build; run the migration again with a new MigMigration"

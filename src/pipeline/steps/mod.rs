@@ -106,7 +106,12 @@ async fn workload_step(step: Step, ctx: &StepContext) -> Result<StepOutcome> {
         ))),
     }?;
     // The rollback's last step: only once it succeeded is the source the live copy again.
-    if step == Step::RevertCommits && matches!(outcome, StepOutcome::Done(_) | StepOutcome::Skipped(_)) {
+    if step == Step::RevertCommits
+        && matches!(
+            outcome,
+            StepOutcome::Done(_) | StepOutcome::Skipped(_) | StepOutcome::Warned { .. }
+        )
+    {
         cutover::clear(ctx).await?;
     }
     Ok(outcome)
