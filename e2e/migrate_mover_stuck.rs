@@ -73,7 +73,9 @@ async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
     // a node): it ends with SpecChanged instead of restarting as another itinerary.
     patch_plan(serde_json::json!({"moverStartTimeoutSeconds": 120})).await;
     scenario.create_migration("edited", |s| s.stage = true).await;
-    scenario.wait_for_phase("edited", "CreateMoverPods", TIMEOUT).await;
+    scenario
+        .wait_for_phase("edited", "CreateMoverPods", TIMEOUT)
+        .await;
     let edit = serde_json::json!({"spec": {"stage": false, "rollback": true}});
     scenario
         .migrations()
@@ -85,7 +87,11 @@ async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
     scenario::assert_readable(&status);
     let failed = condition::find(&status.conditions, "Failed").unwrap_or_else(|| panic!("{status:#?}"));
     assert_eq!(failed.reason.as_deref(), Some("SpecChanged"), "{status:#?}");
-    assert_eq!(status.itinerary, Some(ferry::api::Itinerary::Stage), "not restarted as a rollback");
+    assert_eq!(
+        status.itinerary,
+        Some(ferry::api::Itinerary::Stage),
+        "not restarted as a rollback"
+    );
 
     // Nothing is left blocking the plan.
     nodes

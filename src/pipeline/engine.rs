@@ -302,5 +302,5 @@ fn rfc3339(time: &Time) -> String {
 mod tests;
 
 #[cfg(test)]
-#[path = "engine_model_tests.rs"]
+#[path = "engine_model/mod.rs"]
 mod model_tests;
