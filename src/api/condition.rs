@@ -98,6 +98,24 @@ impl Condition {
     }
 }
 
+/// The condition type reporting MTC fields that are accepted but not used.
+pub const UNUSED_FIELDS: &str = "UnusedFields";
+
+/// The `UnusedFields` Warn condition naming `fields` (each `spec.x (why)`), or none when empty.
+pub fn unused_fields(fields: &[String]) -> Option<Condition> {
+    (!fields.is_empty()).then(|| {
+        Condition::holds(
+            UNUSED_FIELDS,
+            Category::Warn,
+            "AcceptedForCompatibility",
+            format!(
+                "fields accepted for MTC compatibility and not used by Ferry: {}",
+                fields.join(", ")
+            ),
+        )
+    })
+}
+
 /// Finds a condition by type.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -142,7 +160,8 @@ pub fn merge(current: &[Condition], desired: Vec<Condition>, now: &Time) -> Vec<
         .cloned()
         .collect();
     for mut wanted in desired {
-        wanted.last_transition_time = match find(current, &wanted.type_) {
+        let same = current.iter().find(|c| c.same_content(&wanted));
+        wanted.last_transition_time = match same.or_else(|| find(current, &wanted.type_)) {
             Some(old) if old.same_content(&wanted) || old.status == wanted.status => {
                 old.last_transition_time.clone().or_else(|| Some(now.clone()))
             }
