@@ -57,7 +57,8 @@ pub struct MigClusterSpec {
 }
 
 impl MigClusterSpec {
-    /// The MTC fields set here that Ferry accepts and does not use, each with why.
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not use, each
+    /// with why.
     pub fn unused_fields(&self) -> Vec<String> {
         let mut fields = Vec::new();
         if self.exposed_registry_path.is_some() {
@@ -66,7 +67,7 @@ impl MigClusterSpec {
         if self.azure_resource_group.is_some() {
             fields.push("spec.azureResourceGroup (no cloud credentials needed)".to_string());
         }
-        if self.restart_restic.is_some() {
+        if self.restart_restic == Some(true) {
             fields.push("spec.restartRestic (no Restic)".to_string());
         }
         if self.refresh == Some(true) {

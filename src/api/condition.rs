@@ -254,6 +254,39 @@ mod tests {
     }
 
     #[test]
+    fn several_conditions_of_one_type_keep_their_own_times() {
+        let problem =
+            |reason: &str| Condition::holds("InvalidVolumeSelection", Category::Critical, reason, "m");
+        let first = merge(&[], vec![problem("A")], &at(10));
+        let second = merge(&first, vec![problem("A"), problem("B")], &at(20));
+        let third = merge(&second, vec![problem("A"), problem("B")], &at(30));
+        assert_eq!(second, third, "no churn");
+        let times: Vec<_> = third.iter().map(|c| c.last_transition_time.clone()).collect();
+        assert_eq!(times, [Some(at(10)), Some(at(10))]);
+    }
+
+    #[test]
+    fn unused_fields_are_one_warning_or_none() {
+        assert_eq!(unused_fields(&[]), None);
+        let fields = [
+            "spec.restartRestic (no Restic)".to_string(),
+            "spec.refresh".to_string(),
+        ];
+        let warning = unused_fields(&fields).unwrap();
+        assert_eq!(
+            (warning.type_.as_str(), warning.category),
+            (UNUSED_FIELDS, Category::Warn)
+        );
+        assert_eq!(
+            warning.message.as_deref(),
+            Some(
+                "fields accepted for MTC compatibility and not used by Ferry: spec.restartRestic (no Restic), \
+                 spec.refresh"
+            )
+        );
+    }
+
+    #[test]
     fn output_is_sorted_by_type() {
         let b = Condition::holds("B", Category::Warn, "R", "m");
         let a = Condition::holds("A", Category::Warn, "R", "m");

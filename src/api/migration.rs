@@ -70,11 +70,11 @@ impl MigMigrationSpec {
         }
     }
 
-    /// The MTC fields set here that Ferry accepts and does not use (yet).
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not honour yet.
     pub fn unused_fields(&self) -> Vec<String> {
         [
-            ("keepAnnotations", self.keep_annotations.is_some()),
-            ("runAsRoot", self.run_as_root.is_some()),
+            ("keepAnnotations", self.keep_annotations == Some(true)),
+            ("runAsRoot", self.run_as_root == Some(true)),
             ("runAsUser", self.run_as_user.is_some()),
             ("runAsGroup", self.run_as_group.is_some()),
         ]

@@ -102,7 +102,8 @@ pub struct MigPlanSpec {
 }
 
 impl MigPlanSpec {
-    /// The MTC fields set here that Ferry accepts and does not use (yet), each with why.
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not use
+    /// (yet), each with why. A field at its default asks for nothing, so it is not named.
     pub fn unused_fields(&self) -> Vec<String> {
         let mut fields = Vec::new();
         let mut add = |set: bool, field: &str| {
@@ -110,7 +111,7 @@ impl MigPlanSpec {
                 fields.push(field.to_string());
             }
         };
-        add(self.closed.is_some(), "spec.closed (not yet honoured)");
+        add(self.closed == Some(true), "spec.closed (not yet honoured)");
         add(self.refresh == Some(true), "spec.refresh (not yet honoured)");
         add(!self.hooks.is_empty(), "spec.hooks (not yet honoured)");
         add(
@@ -121,7 +122,7 @@ impl MigPlanSpec {
             self.label_selector.is_some(),
             "spec.labelSelector (Argo CD deploys the resources)",
         );
-        add(self.live_migrate.is_some(), "spec.liveMigrate (no KubeVirt)");
+        add(self.live_migrate == Some(true), "spec.liveMigrate (no KubeVirt)");
         let volumes = &self.persistent_volumes;
         let any = |f: fn(&PersistentVolume) -> bool| volumes.iter().any(f);
         add(
@@ -205,4 +206,32 @@ pub struct LastStage {
     pub duration: String,
     /// Bytes transferred.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mtc_fields_asking_for_something_are_named() {
+        let mut spec = MigPlanSpec {
+            closed: Some(false),
+            live_migrate: Some(false),
+            ..MigPlanSpec::default()
+        };
+        assert!(spec.unused_fields().is_empty());
+        spec.live_migrate = Some(true);
+        spec.hooks = vec![PlanHook::default()];
+        spec.persistent_volumes = vec![PersistentVolume {
+            pvc: Some(PvcEntry {
+                name: Some("data".into()),
+                ..PvcEntry::default()
+            }),
+            ..PersistentVolume::default()
+        }];
+        assert_eq!(
+            spec.unused_fields(),
+            ["spec.hooks (not yet honoured)", "spec.liveMigrate (no KubeVirt)"]
+        );
+    }
 }
