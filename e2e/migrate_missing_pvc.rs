@@ -16,7 +16,8 @@ use scenario::Scenario;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
     let scenario = Scenario::start(QuiesceMethod::Patch).await;
-    let patch = serde_json::json!({"spec": {"persistentVolumes": {"include": ["db-data", "orders-data"]}}});
+    let patch = serde_json::json!({"spec": {"persistentVolumes": [
+        {"pvc": {"name": "db-data"}}, {"pvc": {"name": "orders-data"}, "selection": {"action": "copy"}}]}});
     scenario
         .plans()
         .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&patch))
@@ -30,7 +31,7 @@ async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
         let conditions = plan.status.unwrap_or_default().conditions;
         if let Some(c) = conditions
             .iter()
-            .find(|c| c.type_ == "PersistentVolumeClaimNotFound")
+            .find(|c| c.reason.as_deref() == Some("PersistentVolumeClaimNotFound"))
         {
             assert!(!conditions.iter().any(|c| c.type_ == "Ready" && c.is_true()));
             break c.message.clone().unwrap_or_default();

@@ -1,11 +1,11 @@
 //! e2e: the CreateDestinationNamespaces and CreateDestinationPVCs steps against two real control
 //! planes — the target gets the mapped namespace and a PVC mirroring the source's (renamed, at least as
-//! large, overrides applied); running the steps again changes nothing; a PVC already in the target that
-//! is too small fails the step with the reason and is left untouched.
+//! large, the selection's storage class applied); running the steps again changes nothing; a PVC
+//! already in the target that is too small fails the step with the reason and is left untouched.
 
 use std::time::Duration;
 
-use ferry::api::plan::{DiscoveredVolume, PersistentVolumes, VolumeOverride};
+use ferry::api::plan::{DiscoveredVolume, PersistentVolume, PvcEntry, Selection};
 use ferry::api::{MigMigration, MigMigrationSpec};
 use ferry::api::{MigPlan, MigPlanSpec, MigPlanStatus, ResourceRef};
 use ferry::pipeline::steps::destination::{ensure_namespaces, ensure_pvcs};
@@ -37,14 +37,17 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
                 namespace: None,
             },
             namespaces: vec!["app:app-new".into()],
-            persistent_volumes: Some(PersistentVolumes {
-                overrides: vec![VolumeOverride {
-                    pvc: "data:data-v2".into(),
+            persistent_volumes: vec![PersistentVolume {
+                pvc: Some(PvcEntry {
+                    name: Some("data:data-v2".into()),
+                    ..PvcEntry::default()
+                }),
+                selection: Some(Selection {
                     storage_class: Some("standard".into()),
-                    ..VolumeOverride::default()
-                }],
-                ..PersistentVolumes::default()
-            }),
+                    ..Selection::default()
+                }),
+                ..PersistentVolume::default()
+            }],
             ..MigPlanSpec::default()
         },
     );
@@ -57,8 +60,13 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
         size: Some("2Gi".into()),
         ..DiscoveredVolume::default()
     };
+    // What discovery records for the plan's `persistentVolumes` entry: the rename and the class.
+    let data = DiscoveredVolume {
+        target_storage_class: Some("standard".into()),
+        ..volume("data", "data-v2")
+    };
     plan.status = Some(MigPlanStatus {
-        volumes: vec![volume("data", "data-v2")],
+        volumes: vec![data],
         ..MigPlanStatus::default()
     });
     // A migration that has not started: it moves what the plan discovered.

@@ -45,6 +45,36 @@ pub struct MigClusterSpec {
     /// Accepted for MTC compatibility; Ferry moves no images, so it is unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_registry_path: Option<String>,
+    /// MTC: Azure resource group of the cluster (unused: Ferry needs no cloud credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_resource_group: Option<String>,
+    /// MTC: restart the Restic pods (unused: Ferry has no Restic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_restic: Option<bool>,
+    /// MTC: re-check the cluster now (not yet honoured; Ferry re-checks every resync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<bool>,
+}
+
+impl MigClusterSpec {
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not use, each
+    /// with why.
+    pub fn unused_fields(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.exposed_registry_path.is_some() {
+            fields.push("spec.exposedRegistryPath (Ferry moves no images)".to_string());
+        }
+        if self.azure_resource_group.is_some() {
+            fields.push("spec.azureResourceGroup (no cloud credentials needed)".to_string());
+        }
+        if self.restart_restic == Some(true) {
+            fields.push("spec.restartRestic (no Restic)".to_string());
+        }
+        if self.refresh == Some(true) {
+            fields.push("spec.refresh (not yet honoured)".to_string());
+        }
+        fields
+    }
 }
 
 /// Status of a `MigCluster`.

@@ -98,6 +98,24 @@ impl Condition {
     }
 }
 
+/// The condition type reporting MTC fields that are accepted but not used.
+pub const UNUSED_FIELDS: &str = "UnusedFields";
+
+/// The `UnusedFields` Warn condition naming `fields` (each `spec.x (why)`), or none when empty.
+pub fn unused_fields(fields: &[String]) -> Option<Condition> {
+    (!fields.is_empty()).then(|| {
+        Condition::holds(
+            UNUSED_FIELDS,
+            Category::Warn,
+            "AcceptedForCompatibility",
+            format!(
+                "fields accepted for MTC compatibility and not used by Ferry: {}",
+                fields.join(", ")
+            ),
+        )
+    })
+}
+
 /// Finds a condition by type.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -142,7 +160,8 @@ pub fn merge(current: &[Condition], desired: Vec<Condition>, now: &Time) -> Vec<
         .cloned()
         .collect();
     for mut wanted in desired {
-        wanted.last_transition_time = match find(current, &wanted.type_) {
+        let same = current.iter().find(|c| c.same_content(&wanted));
+        wanted.last_transition_time = match same.or_else(|| find(current, &wanted.type_)) {
             Some(old) if old.same_content(&wanted) || old.status == wanted.status => {
                 old.last_transition_time.clone().or_else(|| Some(now.clone()))
             }
@@ -232,6 +251,39 @@ mod tests {
         assert_eq!(list[1].last_transition_time, Some(at(10)));
         remove(&mut list, "Running");
         assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn several_conditions_of_one_type_keep_their_own_times() {
+        let problem =
+            |reason: &str| Condition::holds("InvalidVolumeSelection", Category::Critical, reason, "m");
+        let first = merge(&[], vec![problem("A")], &at(10));
+        let second = merge(&first, vec![problem("A"), problem("B")], &at(20));
+        let third = merge(&second, vec![problem("A"), problem("B")], &at(30));
+        assert_eq!(second, third, "no churn");
+        let times: Vec<_> = third.iter().map(|c| c.last_transition_time.clone()).collect();
+        assert_eq!(times, [Some(at(10)), Some(at(10))]);
+    }
+
+    #[test]
+    fn unused_fields_are_one_warning_or_none() {
+        assert_eq!(unused_fields(&[]), None);
+        let fields = [
+            "spec.restartRestic (no Restic)".to_string(),
+            "spec.refresh".to_string(),
+        ];
+        let warning = unused_fields(&fields).unwrap();
+        assert_eq!(
+            (warning.type_.as_str(), warning.category),
+            (UNUSED_FIELDS, Category::Warn)
+        );
+        assert_eq!(
+            warning.message.as_deref(),
+            Some(
+                "fields accepted for MTC compatibility and not used by Ferry: spec.restartRestic (no Restic), \
+                 spec.refresh"
+            )
+        );
     }
 
     #[test]

@@ -44,6 +44,18 @@ pub struct MigMigrationSpec {
     /// Cancel a running migration.
     #[serde(default)]
     pub canceled: bool,
+    /// MTC: keep MTC's annotations on the migrated resources (not yet honoured by Ferry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_annotations: Option<bool>,
+    /// MTC: run the transfer pods as root (not yet honoured by Ferry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_root: Option<bool>,
+    /// MTC: user id of the transfer pods (not yet honoured by Ferry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// MTC: group id of the transfer pods (not yet honoured by Ferry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
 }
 
 impl MigMigrationSpec {
@@ -56,6 +68,20 @@ impl MigMigrationSpec {
             },
             ..MigMigrationSpec::default()
         }
+    }
+
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not honour yet.
+    pub fn unused_fields(&self) -> Vec<String> {
+        [
+            ("keepAnnotations", self.keep_annotations == Some(true)),
+            ("runAsRoot", self.run_as_root == Some(true)),
+            ("runAsUser", self.run_as_user.is_some()),
+            ("runAsGroup", self.run_as_group.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| format!("spec.{field} (not yet honoured)"))
+        .collect()
     }
 }
 

@@ -65,6 +65,19 @@ pub struct BackupStorageConfig {
     /// Azure resource group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_resource_group: Option<String>,
+    /// Public S3 URL (MTC: for image registry links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_public_url: Option<String>,
+    /// KMS key for server-side encryption of the S3 bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_kms_key_id: Option<String>,
+    /// S3 request signature version (`1` or `4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_signature_version: Option<String>,
+    /// Base64 PEM bundle of the CA signing the S3 endpoint's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "s3CustomCABundle")]
+    pub s3_custom_ca_bundle: Option<String>,
     /// Skip TLS verification of the object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
@@ -83,9 +96,41 @@ pub struct VolumeSnapshotConfig {
     /// Azure resource group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_resource_group: Option<String>,
+    /// How long to wait for a snapshot, e.g. `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_creation_timeout: Option<String>,
+    /// Azure API timeout, e.g. `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_api_timeout: Option<String>,
     /// Secret with the provider's credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creds_secret_ref: Option<ResourceRef>,
+}
+
+impl MigStorageSpec {
+    /// The fields set here that Ferry accepts and does not use: everything but the provider and the
+    /// credentials Secret, since Ferry transfers directly and never reaches the object store.
+    pub fn unused_fields(&self) -> Vec<String> {
+        let config = serde_json::to_value(&self.backup_storage_config).unwrap_or_default();
+        let mut fields: Vec<String> = config
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .filter(|k| *k != "credsSecretRef")
+            .map(|k| format!("spec.backupStorageConfig.{k}"))
+            .collect();
+        if self.volume_snapshot_provider.is_some() {
+            fields.push("spec.volumeSnapshotProvider".to_string());
+        }
+        if self.volume_snapshot_config.is_some() {
+            fields.push("spec.volumeSnapshotConfig".to_string());
+        }
+        if !fields.is_empty() {
+            let last = fields.len() - 1;
+            fields[last].push_str(" (Ferry transfers directly, not through object storage)");
+        }
+        fields
+    }
 }
 
 /// Status of a `MigStorage`.

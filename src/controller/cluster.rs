@@ -34,7 +34,13 @@ pub async fn reconcile(cluster: Arc<MigCluster>, ctx: Arc<Context>) -> Result<Ac
     let current = cluster.status.as_ref();
     let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let desired = MigClusterStatus {
-        conditions: condition::merge(current_conditions, vec![ready], &status::now()),
+        conditions: condition::merge(
+            current_conditions,
+            std::iter::once(ready)
+                .chain(condition::unused_fields(&cluster.spec.unused_fields()))
+                .collect(),
+            &status::now(),
+        ),
         observed_generation: cluster.metadata.generation,
         server_version,
     };

@@ -23,7 +23,13 @@ pub async fn reconcile(storage: Arc<MigStorage>, ctx: Arc<Context>) -> Result<Ac
     let current = storage.status.as_ref();
     let current_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let desired = MigStorageStatus {
-        conditions: condition::merge(current_conditions, vec![ready], &status::now()),
+        conditions: condition::merge(
+            current_conditions,
+            std::iter::once(ready)
+                .chain(condition::unused_fields(&storage.spec.unused_fields()))
+                .collect(),
+            &status::now(),
+        ),
         observed_generation: storage.metadata.generation,
     };
     status::apply(

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 use super::labels;
 use super::quantity;
-use crate::api::plan::{DiscoveredVolume, VolumeOverride};
+use crate::api::plan::DiscoveredVolume;
 
 /// The target namespace `name`, labelled for the plan.
 pub fn namespace(name: &str, plan_namespace: &str, plan_name: &str) -> Namespace {
@@ -27,25 +27,23 @@ pub fn namespace(name: &str, plan_namespace: &str, plan_name: &str) -> Namespace
 }
 
 /// The target PVC for `volume`: its target name and namespace, the source's size (at least), access
-/// modes, volume mode and labels, with the plan's storage-class and access-mode overrides applied.
+/// modes, volume mode and labels, with the storage class and access mode the plan's
+/// `persistentVolumes[].selection` chose (recorded on the volume by discovery) applied.
 pub fn pvc(
     source: &PersistentVolumeClaim,
     volume: &DiscoveredVolume,
-    overrides: &[VolumeOverride],
     plan_namespace: &str,
     plan_name: &str,
 ) -> PersistentVolumeClaim {
     let source_spec = source.spec.clone().unwrap_or_default();
-    let override_ = overrides.iter().find(|o| {
-        o.pvc.split(':').next() == Some(volume.name.as_str())
-            && o.namespace.as_deref().is_none_or(|ns| ns == volume.namespace)
-    });
-    let storage_class = override_
-        .and_then(|o| o.storage_class.clone())
+    let storage_class = volume
+        .target_storage_class
+        .clone()
         .or_else(|| source_spec.storage_class_name.clone());
-    let access_modes = override_
-        .map(|o| o.access_modes.clone())
-        .filter(|modes| !modes.is_empty())
+    let access_modes = volume
+        .target_access_mode
+        .clone()
+        .map(|mode| vec![mode])
         .or_else(|| source_spec.access_modes.clone());
     let mut labels: BTreeMap<String, String> = source.labels().clone();
     labels.extend(labels::plan_labels(plan_namespace, plan_name));

@@ -29,7 +29,7 @@ fn spec(pvc: &PersistentVolumeClaim) -> PersistentVolumeClaimSpec {
 
 #[test]
 fn the_target_pvc_mirrors_the_source_under_its_new_name() {
-    let pvc = pvc(&source(), &volume(), &[], "ferry", "shop");
+    let pvc = pvc(&source(), &volume(), "ferry", "shop");
     assert_eq!(
         (pvc.name_any(), pvc.namespace().unwrap()),
         ("data-v2".into(), "app-new".into())
@@ -50,21 +50,20 @@ fn the_target_pvc_mirrors_the_source_under_its_new_name() {
 }
 
 #[test]
-fn overrides_change_class_and_access_modes() {
-    let overrides = [VolumeOverride {
-        pvc: "data:data-v2".into(),
-        storage_class: Some("standard".into()),
-        access_modes: vec!["ReadWriteMany".into()],
-        ..VolumeOverride::default()
-    }];
-    let s = spec(&pvc(&source(), &volume(), &overrides, "ferry", "shop"));
+fn the_selection_sets_class_and_access_mode() {
+    let volume = DiscoveredVolume {
+        target_storage_class: Some("standard".into()),
+        target_access_mode: Some("ReadWriteMany".into()),
+        ..volume()
+    };
+    let s = spec(&pvc(&source(), &volume, "ferry", "shop"));
     assert_eq!(s.storage_class_name.as_deref(), Some("standard"));
     assert_eq!(s.access_modes.unwrap(), ["ReadWriteMany"]);
 }
 
 #[test]
 fn an_existing_pvc_must_be_large_enough_with_the_same_modes() {
-    let wanted = pvc(&source(), &volume(), &[], "ferry", "shop");
+    let wanted = pvc(&source(), &volume(), "ferry", "shop");
     assert_eq!(incompatibility(&wanted, &wanted), None);
     let mut small = wanted.clone();
     small

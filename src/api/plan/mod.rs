@@ -3,19 +3,24 @@
 
 mod gitops;
 mod mapping;
+mod mtc;
 mod transfer;
 mod triggers;
 mod volumes;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use gitops::{ArgoCd, GitAuthor, GitOps, GitRepo, Quiesce, QuiesceMethod};
 pub use mapping::{NAME_MAPPING_PATTERN, NameMapping};
+pub use mtc::{GroupKind, PlanHook};
 pub use transfer::{EndpointType, Transfer};
 pub use triggers::{DEFAULT_HISTORY_LIMIT, PushRecord, TriggerStatus, Triggers};
-pub use volumes::{DiscoveredVolume, PersistentVolumes, VolumeOverride};
+pub use volumes::{
+    Action, DiscoveredVolume, PersistentVolume, PvcEntry, Selection, Supported, VolumeSelector,
+};
 
 use super::{Condition, ResourceRef};
 
@@ -51,9 +56,31 @@ pub struct MigPlanSpec {
     /// MTC: move images through object storage. Ferry moves no images; only `false` is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indirect_image_migration: Option<bool>,
-    /// Which PersistentVolumeClaims to move, renames and target overrides. Default: all in the namespaces.
+    /// MTC's per-volume list: `pvc.name` (`src` or `src:dest`), `selection.action` (`copy`, `skip`,
+    /// `move`), `selection.storageClass` / `accessMode` for the target. Unlisted PVCs are copied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persistent_volumes: Vec<PersistentVolume>,
+    /// MTC: the plan is closed and runs no more migrations (not yet honoured by Ferry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persistent_volumes: Option<PersistentVolumes>,
+    pub closed: Option<bool>,
+    /// MTC: re-run discovery now (not yet honoured; Ferry re-inspects every resync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<bool>,
+    /// MTC: MigHooks to run at migration phases (not yet honoured by Ferry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlanHook>,
+    /// MTC: Kubernetes resources to migrate (unused: Argo CD deploys the app's resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_resources: Vec<GroupKind>,
+    /// MTC: resources to migrate by label (unused: Argo CD deploys the app's resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// MTC: live-migrate KubeVirt VMs (unused: Ferry has no KubeVirt support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_migrate: Option<bool>,
+    /// Ferry: only PVCs carrying these labels move (applied before `persistentVolumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_selector: Option<VolumeSelector>,
     /// Where the app's manifests live in Git and how to quiesce it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitops: Option<GitOps>,
@@ -72,6 +99,57 @@ pub struct MigPlanSpec {
     /// Data transfer settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+}
+
+impl MigPlanSpec {
+    /// The MTC fields set here, to other than their default, that Ferry accepts and does not use
+    /// (yet), each with why. A field at its default asks for nothing, so it is not named.
+    pub fn unused_fields(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        let mut add = |set: bool, field: &str| {
+            if set {
+                fields.push(field.to_string());
+            }
+        };
+        add(self.closed == Some(true), "spec.closed (not yet honoured)");
+        add(self.refresh == Some(true), "spec.refresh (not yet honoured)");
+        add(!self.hooks.is_empty(), "spec.hooks (not yet honoured)");
+        add(
+            !self.included_resources.is_empty(),
+            "spec.includedResources (Argo CD deploys the resources)",
+        );
+        add(
+            self.label_selector.is_some(),
+            "spec.labelSelector (Argo CD deploys the resources)",
+        );
+        add(self.live_migrate == Some(true), "spec.liveMigrate (no KubeVirt)");
+        let volumes = &self.persistent_volumes;
+        let any = |f: fn(&PersistentVolume) -> bool| volumes.iter().any(f);
+        add(
+            any(|v| v.selection.as_ref().is_some_and(|s| s.copy_method.is_some())),
+            "spec.persistentVolumes[].selection.copyMethod (always rsync)",
+        );
+        add(
+            any(|v| v.selection.as_ref().is_some_and(|s| s.verify.is_some())),
+            "spec.persistentVolumes[].selection.verify (use MigMigration spec.verify)",
+        );
+        add(
+            any(|v| {
+                v.name.is_some()
+                    || v.capacity.is_some()
+                    || v.storage_class.is_some()
+                    || v.supported.is_some()
+                    || v.staged.is_some()
+                    || v.capacity_confirmed.is_some()
+                    || v.proposed_capacity.is_some()
+                    || v.pvc.as_ref().is_some_and(|p| {
+                        !p.access_modes.is_empty() || p.volume_mode.is_some() || p.has_reference.is_some()
+                    })
+            }),
+            "spec.persistentVolumes[] discovery fields (Ferry discovers into status.volumes)",
+        );
+        fields
+    }
 }
 
 /// Status of a `MigPlan`.
@@ -128,4 +206,32 @@ pub struct LastStage {
     pub duration: String,
     /// Bytes transferred.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mtc_fields_asking_for_something_are_named() {
+        let mut spec = MigPlanSpec {
+            closed: Some(false),
+            live_migrate: Some(false),
+            ..MigPlanSpec::default()
+        };
+        assert!(spec.unused_fields().is_empty());
+        spec.live_migrate = Some(true);
+        spec.hooks = vec![PlanHook::default()];
+        spec.persistent_volumes = vec![PersistentVolume {
+            pvc: Some(PvcEntry {
+                name: Some("data".into()),
+                ..PvcEntry::default()
+            }),
+            ..PersistentVolume::default()
+        }];
+        assert_eq!(
+            spec.unused_fields(),
+            ["spec.hooks (not yet honoured)", "spec.liveMigrate (no KubeVirt)"]
+        );
+    }
 }

@@ -71,6 +71,10 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
     let now = status::now();
     let mut desired = current.clone();
     execute::fold_admission(&mut desired.conditions, verdict, &now);
+    match condition::unused_fields(&migration.spec.unused_fields()) {
+        Some(unused) => condition::set(&mut desired.conditions, unused, &now),
+        None => condition::remove(&mut desired.conditions, condition::UNUSED_FIELDS),
+    }
     desired.observed_generation = migration.metadata.generation;
 
     match plan {

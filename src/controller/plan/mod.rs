@@ -39,6 +39,8 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
         None
     });
     conditions.extend(validate::triggers(spec));
+    conditions.extend(validate::volume_entries(spec));
+    conditions.extend(condition::unused_fields(&spec.unused_fields()));
     let mappings = validate::namespace_mappings(spec).unwrap_or_else(|problems| {
         conditions.extend(problems);
         Vec::new()
@@ -242,7 +244,13 @@ async fn inspect_source(
             ),
         ));
     }
-    let found = discovery::discover(mappings, spec.persistent_volumes.as_ref(), &pvcs, &pods);
+    let found = discovery::discover(
+        mappings,
+        &spec.persistent_volumes,
+        spec.volume_selector.as_ref(),
+        &pvcs,
+        &pods,
+    );
     conditions.extend(found.conditions);
     Ok(found.volumes)
 }

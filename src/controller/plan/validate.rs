@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::plan::{MigPlanSpec, NameMapping};
+use crate::api::plan::{Action, MigPlanSpec, NameMapping, PersistentVolume};
 use crate::api::{Category, Condition};
 use crate::triggers::schedule::Schedule;
 
@@ -78,20 +78,63 @@ pub(crate) fn unsupported(spec: &MigPlanSpec) -> Vec<Condition> {
             ));
         }
     }
-    if let Some(volumes) = &spec.persistent_volumes {
-        let bad: Vec<String> = volumes
-            .overrides
-            .iter()
-            .filter_map(|o| NameMapping::parse(&o.pvc).err())
-            .collect();
-        if !bad.is_empty() {
-            conditions.push(Condition::holds(
-                "InvalidVolumeMapping",
-                Category::Critical,
-                "InvalidVolumeMapping",
-                format!("Invalid spec.persistentVolumes.overrides: {}.", bad.join("; ")),
-            ));
+    conditions
+}
+
+/// The condition type of each problem with a `spec.persistentVolumes` entry (several may be present).
+pub(crate) const INVALID_VOLUME_SELECTION: &str = "InvalidVolumeSelection";
+
+/// `spec.persistentVolumes[i]`, with the entry's PVC name when it has one, for messages.
+pub(crate) fn entry_label(index: usize, entry: &PersistentVolume) -> String {
+    let pvc = entry.pvc.as_ref();
+    match (
+        pvc.and_then(|p| p.namespace.as_deref()),
+        pvc.and_then(|p| p.name.as_deref()),
+    ) {
+        (Some(ns), Some(name)) if !ns.is_empty() => format!("spec.persistentVolumes[{index}] ({ns}/{name})"),
+        (_, Some(name)) => format!("spec.persistentVolumes[{index}] ({name})"),
+        _ => format!("spec.persistentVolumes[{index}]"),
+    }
+}
+
+/// Problems with the `spec.persistentVolumes` entries that need no cluster (one Critical condition per
+/// problem), and one Warn condition listing the entries whose `move` is treated like `copy`.
+pub(crate) fn volume_entries(spec: &MigPlanSpec) -> Vec<Condition> {
+    let mut conditions = Vec::new();
+    let mut moved = Vec::new();
+    let problem = |reason: &str, message: String| {
+        Condition::holds(INVALID_VOLUME_SELECTION, Category::Critical, reason, message)
+    };
+    for (index, entry) in spec.persistent_volumes.iter().enumerate() {
+        let label = entry_label(index, entry);
+        match entry.pvc.as_ref().and_then(|p| p.name.as_deref()) {
+            None | Some("") => conditions.push(problem(
+                "MissingPvcName",
+                format!("{label} has no pvc.name; name the source PVC (src or src:dest)."),
+            )),
+            Some(name) => {
+                if let Err(why) = NameMapping::parse(name) {
+                    conditions.push(problem("InvalidPvcName", format!("{label}: pvc.name {why}.")));
+                }
+            }
         }
+        let action = entry.selection.as_ref().and_then(|s| s.action.as_deref());
+        match Action::parse(action) {
+            Err(why) => conditions.push(problem("UnknownAction", format!("{label}: selection.{why}."))),
+            Ok(Action::Move) => moved.push(label),
+            Ok(_) => {}
+        }
+    }
+    if !moved.is_empty() {
+        conditions.push(Condition::holds(
+            "VolumeMoveTreatedAsCopy",
+            Category::Warn,
+            "MoveTreatedAsCopy",
+            format!(
+                "Ferry always copies volumes; selection.action move is treated like copy for {}.",
+                moved.join(", ")
+            ),
+        ));
     }
     conditions
 }
@@ -187,6 +230,48 @@ mod tests {
         );
         plan.time_zone = Some("Europe/Berlin".into());
         assert!(matches!(schedule(&plan), Ok(Some(_))));
+    }
+
+    #[test]
+    fn every_bad_volume_entry_is_its_own_condition() {
+        use crate::api::plan::{PvcEntry, Selection};
+        let entry = |name: Option<&str>, action: Option<&str>| PersistentVolume {
+            pvc: Some(PvcEntry {
+                name: name.map(str::to_string),
+                ..PvcEntry::default()
+            }),
+            selection: action.map(|a| Selection {
+                action: Some(a.to_string()),
+                ..Selection::default()
+            }),
+            ..PersistentVolume::default()
+        };
+        let mut plan = spec(&["app"]);
+        plan.persistent_volumes = vec![
+            entry(Some("data"), Some("copy")),
+            entry(None, Some("copy")),
+            entry(Some("logs"), Some("shred")),
+            entry(Some("Bad:x"), None),
+            entry(Some("cache"), Some("move")),
+        ];
+        let conditions = volume_entries(&plan);
+        let reasons: Vec<_> = conditions.iter().map(|c| c.reason.as_deref().unwrap()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "MissingPvcName",
+                "UnknownAction",
+                "InvalidPvcName",
+                "MoveTreatedAsCopy"
+            ]
+        );
+        assert!(
+            conditions[..3]
+                .iter()
+                .all(|c| c.type_ == INVALID_VOLUME_SELECTION)
+        );
+        assert!(conditions[1].message.as_deref().unwrap().contains("[2] (logs)"));
+        assert_eq!(conditions[3].category, Category::Warn);
     }
 
     #[test]

@@ -36,12 +36,6 @@ pub async fn ensure_pvcs(ctx: &StepContext) -> Result<StepOutcome> {
     let (plan, source_cluster, target_cluster) = (&ctx.plan, &ctx.source, &ctx.target);
     let plan_ns = plan.namespace().unwrap_or_default();
     let volumes = ctx.volumes();
-    let overrides = plan
-        .spec
-        .persistent_volumes
-        .as_ref()
-        .map(|p| p.overrides.clone())
-        .unwrap_or_default();
     let (mut created, mut kept) = (0, 0);
     for volume in volumes {
         let sources: Api<PersistentVolumeClaim> = Api::namespaced(source_cluster.clone(), &volume.namespace);
@@ -51,7 +45,7 @@ pub async fn ensure_pvcs(ctx: &StepContext) -> Result<StepOutcome> {
                 volume.namespace, volume.name
             )));
         };
-        let wanted = target::pvc(&source, volume, &overrides, &plan_ns, &plan.name_any());
+        let wanted = target::pvc(&source, volume, &plan_ns, &plan.name_any());
         let targets: Api<PersistentVolumeClaim> =
             Api::namespaced(target_cluster.clone(), &volume.target_namespace);
         match targets.get_opt(&volume.target_name).await? {
