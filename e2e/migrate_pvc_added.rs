@@ -60,13 +60,14 @@ async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_el
     )
     .await
     .unwrap();
-    // The plan reconciler discovers it (a touch makes it look now rather than at its next resync).
-    let touch = serde_json::json!({"metadata": {"annotations": {"test.ferry.dev/touch": "1"}}});
+    // The plan reconciler discovers it: MTC's `refresh: true` makes it look now rather than at its
+    // next resync (60 s).
+    let touch = serde_json::json!({"spec": {"refresh": true}});
     plans
         .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&touch))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let plan = plans.get(PLAN_NAME).await.unwrap();
         if plan
@@ -125,6 +126,33 @@ async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_el
     assert_eq!(next.status.unwrap().volumes.unwrap().len(), 2);
     mover::assert_same_tree(&source_dir, &target_dir);
     mover::assert_same_tree(&logs_source, &logs_target);
+
+    // A cutover with MTC's keepAnnotations leaves Ferry's bookkeeping annotation on the target PVC it
+    // created (without it, Cleanup removes it: migrate_seed_cutover).
+    let logs = target_claims.get("logs").await.unwrap();
+    let source_pvc = |claim: &PersistentVolumeClaim| {
+        claim
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .get(ferry::pipeline::labels::SOURCE_PVC)
+            .cloned()
+    };
+    assert_eq!(source_pvc(&logs).as_deref(), Some("shop/logs"));
+    scenario
+        .create_migration("cutover", |s| {
+            s.quiesce_pods = true;
+            s.keep_annotations = Some(true);
+        })
+        .await;
+    scenario.wait_succeeded("cutover", TIMEOUT).await;
+    let logs = target_claims.get("logs").await.unwrap();
+    assert_eq!(
+        source_pvc(&logs).as_deref(),
+        Some("shop/logs"),
+        "keepAnnotations keeps it"
+    );
     scenario.stop().await;
 }
 

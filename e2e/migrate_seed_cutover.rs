@@ -162,6 +162,19 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
     for (src, dest) in NAMESPACES {
         mover::assert_same_tree(&volume("source", src), &volume("target", dest));
     }
+    // The cutover created the target PVCs and, without keepAnnotations, removed Ferry's bookkeeping
+    // annotation from them at its end.
+    for (_, dest) in NAMESPACES {
+        let claim = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(host.clone(), dest)
+            .get("data")
+            .await
+            .unwrap();
+        let annotations = claim.metadata.annotations.unwrap_or_default();
+        assert!(
+            !annotations.contains_key(ferry::pipeline::labels::SOURCE_PVC),
+            "{dest}/data: {annotations:?}"
+        );
+    }
     // The source is quiesced, with its way back recorded.
     for (src, _) in NAMESPACES {
         let db = Api::<Deployment>::namespaced(source.clone(), src)

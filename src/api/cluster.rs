@@ -51,7 +51,8 @@ pub struct MigClusterSpec {
     /// MTC: restart the Restic pods (unused: Ferry has no Restic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_restic: Option<bool>,
-    /// MTC: re-check the cluster now (not yet honoured; Ferry re-checks every resync).
+    /// MTC: re-check the cluster now. Setting it changes the spec, so the reconciler looks again at
+    /// once (it also does every resync); Ferry never writes a spec, so it does not reset it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<bool>,
 }
@@ -69,9 +70,6 @@ impl MigClusterSpec {
         }
         if self.restart_restic == Some(true) {
             fields.push("spec.restartRestic (no Restic)".to_string());
-        }
-        if self.refresh == Some(true) {
-            fields.push("spec.refresh (not yet honoured)".to_string());
         }
         fields
     }

@@ -44,16 +44,18 @@ pub struct MigMigrationSpec {
     /// Cancel a running migration.
     #[serde(default)]
     pub canceled: bool,
-    /// MTC: keep MTC's annotations on the migrated resources (not yet honoured by Ferry).
+    /// MTC: keep the migration's bookkeeping annotations on the migrated objects: a successful cutover
+    /// otherwise removes `migration.ferry.dev/source-pvc` from the target PVCs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_annotations: Option<bool>,
-    /// MTC: run the transfer pods as root (not yet honoured by Ferry).
+    /// MTC: run the mover pods as root (`runAsUser: 0`, `runAsNonRoot: false`): a sender that must read
+    /// files only root may read, a receiver that must set owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_root: Option<bool>,
-    /// MTC: user id of the transfer pods (not yet honoured by Ferry).
+    /// MTC: user id of the mover pods (`securityContext.runAsUser`); `runAsRoot` wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
-    /// MTC: group id of the transfer pods (not yet honoured by Ferry).
+    /// MTC: group id of the mover pods (`securityContext.runAsGroup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_group: Option<i64>,
 }
@@ -72,16 +74,8 @@ impl MigMigrationSpec {
 
     /// The MTC fields set here, to other than their default, that Ferry accepts and does not honour yet.
     pub fn unused_fields(&self) -> Vec<String> {
-        [
-            ("keepAnnotations", self.keep_annotations == Some(true)),
-            ("runAsRoot", self.run_as_root == Some(true)),
-            ("runAsUser", self.run_as_user.is_some()),
-            ("runAsGroup", self.run_as_group.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(field, _)| format!("spec.{field} (not yet honoured)"))
-        .collect()
+        // Every MTC field of a MigMigration is honoured.
+        Vec::new()
     }
 }
 

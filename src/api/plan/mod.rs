@@ -60,10 +60,12 @@ pub struct MigPlanSpec {
     /// `move`), `selection.storageClass` / `accessMode` for the target. Unlisted PVCs are copied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub persistent_volumes: Vec<PersistentVolume>,
-    /// MTC: the plan is closed and runs no more migrations (not yet honoured by Ferry).
+    /// MTC: the plan is closed and runs no more migrations: a new MigMigration of it waits with the
+    /// condition `PlanClosed` (one already running finishes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed: Option<bool>,
-    /// MTC: re-run discovery now (not yet honoured; Ferry re-inspects every resync).
+    /// MTC: re-run discovery now. Setting it changes the spec, so the reconciler inspects the source
+    /// again at once (it also does every resync); Ferry never writes a spec, so it does not reset it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<bool>,
     /// MTC: MigHooks to run at migration phases (not yet honoured by Ferry).
@@ -111,8 +113,6 @@ impl MigPlanSpec {
                 fields.push(field.to_string());
             }
         };
-        add(self.closed == Some(true), "spec.closed (not yet honoured)");
-        add(self.refresh == Some(true), "spec.refresh (not yet honoured)");
         add(!self.hooks.is_empty(), "spec.hooks (not yet honoured)");
         add(
             !self.included_resources.is_empty(),
@@ -215,7 +215,8 @@ mod tests {
     #[test]
     fn only_mtc_fields_asking_for_something_are_named() {
         let mut spec = MigPlanSpec {
-            closed: Some(false),
+            closed: Some(true),
+            refresh: Some(true),
             live_migrate: Some(false),
             ..MigPlanSpec::default()
         };

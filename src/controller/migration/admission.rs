@@ -67,6 +67,15 @@ pub(crate) fn admission(
                 .as_ref()
                 .map(|s| s.conditions.as_slice())
                 .unwrap_or_default();
+            let started = migration.status.as_ref().is_some_and(|s| !s.pipeline.is_empty());
+            if plan.spec.closed == Some(true) && !started {
+                conditions.push(Condition::holds(
+                    "PlanClosed",
+                    Category::Critical,
+                    "Closed",
+                    format!("MigPlan {plan_name} is closed (spec.closed: true) and runs no more migrations; set closed: false to reopen it."),
+                ));
+            }
             if !condition::is_true(plan_conditions, READY) {
                 conditions.push(Condition::holds(
                     "PlanNotReady",
@@ -229,6 +238,23 @@ mod tests {
         let blocked = admission(&new, Some(&plan(true)), &all);
         assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
         assert!(blocked[0].message.as_deref().unwrap().contains("ferry/old"));
+    }
+
+    #[test]
+    fn a_closed_plan_runs_no_new_migration_and_lets_a_running_one_finish() {
+        let mut closed = plan(true);
+        closed.spec.closed = Some(true);
+        let new = migration("new", 10, false);
+        assert_eq!(
+            types(&admission(&new, Some(&closed), &[])),
+            [("PlanClosed", true), ("Ready", false)]
+        );
+        let mut running = new.clone();
+        running.status = Some(crate::api::MigMigrationStatus {
+            pipeline: vec![crate::api::PipelineStep::not_started(crate::api::Step::Prepare)],
+            ..Default::default()
+        });
+        assert_eq!(types(&admission(&running, Some(&closed), &[])), [("Ready", true)]);
     }
 
     #[test]

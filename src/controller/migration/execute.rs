@@ -26,6 +26,7 @@ const ADMISSION_TYPES: &[&str] = &[
     "PlanNotReady",
     "MigrationInProgress",
     "ClusterUnavailable",
+    "PlanClosed",
     READY,
 ];
 

@@ -95,7 +95,18 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
     });
 
     let ok = critical == 0;
-    let triggered = triggers::run(&ctx, &plan, schedule.as_ref(), ok).await?;
+    // A closed plan (MTC's spec.closed) runs no more migrations: admission holds new ones, and its
+    // triggers start nothing (their fires count as skipped, as for a plan that is not Ready).
+    let closed = spec.closed == Some(true);
+    if closed {
+        conditions.push(Condition::holds(
+            "Closed",
+            Category::Advisory,
+            "Closed",
+            "The plan is closed (spec.closed: true): it runs no more migrations or triggered stages.",
+        ));
+    }
+    let triggered = triggers::run(&ctx, &plan, schedule.as_ref(), ok && !closed).await?;
     conditions.extend(triggered.conditions);
 
     history::prune(&ctx, &plan).await?;

@@ -81,6 +81,10 @@ pub struct MoverSpec {
     pub bw_limit: Option<u32>,
     /// Whether a proxy URL Secret exists for senders.
     pub proxy: bool,
+    /// The movers' user id (MTC's `runAsUser`, or 0 for `runAsRoot`); the image's when `None`.
+    pub run_as_user: Option<i64>,
+    /// The movers' group id (MTC's `runAsGroup`).
+    pub run_as_group: Option<i64>,
 }
 
 pub(super) fn short(uid: &str) -> String {
@@ -167,12 +171,20 @@ pub fn proxy_secret(spec: &MoverSpec, namespace: &str, url: &str) -> Secret {
     }
 }
 
-fn security_context(groups: &[i64]) -> serde_json::Value {
-    if groups.is_empty() {
-        json!({})
-    } else {
-        json!({"supplementalGroups": groups})
+fn security_context(spec: &MoverSpec, groups: &[i64]) -> serde_json::Value {
+    let mut context = json!({});
+    if !groups.is_empty() {
+        context["supplementalGroups"] = json!(groups);
     }
+    if let Some(user) = spec.run_as_user {
+        context["runAsUser"] = json!(user);
+        // The image says USER 65532 and a pod may insist on non-root: root has to be asked for.
+        context["runAsNonRoot"] = json!(user != 0);
+    }
+    if let Some(group) = spec.run_as_group {
+        context["runAsGroup"] = json!(group);
+    }
+    context
 }
 
 fn groups_env(groups: &[i64]) -> serde_json::Value {
@@ -199,7 +211,7 @@ pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
             "restartPolicy": "Always",
             "automountServiceAccountToken": false,
             "terminationGracePeriodSeconds": 10,
-            "securityContext": security_context(&spec.target_groups),
+            "securityContext": security_context(spec, &spec.target_groups),
             "containers": [{
                 "name": "mover",
                 "image": spec.image,
@@ -255,7 +267,7 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "automountServiceAccountToken": false,
-        "securityContext": security_context(&spec.src_groups),
+        "securityContext": security_context(spec, &spec.src_groups),
         "containers": [{
             "name": "mover",
             "image": spec.image,

@@ -18,7 +18,49 @@ fn spec(endpoint: EndpointType) -> MoverSpec {
         target_groups: vec![1000],
         bw_limit: None,
         proxy: true,
+        run_as_user: None,
+        run_as_group: None,
     }
+}
+
+#[test]
+fn run_as_user_group_and_root_set_both_movers_security_context() {
+    let v = volume(&["ReadWriteOnce"], None);
+    let context = |spec: &MoverSpec| {
+        let send = serde_json::to_value(send_pod(spec, &v, Pass::Stage, "a:1")).unwrap();
+        let receive = serde_json::to_value(receive_pod(spec, &v)).unwrap();
+        assert_eq!(
+            send["spec"]["securityContext"]["runAsUser"],
+            receive["spec"]["securityContext"]["runAsUser"]
+        );
+        send["spec"]["securityContext"].clone()
+    };
+    let plain = context(&spec(EndpointType::NodePort));
+    assert!(
+        plain.get("runAsUser").is_none(),
+        "the image's user by default: {plain}"
+    );
+    let root = context(&MoverSpec {
+        run_as_user: Some(0),
+        ..spec(EndpointType::NodePort)
+    });
+    assert_eq!(
+        (root["runAsUser"].clone(), root["runAsNonRoot"].clone()),
+        (json!(0), json!(false))
+    );
+    let user = context(&MoverSpec {
+        run_as_user: Some(999),
+        run_as_group: Some(999),
+        ..spec(EndpointType::NodePort)
+    });
+    assert_eq!(
+        (
+            user["runAsUser"].clone(),
+            user["runAsGroup"].clone(),
+            user["runAsNonRoot"].clone()
+        ),
+        (json!(999), json!(999), json!(true))
+    );
 }
 
 fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {

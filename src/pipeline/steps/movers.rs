@@ -40,6 +40,12 @@ fn spec(ctx: &StepContext) -> MoverSpec {
         target_groups: transfer.target_supplemental_groups.clone(),
         bw_limit: transfer.bw_limit,
         proxy: transfer.proxy.is_some(),
+        run_as_user: if ctx.migration.spec.run_as_root == Some(true) {
+            Some(0)
+        } else {
+            ctx.migration.spec.run_as_user
+        },
+        run_as_group: ctx.migration.spec.run_as_group,
     }
 }
 
