@@ -48,10 +48,13 @@ async fn every_mtc_field_is_accepted_and_bad_volume_entries_are_each_reported() 
         "restartRestic (no Restic)",
         "azureResourceGroup",
         "exposedRegistryPath",
-        "refresh",
     ] {
         assert!(message.contains(field), "{field} not in {message}");
     }
+    assert!(
+        !message.contains("refresh"),
+        "refresh is honoured, not unused: {message}"
+    );
     let storages: Api<MigStorage> = Api::namespaced(host.clone(), NS);
     let message = wait_for(&storages, "every-field", WAIT, |s| {
         unused(&s.status.as_ref()?.conditions)
