@@ -86,13 +86,7 @@ async fn a_pvc_created_during_a_stage_is_not_moved_by_it_and_receives_nothing_el
     let stage = scenario.wait_succeeded("stage", TIMEOUT).await;
     let status = stage.status.unwrap();
     scenario::assert_readable(&status);
-    let moved: Vec<String> = status
-        .volumes
-        .clone()
-        .unwrap()
-        .iter()
-        .map(|v| v.source_key())
-        .collect();
+    let moved = scenario::moved_volumes(&status);
     assert_eq!(
         moved,
         [format!("{APP_NAMESPACE}/db-data")],

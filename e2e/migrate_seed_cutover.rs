@@ -206,13 +206,7 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
         "{warning:?}"
     );
     // The volume set was fixed when it started.
-    let moved: Vec<String> = status
-        .volumes
-        .clone()
-        .unwrap()
-        .iter()
-        .map(|v| v.source_key())
-        .collect();
+    let moved = scenario::moved_volumes(&status);
     assert_eq!(moved, ["app1/data", "app2/data"]);
 
     // `kubectl describe` reads like the seed's sample.

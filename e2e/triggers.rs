@@ -316,26 +316,22 @@ async fn a_schedule_shows_its_next_fire_and_runs_a_stage_on_time() {
         serde_json::json!({"triggers": {"successfulHistoryLimit": 0, "failedHistoryLimit": 1}}),
     )
     .await;
-    eventually("the history beyond the limits is deleted", || async {
-        let left: Vec<String> = names(
+    let all = || async {
+        names(
             &scenario
                 .migrations()
                 .list(&ListParams::default())
                 .await
                 .unwrap()
                 .items,
-        );
+        )
+    };
+    eventually("the history beyond the limits is deleted", || async {
+        let left = all().await;
         !left.contains(&stage) && !left.contains(&old[0]) && !left.contains(&old[1])
     })
     .await;
-    let left = names(
-        &scenario
-            .migrations()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items,
-    );
+    let left = all().await;
     assert!(left.contains(&old[2]), "the newest failed one is kept: {left:?}");
     assert!(left.contains(&old[3]), "the CLI's is never pruned: {left:?}");
     scenario.stop().await;

@@ -309,3 +309,8 @@ pub fn hostpath_volume(name: &str, namespace: &str, claim: &str, dir: &Path) -> 
         path = dir.display()
     )
 }
+
+/// `namespace/name` of the source PVCs a migration fixed in its status (in order).
+pub fn moved_volumes(status: &ferry::api::MigMigrationStatus) -> Vec<String> {
+    status.volumes.iter().flatten().map(|v| v.source_key()).collect()
+}
