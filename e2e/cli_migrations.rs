@@ -73,6 +73,38 @@ async fn the_cli_runs_and_follows_migrations() {
     );
     assert!(!out.contains(" - \n"), "lastStage recorded: {out}");
 
+    // The same binary as a kubectl plugin: `kubectl-ferry` on the PATH, run through real kubectl.
+    let plugins = scenario.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ferry"), plugins.join("kubectl-ferry")).unwrap();
+    let path = format!(
+        "{}:{}",
+        plugins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let plugin = Command::new("kubectl")
+        .args(["ferry", "status", "-n", "ferry-demo"])
+        .env("PATH", &path)
+        .env("KUBECONFIG", &scenario.sandbox.target.kubeconfig)
+        .output()
+        .unwrap();
+    let out = text(&plugin.stdout);
+    assert!(
+        plugin.status.success() && out.contains("ferry-demo/shop"),
+        "kubectl ferry status: {out}{}",
+        text(&plugin.stderr)
+    );
+    let help = Command::new("kubectl")
+        .args(["ferry", "--help"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        text(&help.stdout).contains("Usage: kubectl ferry"),
+        "{}",
+        text(&help.stdout)
+    );
+
     // The target lacks one of the app's Deployments: the cutover fails at UnquiesceTarget, before the
     // DNS flip; the source is quiesced with its way back recorded.
     let source_before = replicas(&scenario.sandbox.source_client).await;

@@ -104,6 +104,19 @@ async fn after_a_cutover_nothing_writes_the_target_from_the_source_until_a_rollb
             failed.message.as_deref().unwrap().contains("rollback"),
             "{failed:?}"
         );
+        // kstatus: Stalled, so `kubectl wait` (Flux, Argo CD) sees it will not go on by itself.
+        let waited = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&scenario.sandbox.target.kubeconfig)
+            .args(["wait", "--for=condition=Stalled", &format!("migmigration/{name}")])
+            .args(["-n", FERRY_NAMESPACE, "--timeout=20s"])
+            .output()
+            .unwrap();
+        assert!(
+            waited.status.success(),
+            "kubectl wait --for=condition=Stalled: {}",
+            text(&waited)
+        );
     }
     assert_eq!(snapshot(&target_dir), live, "the live target was changed");
     assert!(

@@ -114,7 +114,7 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
     apply_yaml(&host, STEP_10, NS).await.unwrap();
     // Step 11: watch it; while it runs, `kubectl describe` shows the step count.
     let kubeconfig = sandbox.target.kubeconfig.clone();
-    let mut saw_step = false;
+    let (mut saw_step, mut saw_reconciling) = (false, false);
     let migrations: Api<MigMigration> = Api::namespaced(host.clone(), NS);
     let deadline = Instant::now() + TIMEOUT;
     let migration = loop {
@@ -123,6 +123,10 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
         if !saw_step && status.conditions.iter().any(|c| c.type_ == "Running") {
             saw_step = describe(&kubeconfig).contains("Step:");
         }
+        saw_reconciling |= status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Reconciling" && c.is_true());
         let finished = status
             .conditions
             .iter()
@@ -209,6 +213,48 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
     let moved = scenario::moved_volumes(&status);
     assert_eq!(moved, ["app1/data", "app2/data"]);
 
+    // kstatus: `kubectl wait` tells a finished migration from a running one.
+    assert!(saw_reconciling, "no Reconciling=True while it ran");
+    for wanted in ["condition=Succeeded", "condition=Reconciling=False"] {
+        let waited = kubectl(
+            &kubeconfig,
+            &[
+                "wait",
+                "--for",
+                wanted,
+                "migmigration/migmigration",
+                "-n",
+                NS,
+                "--timeout=20s",
+            ],
+        );
+        assert!(
+            waited.contains("condition met"),
+            "kubectl wait --for={wanted}: {waited}"
+        );
+    }
+    // `kubectl get ferry -A` lists every Ferry object; the migration's columns say how it went.
+    let listed = kubectl(&kubeconfig, &["get", "ferry", "-A"]);
+    eprintln!("kubectl get ferry -A:\n{listed}");
+    for expected in [
+        "migcluster.migration.ferry.dev/host",
+        "migstorage.migration.ferry.dev/migstorage",
+        "migplan.migration.ferry.dev/migplan",
+        "migmigration.migration.ferry.dev/migmigration",
+        "DOWNTIME",
+        "Completed",
+    ] {
+        assert!(
+            listed.contains(expected),
+            "`kubectl get ferry -A` lacks {expected}:\n{listed}"
+        );
+    }
+    let short = kubectl(&kubeconfig, &["get", "fmig,fplan", "-n", NS]);
+    assert!(
+        short.contains("migmigration") && short.contains("migplan"),
+        "{short}"
+    );
+
     // `kubectl describe` reads like the seed's sample.
     let text = describe(&kubeconfig);
     for expected in [
@@ -240,10 +286,18 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
 }
 
 fn describe(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &["describe", "migmigration", "migmigration", "-n", NS],
+    )
+}
+
+/// Real kubectl against the host cluster: stdout and stderr.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["describe", "migmigration", "migmigration", "-n", NS])
+        .args(args)
         .output()
         .expect("kubectl runs");
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)

@@ -16,10 +16,13 @@ use super::{Condition, ResourceRef, Step};
     kind = "MigMigration",
     namespaced,
     status = "MigMigrationStatus",
-    shortname = "migmigration",
+    shortname = "fmig",
+    category = "ferry",
     printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".spec.migPlanRef.name"}"#,
     printcolumn = r#"{"name":"Itinerary","type":"string","jsonPath":".status.itinerary"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.conditions[?(@.type==\"Running\")].message"}"#,
+    printcolumn = r#"{"name":"Downtime","type":"number","jsonPath":".status.downtime.seconds"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -16,7 +16,8 @@ use super::{Condition, ResourceRef};
     kind = "MigStorage",
     namespaced,
     status = "MigStorageStatus",
-    shortname = "migstorage",
+    shortname = "fstorage",
+    category = "ferry",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.backupStorageProvider"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

@@ -46,7 +46,7 @@ enum Command {
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
 /// 0 on success, 1 with a one-line cause on stderr on failure (subcommands may return other codes).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse(std::env::args_os());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -61,6 +61,23 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line. Installed (or linked) as `kubectl-ferry` on the PATH, the binary is a kubectl
+/// plugin: `kubectl ferry status` runs it with the same arguments, and its help says `kubectl ferry`.
+fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let as_plugin = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == "kubectl-ferry");
+    let mut command = Cli::command();
+    if as_plugin {
+        command = command.bin_name("kubectl ferry").display_name("kubectl ferry");
+    }
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

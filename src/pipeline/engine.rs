@@ -10,6 +10,7 @@ use crate::api::condition;
 use crate::api::migration::Downtime;
 use crate::api::plan::DiscoveredVolume;
 use crate::api::{Category, Condition, Itinerary, MigMigrationStatus, PipelineStep, Step};
+use crate::pipeline::kstatus;
 
 /// The step whose start opens a cutover's downtime window.
 pub const DOWNTIME_START: Step = Step::QuiesceSource;
@@ -215,6 +216,7 @@ pub fn advance(
             Condition::holds("Failed", Category::Critical, &name, &cause).durable(),
             now,
         );
+        kstatus::finished(conditions, Some((&name, &cause)), now);
         status.errors.push(cause);
         status.phase = Some("Failed".into());
         return (status, Next::Finished);
@@ -222,6 +224,7 @@ pub fn advance(
     match current_step(&status) {
         Some((index, next_name)) => {
             let running = format!("Step: {}/{total}", index + 1);
+            kstatus::reconciling(&mut status.conditions, &next_name, &running, now);
             condition::set(
                 &mut status.conditions,
                 Condition::holds("Running", Category::Advisory, &next_name, running),
@@ -239,6 +242,7 @@ pub fn advance(
                 "The migration has completed successfully.",
             );
             condition::set(&mut status.conditions, done.durable(), now);
+            kstatus::finished(&mut status.conditions, None, now);
             status.phase = Some("Completed".into());
             (status, Next::Finished)
         }

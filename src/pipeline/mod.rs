@@ -16,6 +16,7 @@ pub mod argocd;
 pub mod cleanup;
 pub mod context;
 pub mod engine;
+pub mod kstatus;
 pub mod labels;
 pub mod movers;
 pub mod quantity;

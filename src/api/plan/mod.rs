@@ -32,10 +32,15 @@ use super::{Condition, ResourceRef};
     kind = "MigPlan",
     namespaced,
     status = "MigPlanStatus",
-    shortname = "migplan",
+    shortname = "fplan",
+    category = "ferry",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Source","type":"string","jsonPath":".spec.srcMigClusterRef.name"}"#,
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.destMigClusterRef.name"}"#,
+    printcolumn = r#"{"name":"Volumes","type":"string","jsonPath":".status.volumes[*].name"}"#,
+    printcolumn = r#"{"name":"Last Stage","type":"date","jsonPath":".status.lastStage.time"}"#,
+    printcolumn = r#"{"name":"Next Stage","type":"date","jsonPath":".status.nextScheduledStage"}"#,
+    printcolumn = r#"{"name":"Cut Over","type":"string","priority":1,"jsonPath":".status.cutover.migration"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -225,8 +225,22 @@ async fn end_early(
     phase: &str,
     result: &str,
 ) -> Result<Action> {
+    let now = status::now();
     condition::remove(&mut desired.conditions, "Running");
-    condition::set(&mut desired.conditions, end.durable(), &status::now());
+    let failure = (end.type_ == "Failed").then(|| {
+        (
+            end.reason.clone().unwrap_or_default(),
+            end.message.clone().unwrap_or_default(),
+        )
+    });
+    condition::set(&mut desired.conditions, end.durable(), &now);
+    pipeline::kstatus::finished(
+        &mut desired.conditions,
+        failure
+            .as_ref()
+            .map(|(reason, cause)| (reason.as_str(), cause.as_str())),
+        &now,
+    );
     desired.phase = Some(phase.into());
     write(ctx, migration, current, &desired).await?;
     ctx.metrics
