@@ -183,6 +183,18 @@ fn migrations() {
         ],
     );
     expect(kind, "migration-canceled", "Suspended", &["Canceled at "]);
+    // Canceled after QuiesceSource started: the source app may be down until a rollback.
+    expect(
+        kind,
+        "migration-canceled-after-quiesce",
+        "Degraded",
+        &["Canceled at FinalSync.", "run a rollback"],
+    );
+    // A Warn condition rides on a Healthy result (and a cutover that stopped nothing has no downtime).
+    let (status, message) = health(kind, "migration-cutover-succeeded-source-not-quiesced");
+    assert_eq!(status, "Healthy", "{message}");
+    assert!(message.contains("Warning: quiescePods is false"), "{message}");
+    assert!(!message.contains("Downtime"), "{message}");
     expect(
         kind,
         "migration-held-plan-not-ready",
