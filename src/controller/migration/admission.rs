@@ -13,9 +13,8 @@ use crate::api::{Category, Condition, Itinerary, MigMigration, MigPlan};
 /// rollback, a migration that already started, or the cutover that made the record.
 pub(crate) fn cut_over_refusal(migration: &MigMigration, plan: &MigPlan) -> Option<String> {
     let record = plan.status.as_ref()?.cutover.as_ref()?;
-    let started = migration.status.as_ref().is_some_and(|s| !s.pipeline.is_empty());
     if Itinerary::for_spec(&migration.spec) == Itinerary::Rollback
-        || started
+        || has_started(migration)
         || migration.uid().as_deref() == Some(record.uid.as_str())
     {
         return None;
@@ -33,6 +32,11 @@ pub(crate) fn cut_over_refusal(migration: &MigMigration, plan: &MigPlan) -> Opti
             "cutover"
         }
     ))
+}
+
+/// Whether the migration's itinerary has begun (a rule for new migrations does not stop it half-way).
+fn has_started(migration: &MigMigration) -> bool {
+    migration.status.as_ref().is_some_and(|s| !s.pipeline.is_empty())
 }
 
 /// Condition types that mark a migration as finished.
@@ -67,8 +71,7 @@ pub(crate) fn admission(
                 .as_ref()
                 .map(|s| s.conditions.as_slice())
                 .unwrap_or_default();
-            let started = migration.status.as_ref().is_some_and(|s| !s.pipeline.is_empty());
-            if plan.spec.closed == Some(true) && !started {
+            if plan.spec.closed == Some(true) && !has_started(migration) {
                 conditions.push(Condition::holds(
                     "PlanClosed",
                     Category::Critical,

@@ -34,6 +34,8 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/ferry-dev/ferry:", env!("CARGO_
 pub const ROLE: &str = "migration.ferry.dev/mover";
 /// Label with the volume's id, which pairs a sender with its receiver.
 pub const VOLUME: &str = "migration.ferry.dev/volume";
+/// Label with a sender's pass (`stage`, `final`, `verify`).
+pub const PASS: &str = "migration.ferry.dev/pass";
 /// Where pods mount the volume, the certificates and the proxy URL.
 const DATA: &str = "/data";
 const CERTS: &str = "/certs";
@@ -290,7 +292,7 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
         pod_spec["nodeName"] = json!(node);
     }
     let mut labels = labels(spec, "send", volume);
-    labels.insert("migration.ferry.dev/pass".into(), pass.as_str().into());
+    labels.insert(PASS.into(), pass.as_str().into());
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": meta(&sender_name(&spec.uid, volume, pass), &volume.namespace, labels),

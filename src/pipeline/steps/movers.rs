@@ -7,11 +7,12 @@
 //! when every sender of this pass has Succeeded *and* reported its stats record: a sender that
 //! vanished (deleted, evicted, preempted) is started again, never taken for finished.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DynamicObject, LogParams};
+use kube::api::{DynamicObject, ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::mover_endpoints::{addresses, route_api};
@@ -19,6 +20,7 @@ use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
 use crate::pipeline::engine::Warning;
+use crate::pipeline::labels;
 use crate::pipeline::movers::{self, MoverSpec, Pass};
 use crate::pipeline::transfer::{self, SenderState};
 use crate::pipeline::{StepContext, StepOutcome};
@@ -286,7 +288,38 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
 /// its reason after the plan's limit; a data error fails it with rsync's message.
 pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     let spec = spec(ctx);
-    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
+    let senders = senders(ctx, &spec, pass).await?;
+    follow(ctx, &spec, pass, senders).await
+}
+
+/// This pass's sender pods by name, one LIST per source namespace (the transfer is followed every
+/// second: one GET per sender, and the creation ladder on every look, were what it cost before).
+async fn senders(ctx: &StepContext, spec: &MoverSpec, pass: Pass) -> Result<BTreeMap<String, Pod>> {
+    let selector = format!(
+        "{}={},{}={}",
+        labels::MIGRATION_UID,
+        spec.uid,
+        movers::PASS,
+        pass.as_str()
+    );
+    let mut found = BTreeMap::new();
+    for namespace in namespaces(ctx.volumes(), false) {
+        let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &namespace);
+        for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
+            found.insert(pod.name_any(), pod);
+        }
+    }
+    Ok(found)
+}
+
+/// [`wait_for_transfer`] on the senders already listed.
+async fn follow(
+    ctx: &StepContext,
+    spec: &MoverSpec,
+    pass: Pass,
+    mut senders: BTreeMap<String, Pod>,
+) -> Result<StepOutcome> {
+    if let Some(waiting) = ensure_receivers(ctx, spec).await? {
         return Ok(waiting);
     }
     let volumes = ctx.volumes();
@@ -295,7 +328,7 @@ pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutc
         let label = volume.source_key();
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
         let name = movers::sender_name(&spec.uid, volume, pass);
-        let pod = match pods.get_opt(&name).await? {
+        let pod = match senders.remove(&name) {
             Some(pod) if pod.metadata.deletion_timestamp.is_none() => pod,
             // Deleted, evicted or preempted mid-transfer (or still terminating): started again below.
             _ => {
@@ -409,17 +442,28 @@ pub async fn sync(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     if pass == Pass::Verify && !ctx.verify() {
         return Ok(StepOutcome::Skipped("verification was not requested".into()));
     }
-    for rung in [Rung::Secrets, Rung::Endpoints, Rung::Pods] {
-        let outcome = match rung {
-            Rung::Secrets => ensure_secrets(ctx).await?,
-            Rung::Endpoints => ensure_endpoints(ctx).await?,
-            Rung::Pods => ensure_pods(ctx, pass).await?,
-        };
-        if !matches!(outcome, StepOutcome::Done(_)) {
-            return Ok(outcome);
+    let spec = spec(ctx);
+    let mut senders = senders(ctx, &spec, pass).await?;
+    let all_there = ctx
+        .volumes()
+        .iter()
+        .all(|v| senders.contains_key(&movers::sender_name(&spec.uid, v, pass)));
+    // The creation ladder runs until this pass's senders exist (and again when one vanished), not on
+    // every look at a running transfer.
+    if !all_there {
+        for rung in [Rung::Secrets, Rung::Endpoints, Rung::Pods] {
+            let outcome = match rung {
+                Rung::Secrets => ensure_secrets(ctx).await?,
+                Rung::Endpoints => ensure_endpoints(ctx).await?,
+                Rung::Pods => ensure_pods(ctx, pass).await?,
+            };
+            if !matches!(outcome, StepOutcome::Done(_)) {
+                return Ok(outcome);
+            }
         }
+        senders = self::senders(ctx, &spec, pass).await?;
     }
-    wait_for_transfer(ctx, pass).await
+    follow(ctx, &spec, pass, senders).await
 }
 
 #[derive(Clone, Copy)]
