@@ -26,6 +26,9 @@ use crate::pipeline::transfer::{self, SenderState};
 use crate::pipeline::{StepContext, StepOutcome};
 
 const POLL: Duration = Duration::from_secs(1);
+/// How often FinalSync and Verify look: they run inside the downtime window, where a second of
+/// polling is a second of downtime, and a look is one LIST of the senders.
+const DOWNTIME_POLL: Duration = Duration::from_millis(200);
 
 /// The builders' view of the migration.
 fn spec(ctx: &StepContext) -> MoverSpec {
@@ -401,7 +404,7 @@ async fn follow(
                 pass.as_str()
             ),
             progress,
-            after: POLL,
+            after: if pass == Pass::Stage { POLL } else { DOWNTIME_POLL },
         });
     }
     let (bytes, files) = transfer::totals(&records);
