@@ -13,14 +13,17 @@ use crate::pipeline::StepContext;
 
 /// Records this migration as the plan's cutover (idempotent: a rerun finds its own record).
 pub async fn record(ctx: &StepContext) -> Result<()> {
-    let current = fresh_plan(ctx).await?;
     let uid = ctx.uid();
-    if current
-        .status
-        .as_ref()
-        .and_then(|s| s.cutover.as_ref())
-        .is_some_and(|c| c.uid == uid)
-    {
+    let ours = |plan: &MigPlan| {
+        plan.status
+            .as_ref()
+            .and_then(|s| s.cutover.as_ref())
+            .is_some_and(|c| c.uid == uid)
+    };
+    // The plan this reconcile read is fresh enough to skip the write once it is done (UnquiesceTarget
+    // looks every 0.5 s in Commit mode); only before that is the plan read again, so a rerun keeps
+    // the record's first time.
+    if ours(&ctx.plan) || ours(&fresh_plan(ctx).await?) {
         return Ok(());
     }
     let record = CutoverRecord {
@@ -37,8 +40,15 @@ pub async fn record(ctx: &StepContext) -> Result<()> {
 
 /// Removes the record after a successful rollback (idempotent).
 pub async fn clear(ctx: &StepContext) -> Result<()> {
-    let current = fresh_plan(ctx).await?;
-    if current.status.as_ref().and_then(|s| s.cutover.as_ref()).is_none() {
+    // Only a cutover writes the record, and none runs beside this rollback: the plan this reconcile
+    // read says whether there is one.
+    if ctx
+        .plan
+        .status
+        .as_ref()
+        .and_then(|s| s.cutover.as_ref())
+        .is_none()
+    {
         return Ok(());
     }
     patch(ctx, serde_json::Value::Null).await
