@@ -11,7 +11,7 @@ ISOLATED := $(CURDIR)/e2e/isolated.sh
 # Flags of `ferry demo`, e.g. `make demo DEMO_FLAGS=--keep`.
 DEMO_FLAGS ?=
 
-.PHONY: all build controlplane test unit e2e demo bench crds fmt lint clean
+.PHONY: all build controlplane test unit e2e demo bench bench-controller crds fmt lint clean
 
 all: build
 
@@ -39,6 +39,13 @@ bench:
 	$(CARGO) bench --bench mover --no-run
 	FERRY_BENCH_DIR=$${FERRY_BENCH_DIR:-$$(test -d /dev/shm && echo /dev/shm || echo /tmp)} \
 		$(ISOLATED) $(CARGO) bench --offline --bench mover
+
+## bench-controller: the controller's cost on the sandbox (API requests per idle plan and per running
+## migration from the audit logs, RSS, CPU, reconcile latency); not part of `make test`. Sizes:
+## FERRY_BENCH_IDLE_PLANS (200), FERRY_BENCH_MIGRATIONS (20), FERRY_BENCH_IDLE_SECONDS (180).
+bench-controller: controlplane
+	$(CARGO) bench --bench controller --no-run
+	$(ISOLATED) $(CARGO) bench --offline --bench controller
 
 ## crds: regenerate manifests/crds from the API types.
 crds:

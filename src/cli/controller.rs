@@ -27,6 +27,9 @@ pub struct Args {
     /// Seconds between re-checks of objects with a problem that may be fixed outside Ferry.
     #[arg(long, default_value_t = 10)]
     retry_seconds: u64,
+    /// Objects of one kind reconciled at once (0: no bound); the rest queue.
+    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = controller::DEFAULT_CONCURRENCY)]
+    max_concurrent_reconciles: u16,
     /// Run the reconcilers only while holding a Lease (for two or more replicas).
     #[arg(long, env = "FERRY_LEADER_ELECT")]
     leader_elect: bool,
@@ -53,6 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         json_logs,
         resync_seconds,
         retry_seconds,
+        max_concurrent_reconciles,
         leader_elect,
         lease_namespace,
         lease_name,
@@ -71,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     ctx.resync = Duration::from_secs(resync_seconds);
     ctx.retry = Duration::from_secs(retry_seconds);
+    ctx.concurrency = max_concurrent_reconciles;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferry controller starting");
     if leader_elect {
         let identity = identity.unwrap_or_else(|| {

@@ -2,7 +2,9 @@
 //! permissions there, and report `Ready` or the precise reason it is not.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use super::{Context, remote, status};
@@ -12,10 +14,16 @@ use crate::api::{Category, Condition, MigCluster, MigClusterStatus};
 
 /// Reconciles one `MigCluster`.
 pub async fn reconcile(cluster: Arc<MigCluster>, ctx: Arc<Context>) -> Result<Action> {
-    let outcome = match remote::client_for(&ctx.client, &cluster).await {
+    // Always look at the Secret here (max age zero): a rotated or broken token is seen within one
+    // resync, and the cached client the other reconcilers use is replaced or dropped with it.
+    let outcome = match ctx.clients.get(&ctx.client, &cluster, Duration::ZERO).await {
         Ok(client) => remote::probe(&client).await,
         Err(problem) => Err(problem),
     };
+    if outcome.is_err() {
+        ctx.clients
+            .forget(&cluster.namespace().unwrap_or_default(), &cluster.name_any());
+    }
     let (ready, server_version) = match &outcome {
         Ok(version) => (
             Condition::holds(

@@ -11,6 +11,8 @@
 //! Each reconciler computes the whole desired status from what it observes and hands it to
 //! [`status::apply`], which writes only when something changed and records Events for condition changes.
 
+mod backoff;
+pub mod clients;
 pub mod cluster;
 pub mod http;
 pub mod leader;
@@ -20,13 +22,15 @@ pub mod plan;
 pub mod remote;
 mod status;
 mod storage;
+mod stores;
 pub mod webhook;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self as runtime_controller, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -34,6 +38,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{MigCluster, MigMigration, MigPlan, MigStorage, ResourceRef};
 use crate::{Error, Result};
+
+/// Objects of one kind reconciled at once, unless `--max-concurrent-reconciles` says otherwise.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// What every reconciler shares.
 pub struct Context {
@@ -47,6 +54,16 @@ pub struct Context {
     pub retry: Duration,
     /// Prometheus metrics, served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// At most this many objects of one kind are reconciled at once (0: no bound).
+    pub concurrency: u16,
+    /// Clients of remote clusters, reused across reconciles.
+    pub clients: clients::RemoteClients,
+    /// The controllers' watch caches, set by [`run`] (until then, lookups read the API).
+    pub stores: OnceLock<stores::Stores>,
+    /// The resourceVersion of each status this controller wrote last.
+    pub written: stores::Written,
+    /// Consecutive failures per object, for the retry delay.
+    pub backoff: backoff::Backoff,
 }
 
 impl Context {
@@ -62,6 +79,11 @@ impl Context {
             resync: Duration::from_secs(60),
             retry: Duration::from_secs(10),
             metrics: Arc::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+            clients: clients::RemoteClients::default(),
+            stores: OnceLock::new(),
+            written: stores::Written::default(),
+            backoff: backoff::Backoff::default(),
         }
     }
 }
@@ -70,19 +92,44 @@ impl Context {
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let config = watcher::Config::default();
+    let bound = runtime_controller::Config::default().concurrency(ctx.concurrency);
 
-    let clusters = Controller::new(Api::<MigCluster>::all(client.clone()), config.clone())
-        .shutdown_on_signal()
-        .run(cluster::reconcile, error_policy, ctx.clone())
-        .for_each(log_result);
-
-    let storages = Controller::new(Api::<MigStorage>::all(client.clone()), config.clone())
-        .shutdown_on_signal()
-        .run(storage::reconcile, error_policy, ctx.clone())
-        .for_each(log_result);
-
-    let plan_controller = Controller::new(Api::<MigPlan>::all(client.clone()), config.clone());
+    let cluster_controller =
+        Controller::new(Api::<MigCluster>::all(client.clone()), config.clone()).with_config(bound.clone());
+    let storage_controller =
+        Controller::new(Api::<MigStorage>::all(client.clone()), config.clone()).with_config(bound.clone());
+    let plan_controller =
+        Controller::new(Api::<MigPlan>::all(client.clone()), config.clone()).with_config(bound.clone());
+    let migration_controller =
+        Controller::new(Api::<MigMigration>::all(client.clone()), config.clone()).with_config(bound);
     let plan_store = plan_controller.store();
+    let migration_store = migration_controller.store();
+    // The reconcilers look objects up in these caches instead of reading the API (stores.rs).
+    let _ = ctx.stores.set(stores::Stores {
+        clusters: cluster_controller.store(),
+        storages: storage_controller.store(),
+        plans: plan_store.clone(),
+        migrations: migration_store.clone(),
+    });
+
+    let clusters = cluster_controller
+        .shutdown_on_signal()
+        .run(
+            |object, ctx| tracked(object, ctx, cluster::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let storages = storage_controller
+        .shutdown_on_signal()
+        .run(
+            |object, ctx| tracked(object, ctx, storage::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
     let plan_store_for_storage = plan_store.clone();
     let plans = plan_controller
         .watches(
@@ -104,11 +151,13 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         .shutdown_on_signal()
-        .run(plan::reconcile, error_policy, ctx.clone())
+        .run(
+            |object, ctx| tracked(object, ctx, plan::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(log_result);
 
-    let migration_controller = Controller::new(Api::<MigMigration>::all(client.clone()), config.clone());
-    let migration_store = migration_controller.store();
     let migrations = migration_controller
         .watches(Api::<MigPlan>::all(client), config, move |plan| {
             referring(&migration_store.state(), &plan, |migration| {
@@ -116,10 +165,40 @@ pub async fn run(ctx: Arc<Context>) {
             })
         })
         .shutdown_on_signal()
-        .run(migration::reconcile, error_policy, ctx)
+        .run(
+            |object, ctx| tracked(object, ctx, migration::reconcile),
+            error_policy,
+            ctx,
+        )
         .for_each(log_result);
 
     tokio::join!(clusters, storages, plans, migrations);
+}
+
+/// Runs `reconcile` and, when it succeeds, resets the object's failure count (see [`error_policy`]).
+async fn tracked<K, F, Fut>(object: Arc<K>, ctx: Arc<Context>, reconcile: F) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action>>,
+{
+    let key = backoff_key(object.as_ref());
+    let result = reconcile(object, ctx.clone()).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+/// `Kind/namespace/name`, the key of an object's failure count.
+fn backoff_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    let meta = object.meta();
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// The objects in `candidates` that refer to `target` through one of the references `refs` returns.
@@ -145,10 +224,12 @@ where
         .collect()
 }
 
+/// Counts the failure and retries after an exponential, jittered delay (backoff.rs).
 fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
-    K: ResourceExt,
+    K: Resource<DynamicType = ()> + ResourceExt,
 {
+    let after = ctx.backoff.failed(&backoff_key(object.as_ref()), ctx.retry);
     let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
     ctx.metrics
         .reconcile_errors
@@ -162,9 +243,10 @@ where
         object = %format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()),
         error = %error,
         label = error.metric_label(),
+        retry_in_ms = after.as_millis() as u64,
         "reconcile failed; retrying"
     );
-    Action::requeue(ctx.retry)
+    Action::requeue(after)
 }
 
 async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {

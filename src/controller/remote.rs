@@ -48,20 +48,32 @@ const REQUIRED_ACCESS: &[(&str, &str, &str)] = &[
     ("apps", "statefulsets", "patch"),
 ];
 
-/// A client for `cluster`, without probing it.
+/// A client for `cluster`, without probing it (reads its Secret; see [`super::clients`] for the cache).
 pub async fn client_for(host: &Client, cluster: &MigCluster) -> Result<Client, Problem> {
     if cluster.spec.is_host_cluster {
         return Ok(host.clone());
     }
-    let spec = &cluster.spec;
-    let url = spec
+    endpoint(cluster)?;
+    let (token, _) = read_token(host, cluster).await?;
+    client_for_token(cluster, token)
+}
+
+/// The API server URL of a remote `cluster`.
+fn endpoint(cluster: &MigCluster) -> Result<http::Uri, Problem> {
+    let url = cluster
+        .spec
         .url
         .as_deref()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Problem::new("InvalidSpec", "spec.url is required when isHostCluster is false"))?;
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|err| Problem::new("InvalidSpec", format!("spec.url {url:?} is not a URL: {err}")))?;
+    url.parse()
+        .map_err(|err| Problem::new("InvalidSpec", format!("spec.url {url:?} is not a URL: {err}")))
+}
+
+/// The token of a remote `cluster` from its Secret, with the Secret's resourceVersion (what a cached
+/// client was built from).
+pub(crate) async fn read_token(host: &Client, cluster: &MigCluster) -> Result<(String, String), Problem> {
+    let spec = &cluster.spec;
     let secret_ref = spec.service_account_secret_ref.as_ref().ok_or_else(|| {
         Problem::new(
             "InvalidSpec",
@@ -101,7 +113,13 @@ pub async fn client_for(host: &Client, cluster: &MigCluster) -> Result<Client, P
                 ),
             )
         })?;
+    Ok((token, secret.resource_version().unwrap_or_default()))
+}
 
+/// A client for a remote `cluster` authenticating with `token`.
+pub(crate) fn client_for_token(cluster: &MigCluster, token: String) -> Result<Client, Problem> {
+    let spec = &cluster.spec;
+    let uri = endpoint(cluster)?;
     let mut config = Config::new(uri);
     config.accept_invalid_certs = spec.insecure;
     config.connect_timeout = Some(Duration::from_secs(5));

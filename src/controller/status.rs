@@ -50,12 +50,14 @@ where
         "kind": K::kind(&()),
         "status": desired,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.written.record(object, written.resource_version());
     publish_changes(ctx, object, current_conditions, desired_conditions).await;
     Ok(())
 }

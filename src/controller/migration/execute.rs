@@ -14,10 +14,11 @@ use super::FINALIZER;
 use crate::Result;
 use crate::api::condition::{self, READY};
 use crate::api::{
-    Category, Condition, Itinerary, MigCluster, MigMigration, MigMigrationStatus, MigPlan, ResourceRef, Step,
+    Category, Condition, Itinerary, MigMigration, MigMigrationStatus, MigPlan, ResourceRef, Step,
 };
+use crate::controller::clients::SECRET_RECHECK;
 use crate::controller::metrics::MigrationLabels;
-use crate::controller::{Context, remote, status};
+use crate::controller::{Context, status};
 use crate::pipeline::{self, Next, StepContext, StepOutcome};
 
 /// Condition types admission owns; everything else (Running, Succeeded, Failed, …) belongs to the run.
@@ -308,12 +309,14 @@ async fn patch_finalizers(ctx: &Context, migration: &MigMigration, finalizers: V
     let patch = serde_json::json!({
         "metadata": {"finalizers": finalizers, "resourceVersion": migration.resource_version()}
     });
-    api.patch(
-        &migration.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    let patched = api
+        .patch(
+            &migration.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    ctx.written.record(migration, patched.resource_version());
     Ok(())
 }
 
@@ -347,12 +350,13 @@ async fn cluster_client(
 ) -> std::result::Result<Client, String> {
     let namespace = reference.namespace_or(plan_ns);
     let label = format!("MigCluster {namespace}/{}", reference.name);
-    let cluster = Api::<MigCluster>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(&reference.name)
+    let cluster = ctx
+        .cluster(namespace, &reference.name)
         .await
         .map_err(|err| format!("{label}: {err}"))?
         .ok_or_else(|| format!("{label} does not exist"))?;
-    remote::client_for(&ctx.client, &cluster)
+    ctx.clients
+        .get(&ctx.client, &cluster, SECRET_RECHECK)
         .await
         .map_err(|problem| format!("{label}: {} ({})", problem.message, problem.reason))
 }

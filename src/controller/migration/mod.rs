@@ -4,7 +4,7 @@
 //! objects removed from both clusters before its finalizer is released.
 //!
 //! ```text
-//!  GET migration (fresh) ─► deleting? ─► cleanup, release finalizer
+//!  migration (cache if it is our last write, else GET) ─► deleting? ─► cleanup, release finalizer
 //!                         ─► finished? ─► cleanup once, release finalizer
 //!                         ─► admission ─► not admitted: conditions, look again later
 //!                                      └► admitted: finalizer, clients, engine steps ─► status
@@ -15,14 +15,13 @@ mod execute;
 
 use std::sync::Arc;
 
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::{Context, status};
 use crate::Result;
+use crate::api::MigMigration;
 use crate::api::condition::{self, READY};
-use crate::api::{MigMigration, MigPlan};
 pub(crate) use admission::{admission, cut_over_refusal, is_finished};
 
 /// Holds a migration until its temporary objects are gone from both clusters.
@@ -45,10 +44,16 @@ pub async fn reconcile(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Result<A
 async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Result<Action> {
     let own_ns = cached.namespace().unwrap_or_default();
     // The watch cache can lag behind this reconciler's own status writes, and a stale status would run
-    // a completed step again: read the migration fresh.
-    let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns);
-    let Some(migration) = api.get_opt(&cached.name_any()).await? else {
-        return Ok(Action::await_change());
+    // a completed step again: use the cached copy only when it is, to the resourceVersion, what this
+    // controller wrote last; otherwise read the migration fresh.
+    let migration = if ctx.written.is_latest(cached.as_ref()) {
+        (*cached).clone()
+    } else {
+        let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns);
+        match api.get_opt(&cached.name_any()).await? {
+            Some(migration) => migration,
+            None => return Ok(Action::await_change()),
+        }
     };
     let current = migration.status.clone().unwrap_or_default();
     if migration.metadata.deletion_timestamp.is_some() || is_finished(&current.conditions) {
@@ -56,18 +61,20 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
         return Ok(Action::await_change());
     }
 
+    // A migration that has not started is admitted against fresh reads (a sibling created a moment
+    // ago, or the plan's cutover record, may not be in the watch caches yet); one that runs reads its
+    // plan and siblings from the caches, since no rule for new migrations stops it half-way.
+    let started = !current.pipeline.is_empty();
     let plan_ref = &migration.spec.mig_plan_ref;
-    let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ref.namespace_or(&own_ns))
-        .get_opt(&plan_ref.name)
+    let plan = ctx
+        .plan(plan_ref.namespace_or(&own_ns), &plan_ref.name, started)
         .await?;
     if let Some(why) = plan.as_ref().and_then(|plan| cut_over_refusal(&migration, plan)) {
         return execute::refuse(&migration, current, why, &ctx).await;
     }
     // One migration per plan, whatever namespace the MigMigration was created in.
-    let siblings = Api::<MigMigration>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?;
-    let verdict = admission(&migration, plan.as_ref(), &siblings.items);
+    let siblings = ctx.migrations(None, None, started).await?;
+    let verdict = admission(&migration, plan.as_ref(), &siblings);
     let now = status::now();
     let mut desired = current.clone();
     execute::fold_admission(&mut desired.conditions, verdict, &now);

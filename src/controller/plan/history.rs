@@ -4,7 +4,7 @@
 //! of a plan are kept and older ones deleted. Only finished migrations the plan owns (the triggers set
 //! the owner reference and the trigger label) are ever deleted: a person's or the CLI's never are.
 
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 
 use super::triggers::TRIGGER_LABEL;
@@ -68,10 +68,10 @@ pub(super) async fn prune(ctx: &Context, plan: &MigPlan) -> Result<usize> {
     let limit = |value: Option<u32>| value.unwrap_or(DEFAULT_HISTORY_LIMIT) as usize;
     let namespace = plan.namespace().unwrap_or_default();
     let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &namespace);
-    let migrations = api
-        .list(&ListParams::default().labels(TRIGGER_LABEL))
-        .await?
-        .items;
+    // From the watch cache: a stale entry only means a DELETE answered 404, or one pass later.
+    let migrations = ctx
+        .migrations(Some(&namespace), Some(TRIGGER_LABEL), true)
+        .await?;
     let doomed = prunable(
         &migrations,
         &plan.uid().unwrap_or_default(),

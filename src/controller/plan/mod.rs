@@ -14,11 +14,12 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 
-use super::{Context, remote, status};
+use super::clients::SECRET_RECHECK;
+use super::{Context, status};
 use crate::Result;
 use crate::api::condition::{self, READY};
 use crate::api::plan::{DiscoveredVolume, NameMapping};
-use crate::api::{Category, Condition, MigCluster, MigPlan, MigPlanStatus, MigStorage, ResourceRef};
+use crate::api::{Category, Condition, MigCluster, MigPlan, MigPlanStatus, ResourceRef};
 
 /// Reconciles one `MigPlan`.
 pub async fn reconcile(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action> {
@@ -68,7 +69,7 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
 
     let mut volumes = Vec::new();
     if let Some(source) = source.filter(|_| !mappings.is_empty()) {
-        match remote::client_for(&ctx.client, &source).await {
+        match ctx.clients.get(&ctx.client, &source, SECRET_RECHECK).await {
             Ok(client) => volumes = inspect_source(&client, &mappings, spec, &mut conditions).await?,
             Err(problem) => conditions.push(Condition::holds(
                 "SourceClusterNotReady",
@@ -153,8 +154,7 @@ async fn ready_cluster(
     conditions: &mut Vec<Condition>,
 ) -> Result<Option<MigCluster>> {
     let ns = reference.namespace_or(own_ns);
-    let api: Api<MigCluster> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(cluster) = api.get_opt(&reference.name).await? else {
+    let Some(cluster) = ctx.cluster(ns, &reference.name).await? else {
         conditions.push(Condition::holds(
             &format!("Invalid{role}ClusterRef"),
             Category::Critical,
@@ -190,9 +190,7 @@ async fn check_storage(
     conditions: &mut Vec<Condition>,
 ) -> Result<()> {
     let ns = reference.namespace_or(own_ns);
-    let storage = Api::<MigStorage>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&reference.name)
-        .await?;
+    let storage = ctx.storage(ns, &reference.name).await?;
     let problem = match storage {
         None => Some(format!("MigStorage {ns}/{} does not exist.", reference.name)),
         Some(storage) => {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
@@ -296,11 +296,10 @@ pub(crate) fn watched_paths(gitops: &GitOps) -> Vec<String> {
 /// rollback was a cutover. Only migrations in the plan's namespace are considered.
 async fn activity(ctx: &Context, plan: &MigPlan, ready: bool) -> Result<Activity> {
     let namespace = plan.namespace().unwrap_or_default();
-    let migrations = Api::<MigMigration>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?;
+    // From the watch cache: triggered stages are named after their fire, so a fire decided on a
+    // stale view creates nothing twice (409), and admission runs one migration of a plan at a time.
+    let migrations = ctx.migrations(Some(&namespace), None, true).await?;
     let ours: Vec<&MigMigration> = migrations
-        .items
         .iter()
         .filter(|m| {
             m.spec.mig_plan_ref.name == plan.name_any()

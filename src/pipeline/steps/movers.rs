@@ -18,6 +18,7 @@ use kube::{Api, Client, ResourceExt};
 use super::mover_endpoints::{addresses, route_api};
 use super::{create_if_absent, delete_if_present};
 use crate::Result;
+use crate::api::Step;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
 use crate::pipeline::engine::Warning;
 use crate::pipeline::labels;
@@ -29,6 +30,17 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often FinalSync and Verify look: they run inside the downtime window, where a second of
 /// polling is a second of downtime, and a look is one LIST of the senders.
 const DOWNTIME_POLL: Duration = Duration::from_millis(200);
+
+/// The longest interval between two looks at a stage transfer.
+const STAGE_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// How often a stage transfer is looked at after running `elapsed`: every second at first, then a
+/// tenth of the time it has run, at most every [`STAGE_POLL_MAX`]. A stage runs while the app does, so
+/// a later look only delays the stage's end a little; each look costs a LIST of the senders, a GET of
+/// each receiver, a log read per running sender and a status write.
+pub(crate) fn stage_poll(elapsed: Duration) -> Duration {
+    (elapsed / 10).clamp(POLL, STAGE_POLL_MAX)
+}
 
 /// The builders' view of the migration.
 fn spec(ctx: &StepContext) -> MoverSpec {
@@ -404,7 +416,14 @@ async fn follow(
                 pass.as_str()
             ),
             progress,
-            after: if pass == Pass::Stage { POLL } else { DOWNTIME_POLL },
+            after: if pass == Pass::Stage {
+                stage_poll(
+                    ctx.elapsed(Step::WaitForTransfer)
+                        .max(ctx.elapsed(Step::StageSync)),
+                )
+            } else {
+                DOWNTIME_POLL
+            },
         });
     }
     let (bytes, files) = transfer::totals(&records);
@@ -489,5 +508,18 @@ async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> String {
             .map(|record| transfer::progress_line(label, &record))
             .unwrap_or_else(|| format!("{label}: starting")),
         Err(_) => format!("{label}: transferring"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_transfers_are_looked_at_less_often_as_they_run() {
+        assert_eq!(stage_poll(Duration::ZERO), POLL);
+        assert_eq!(stage_poll(Duration::from_secs(9)), POLL);
+        assert_eq!(stage_poll(Duration::from_secs(30)), Duration::from_secs(3));
+        assert_eq!(stage_poll(Duration::from_secs(3600)), STAGE_POLL_MAX);
     }
 }

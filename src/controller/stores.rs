@@ -1,0 +1,185 @@
+//! Lookups of Ferry's own objects from the controllers' reflector stores (the watch caches kube-runtime
+//! keeps anyway), so a reconcile does not GET or LIST what the controller already watches. Until the
+//! stores are set and have listed once (at start, or in a context without [`super::run`]), every
+//! lookup falls back to the API.
+//!
+//! A store can lag behind the API by a few milliseconds. Where a decision must not rest on a stale
+//! read (admitting a migration that has not started: another one may have been created a moment
+//! before), the caller reads the API itself; see `migration::reconcile`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::FutureExt as _;
+use kube::api::ListParams;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
+
+use super::Context;
+use crate::Result;
+use crate::api::{MigCluster, MigMigration, MigPlan, MigStorage};
+
+/// The reflector stores of the four controllers.
+pub struct Stores {
+    /// Every MigCluster.
+    pub clusters: Store<MigCluster>,
+    /// Every MigStorage.
+    pub storages: Store<MigStorage>,
+    /// Every MigPlan.
+    pub plans: Store<MigPlan>,
+    /// Every MigMigration.
+    pub migrations: Store<MigMigration>,
+}
+
+/// A store that has listed at least once.
+fn ready<K>(store: &Store<K>) -> Option<&Store<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.wait_until_ready().now_or_never()?.ok()?;
+    Some(store)
+}
+
+impl Context {
+    fn stores(&self) -> Option<&Stores> {
+        self.stores.get()
+    }
+
+    /// The MigCluster `namespace/name`.
+    pub async fn cluster(&self, namespace: &str, name: &str) -> Result<Option<MigCluster>> {
+        if let Some(store) = self.stores().and_then(|s| ready(&s.clusters)) {
+            return Ok(store
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|c| (*c).clone()));
+        }
+        Ok(Api::<MigCluster>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?)
+    }
+
+    /// The MigStorage `namespace/name`.
+    pub async fn storage(&self, namespace: &str, name: &str) -> Result<Option<MigStorage>> {
+        if let Some(store) = self.stores().and_then(|s| ready(&s.storages)) {
+            return Ok(store
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|c| (*c).clone()));
+        }
+        Ok(Api::<MigStorage>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?)
+    }
+
+    /// The MigPlan `namespace/name`, from the store when `cached` allows it, else read fresh.
+    pub async fn plan(&self, namespace: &str, name: &str, cached: bool) -> Result<Option<MigPlan>> {
+        if let Some(store) = self.stores().filter(|_| cached).and_then(|s| ready(&s.plans)) {
+            return Ok(store
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|p| (*p).clone()));
+        }
+        Ok(Api::<MigPlan>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?)
+    }
+
+    /// MigMigrations of `namespace` (all namespaces when `None`) carrying `label` when given, from the
+    /// store when `cached` allows it, else listed fresh.
+    pub async fn migrations(
+        &self,
+        namespace: Option<&str>,
+        label: Option<&str>,
+        cached: bool,
+    ) -> Result<Vec<MigMigration>> {
+        if let Some(store) = self
+            .stores()
+            .filter(|_| cached)
+            .and_then(|s| ready(&s.migrations))
+        {
+            return Ok(store
+                .state()
+                .into_iter()
+                .filter(|m| namespace.is_none_or(|ns| m.namespace().as_deref() == Some(ns)))
+                .filter(|m| label.is_none_or(|l| m.labels().contains_key(l)))
+                .map(|m| (*m).clone())
+                .collect());
+        }
+        let api = match namespace {
+            Some(ns) => Api::<MigMigration>::namespaced(self.client.clone(), ns),
+            None => Api::<MigMigration>::all(self.client.clone()),
+        };
+        let params = match label {
+            Some(label) => ListParams::default().labels(label),
+            None => ListParams::default(),
+        };
+        Ok(api.list(&params).await?.items)
+    }
+}
+
+/// The resourceVersion of each object's latest write by this controller, so a reconcile can tell the
+/// watch cache's copy is what it wrote (use it) from an older or foreign one (read fresh).
+#[derive(Default)]
+pub struct Written {
+    versions: Mutex<HashMap<String, String>>,
+}
+
+impl Written {
+    fn key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+        let meta = object.meta();
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Records that this controller's write of `object` produced `version` (`None`: forget it).
+    pub fn record<K: kube::Resource<DynamicType = ()>>(&self, object: &K, version: Option<String>) {
+        let key = Self::key(object);
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        match version {
+            Some(version) => versions.insert(key, version),
+            None => versions.remove(&key),
+        };
+    }
+
+    /// Whether `object` is, to the resourceVersion, what this controller wrote last.
+    pub fn is_latest<K: kube::Resource<DynamicType = ()>>(&self, object: &K) -> bool {
+        let key = Self::key(object);
+        let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        object
+            .meta()
+            .resource_version
+            .as_ref()
+            .is_some_and(|rv| versions.get(&key) == Some(rv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(rv: &str) -> MigMigration {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "migration.ferry.dev/v1alpha1", "kind": "MigMigration",
+            "metadata": {"name": "m", "namespace": "ns", "resourceVersion": rv},
+            "spec": {"migPlanRef": {"name": "plan"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_version_this_controller_wrote_counts_as_latest() {
+        let written = Written::default();
+        assert!(
+            !written.is_latest(&migration("5")),
+            "nothing written yet: read fresh"
+        );
+        written.record(&migration("0"), Some("5".into()));
+        assert!(written.is_latest(&migration("5")));
+        assert!(!written.is_latest(&migration("4")), "an older cached copy");
+        assert!(!written.is_latest(&migration("6")), "someone else wrote since");
+        written.record(&migration("5"), None);
+        assert!(!written.is_latest(&migration("5")));
+    }
+}
