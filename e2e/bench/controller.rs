@@ -129,13 +129,19 @@ fn kubeconfig(url: &str, ca: &str, token: &str, path: &Path) {
     .unwrap();
 }
 
-/// A plan like the sandbox's `shop` but without Git, DNS or triggers: `namespaces` only.
-fn plan_yaml(name: &str, namespace: &str) -> String {
+/// A plan like the sandbox's `shop` but without Git, DNS or triggers: `namespaces` only, and rsync's
+/// bandwidth limit (KiB/s) so a stage's transfer lasts long enough to measure its steady state.
+fn plan_yaml(name: &str, namespace: &str, bw_limit: u64) -> String {
+    let limit = if bw_limit > 0 {
+        format!(", bwLimit: {bw_limit}")
+    } else {
+        String::new()
+    };
     format!(
         "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigPlan\nmetadata: {{name: {name}, namespace: {FERRY_NAMESPACE}}}\n\
          spec:\n  srcMigClusterRef: {{name: source, namespace: {FERRY_NAMESPACE}}}\n  \
          destMigClusterRef: {{name: host, namespace: {FERRY_NAMESPACE}}}\n  namespaces: [{namespace}]\n  \
-         transfer: {{endpointType: NodePort}}\n"
+         transfer: {{endpointType: NodePort{limit}}}\n"
     )
 }
 
@@ -146,7 +152,7 @@ async fn volume(scenario: &Scenario, ns: &str) {
     let source_dir = sandbox.dir.join("bench-volumes").join("source").join(ns);
     let target_dir = sandbox.dir.join("bench-volumes").join("target").join(ns);
     std::fs::create_dir_all(&target_dir).unwrap();
-    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("f{i}"), vec![i as u8; 65536])).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("f{i}"), vec![i as u8; 65536])).collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     scenario::write_files(&source_dir, &refs);
     let source = format!(
@@ -196,6 +202,8 @@ async fn main() {
     let idle_plans = env_number("FERRY_BENCH_IDLE_PLANS", 200) as usize;
     let idle_seconds = env_number("FERRY_BENCH_IDLE_SECONDS", 180);
     let running = env_number("FERRY_BENCH_MIGRATIONS", 20) as usize;
+    // 2.5 MiB per volume at 40 KiB/s: about a minute of transfer per stage.
+    let bw_limit = env_number("FERRY_BENCH_BWLIMIT", 40);
     let binary = std::env::var_os("FERRY_BENCH_CONTROLLER")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")));
@@ -226,13 +234,13 @@ async fn main() {
     let mut idle_names = Vec::new();
     for i in 0..idle_plans {
         let name = format!("idle-{i:03}");
-        yaml.push_str(&plan_yaml(&name, "bench-00"));
+        yaml.push_str(&plan_yaml(&name, "bench-00", 0));
         yaml.push_str("---\n");
         idle_names.push(name);
     }
     let busy_names: Vec<String> = (0..running).map(|i| format!("busy-{i:02}")).collect();
     for (i, name) in busy_names.iter().enumerate() {
-        yaml.push_str(&plan_yaml(name, &format!("bench-{i:02}")));
+        yaml.push_str(&plan_yaml(name, &format!("bench-{i:02}"), bw_limit));
         yaml.push_str("---\n");
     }
     apply_yaml(&sandbox.host_client, &yaml, FERRY_NAMESPACE)
@@ -311,6 +319,9 @@ async fn main() {
     let mut finished: BTreeMap<String, Duration> = BTreeMap::new();
     let mut run_rss = 0;
     let mut failed = Vec::new();
+    // The steady state: from 10 s after every migration is in WaitForTransfer until the first leaves it.
+    let (mut steady_from, mut steady_to): (Option<(Instant, Timestamp)>, Option<(Instant, Timestamp)>) =
+        (None, None);
     while finished.len() < created.len() {
         assert!(
             run_start.elapsed() < Duration::from_secs(900),
@@ -319,7 +330,29 @@ async fn main() {
             created.len()
         );
         run_rss = run_rss.max(usage(pid).0);
-        for migration in migrations.list(&ListParams::default()).await.unwrap().items {
+        let listed = migrations.list(&ListParams::default()).await.unwrap().items;
+        let transferring = listed
+            .iter()
+            .filter(|m| created.contains_key(&m.name_any()))
+            .filter(|m| {
+                m.status.as_ref().is_some_and(|s| {
+                    s.pipeline
+                        .iter()
+                        .find(|p| p.name == "WaitForTransfer")
+                        .is_some_and(|p| p.started.is_some() && p.completed.is_none())
+                })
+            })
+            .count();
+        if transferring == created.len() && steady_from.is_none() {
+            steady_from = Some((
+                Instant::now() + Duration::from_secs(10),
+                Timestamp::now() + Duration::from_secs(10),
+            ));
+        }
+        if transferring < created.len() && steady_from.is_some() && steady_to.is_none() {
+            steady_to = Some((Instant::now(), Timestamp::now()));
+        }
+        for migration in listed {
             let name = migration.name_any();
             let Some(at) = created.get(&name) else { continue };
             let Some(status) = migration.status.as_ref() else {
@@ -347,6 +380,16 @@ async fn main() {
     let busy_requests = (total(&run_counts) as f64 - idle_rate * run_window).max(0.0);
     let per_migration = busy_requests / running as f64 / run_window;
     let run_cpu = (cpu3 - cpu2) / run_window * 100.0;
+    let steady = match (steady_from, steady_to) {
+        (Some((a, from)), Some((b, to))) if b > a => {
+            let seconds = (b - a).as_secs_f64();
+            let counts = requests(&audit, from, to);
+            let busy = (total(&counts) as f64 - idle_rate * seconds).max(0.0);
+            Some((busy / running as f64 / seconds, seconds, counts))
+        }
+        _ => None,
+    };
+    let per_stage = busy_requests / running as f64;
     let median = |values: &mut Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values.get(values.len() / 2).copied().unwrap_or_default()
@@ -363,6 +406,13 @@ async fn main() {
     println!("|---|---|---|");
     println!("| requests/s per idle plan ({idle_window:.0} s window) | {per_idle_plan:.4} | < 0.1 |");
     println!("| requests/s per running migration ({run_window:.0} s window) | {per_migration:.3} | <= 1 |");
+    match &steady {
+        Some((rate, seconds, _)) => println!(
+            "| requests/s per migration while transferring ({seconds:.0} s steady window) | {rate:.3} | <= 1 |"
+        ),
+        None => println!("| requests/s per migration while transferring | (no steady window) | <= 1 |"),
+    }
+    println!("| requests per stage migration (whole run) | {per_stage:.0} | |");
     println!(
         "| controller RSS, idle / running (MiB) | {:.1} / {:.1} | < 100 |",
         idle_rss as f64 / 1024.0,

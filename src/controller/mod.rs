@@ -18,6 +18,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 mod migration;
+mod pacing;
 pub mod plan;
 pub mod remote;
 mod status;
@@ -64,6 +65,8 @@ pub struct Context {
     pub written: stores::Written,
     /// Consecutive failures per object, for the retry delay.
     pub backoff: backoff::Backoff,
+    /// When each running migration is next due for a look.
+    pub pacing: pacing::Pacing,
 }
 
 impl Context {
@@ -84,6 +87,7 @@ impl Context {
             stores: OnceLock::new(),
             written: stores::Written::default(),
             backoff: backoff::Backoff::default(),
+            pacing: pacing::Pacing::default(),
         }
     }
 }

@@ -149,7 +149,15 @@ pub(super) async fn run(
         written = desired.clone();
         match next {
             Next::Continue => continue,
-            Next::RequeueAfter(after) => return Ok(Action::requeue(after)),
+            Next::RequeueAfter(after) => {
+                let key = format!(
+                    "{}/{}",
+                    migration.namespace().unwrap_or_default(),
+                    migration.name_any()
+                );
+                ctx.pacing.defer(&key, after);
+                return Ok(Action::requeue(after));
+            }
             Next::Finished => {
                 record_finished(ctx, itinerary, &desired);
                 if itinerary == Itinerary::Stage && condition::is_true(&desired.conditions, "Succeeded") {
@@ -262,6 +270,13 @@ pub(super) async fn release(migration: &MigMigration, ctx: &Context) -> Result<(
         return Ok(());
     }
     let uid = migration.uid().unwrap_or_default();
+    if migration.metadata.deletion_timestamp.is_none()
+        && migration.status.as_ref().is_some_and(ended_with_cleanup)
+    {
+        // Its last step removed every temporary object from both clusters, and nothing runs after it:
+        // listing every kind in both clusters again would find nothing.
+        return remove_finalizer(ctx, migration).await;
+    }
     let own_ns = migration.namespace().unwrap_or_default();
     let plan_ref = &migration.spec.mig_plan_ref;
     let plan = Api::<MigPlan>::namespaced(ctx.client.clone(), plan_ref.namespace_or(&own_ns))
@@ -282,6 +297,19 @@ pub(super) async fn release(migration: &MigMigration, ctx: &Context) -> Result<(
         ),
     }
     remove_finalizer(ctx, migration).await
+}
+
+/// Whether a migration succeeded with its itinerary's cleanup step (CleanupMovers, Cleanup) as the
+/// last one, done: then no temporary object of it is left.
+fn ended_with_cleanup(status: &MigMigrationStatus) -> bool {
+    let last = status.pipeline.last();
+    condition::is_true(&status.conditions, "Succeeded")
+        && last.is_some_and(|step| {
+            matches!(Step::parse(&step.name), Some(Step::CleanupMovers | Step::Cleanup))
+                && step.completed.is_some()
+                && !step.failed
+                && !step.skipped
+        })
 }
 
 async fn ensure_finalizer(ctx: &Context, migration: &MigMigration) -> Result<()> {
@@ -462,5 +490,41 @@ fn record_finished(ctx: &Context, itinerary: Itinerary, status: &MigMigrationSta
             }
         }
         Itinerary::Rollback => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PipelineStep;
+
+    fn status(last: &str, succeeded: bool, completed: bool) -> MigMigrationStatus {
+        let mut status = MigMigrationStatus::default();
+        if succeeded {
+            status.conditions.push(Condition::holds(
+                "Succeeded",
+                Category::Advisory,
+                "Completed",
+                "done",
+            ));
+        }
+        status.pipeline.push(PipelineStep {
+            name: last.into(),
+            completed: completed.then(|| "2026-12-01T00:00:00Z".into()),
+            ..PipelineStep::default()
+        });
+        status
+    }
+
+    #[test]
+    fn only_a_success_ending_in_a_done_cleanup_skips_the_release_sweep() {
+        assert!(ended_with_cleanup(&status("CleanupMovers", true, true)));
+        assert!(ended_with_cleanup(&status("Cleanup", true, true)));
+        assert!(
+            !ended_with_cleanup(&status("Cleanup", false, true)),
+            "failed or canceled"
+        );
+        assert!(!ended_with_cleanup(&status("CleanupMovers", true, false)));
+        assert!(!ended_with_cleanup(&status("RevertCommits", true, true)));
     }
 }

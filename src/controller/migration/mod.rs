@@ -46,7 +46,12 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
     // The watch cache can lag behind this reconciler's own status writes, and a stale status would run
     // a completed step again: use the cached copy only when it is, to the resourceVersion, what this
     // controller wrote last; otherwise read the migration fresh.
+    let key = format!("{own_ns}/{}", cached.name_any());
     let migration = if ctx.written.is_latest(cached.as_ref()) {
+        // Woken by its own status write (or the plan's): the step it runs asked for a later look.
+        if let Some(wait) = ctx.pacing.remaining(&key) {
+            return Ok(Action::requeue(wait));
+        }
         (*cached).clone()
     } else {
         let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns);
@@ -55,6 +60,7 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
             None => return Ok(Action::await_change()),
         }
     };
+    ctx.pacing.clear(&key);
     let current = migration.status.clone().unwrap_or_default();
     if migration.metadata.deletion_timestamp.is_some() || is_finished(&current.conditions) {
         execute::release(&migration, &ctx).await?;
