@@ -12,6 +12,7 @@ mod dns;
 mod follow;
 mod migrate;
 mod mover;
+mod report;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -41,6 +42,8 @@ enum Command {
     Rollback(migrate::Args),
     /// Show plans and their migrations.
     Status(migrate::StatusArgs),
+    /// Write a plan's migration report: one self-contained HTML page (stages, cutover timeline, DNS, commits).
+    Report(report::Args),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -92,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cutover(args) => migrate::run(migrate::Kind::Cutover, args).await,
         Command::Rollback(args) => migrate::run(migrate::Kind::Rollback, args).await,
         Command::Status(args) => migrate::status(args).await,
+        Command::Report(args) => report::run(args).await,
     }
 }
 
