@@ -46,7 +46,7 @@ pub fn summary(name: &str, status: &MigMigrationStatus) -> String {
     let total = status.pipeline.len();
     for (index, step) in status.pipeline.iter().enumerate() {
         out.push_str(&format!(
-            "  {} {:<32} {:>9}  {}\n",
+            "  {} {:<38} {:>9}  {}\n",
             words::step_mark(step),
             words::step_position(index, total, &step.name),
             words::step_seconds(step).map(words::duration).unwrap_or_default(),

@@ -225,14 +225,17 @@ fn a_running_step_runs_until_the_report_was_made() {
 fn the_timeline_draws_the_downtime_window_on_the_steps_axis() {
     let report = Report::build(&plan(), &[cutover()], found());
     let svg = timeline::svg(&report.cutovers[0]);
-    // 20 s over 750 px from x=230: the window 10 s..12 s is x=605 and 75 px wide.
+    // 20 s over 720 px from x=260: the window 10 s..12 s is x=620 and 72 px wide.
     assert!(
-        svg.contains("<rect class=\"downtime\" x=\"605.0\" y=\"26\" width=\"75.0\""),
+        svg.contains("<rect class=\"downtime\" x=\"620.0\" y=\"26\" width=\"72.0\""),
         "{svg}"
     );
     assert!(svg.contains(">downtime 2.00 s</text>"), "{svg}");
     // QuiesceSource's bar starts where the window does.
-    assert!(svg.contains("<rect x=\"605.0\" y=\"81.0\" width=\"18."), "{svg}");
+    assert!(
+        svg.contains("<rect x=\"620.0\" y=\"81.0\" width=\"18.0\""),
+        "{svg}"
+    );
     assert_eq!(svg.matches("class=\"bar ").count(), 8);
 }
 

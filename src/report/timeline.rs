@@ -7,7 +7,7 @@ use super::model::{Run, StepState};
 use super::words;
 
 const WIDTH: f64 = 1000.0;
-const LABEL: f64 = 230.0;
+const LABEL: f64 = 260.0;
 const CHART: f64 = WIDTH - LABEL - 20.0;
 const ROW: f64 = 22.0;
 const TOP: f64 = 34.0;
