@@ -40,8 +40,8 @@ pub fn position(status: &MigMigrationStatus) -> (u64, u64) {
 /// the volumes, the downtime: the report's words.
 pub fn summary(name: &str, status: &MigMigrationStatus) -> String {
     let mut out = format!(
-        "{name} ({:?}):\n",
-        status.itinerary.unwrap_or(crate::api::Itinerary::Stage)
+        "{name} ({}):\n",
+        words::itinerary(status.itinerary.unwrap_or(crate::api::Itinerary::Stage))
     );
     let total = status.pipeline.len();
     for (index, step) in status.pipeline.iter().enumerate() {

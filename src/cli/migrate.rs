@@ -173,7 +173,7 @@ pub async fn follow_until_done(
             event = events.next() => event,
             () = tokio::time::sleep_until(deadline) => {
                 finish(&bar);
-                eprintln!("ferry: timed out after {timeout:?} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running");
+                eprintln!("ferry: timed out after {} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running", words::duration(timeout.as_secs_f64()));
                 return Ok(ExitCode::from(follow::EXIT_TIMEOUT));
             }
             _ = interrupted(&mut terminate) => {
@@ -344,7 +344,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let status = migration.status.clone().unwrap_or_default();
         let itinerary = status
             .itinerary
-            .map(|i| format!("{i:?}"))
+            .map(|i| words::itinerary(i).to_string())
             .unwrap_or_else(|| "-".into());
         let phase = status.phase.clone().unwrap_or_else(|| "-".into());
         let mut line = match Verdict::of(&status) {

@@ -253,9 +253,9 @@ fn dns(page: &mut String, report: &Report) {
             .map(|i| format!("<li><code>{}</code></li>", escape(i)))
             .collect::<String>()
     };
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<p>Records the cutover flips:</p><ul>{}</ul>\n",
+        "<p>Records the cutover flips:</p><ul>{}</ul>",
         list(&dns.names)
     );
     page.push_str("<h3>Before the cutover</h3>\n");
@@ -265,7 +265,7 @@ fn dns(page: &mut String, report: &Report) {
                        FlipDNS, or a rollback restored them).</p>\n",
         );
     } else {
-        let _ = write!(page, "<ul>{}</ul>\n", list(&dns.before));
+        let _ = writeln!(page, "<ul>{}</ul>", list(&dns.before));
     }
     page.push_str("<h3>After: what the DNS steps did</h3>\n");
     note_table(page, &dns.changes, "No DNS step ran.");

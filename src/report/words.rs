@@ -6,7 +6,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::migration::Downtime;
-use crate::api::{MigMigrationStatus, PipelineStep, condition};
+use crate::api::{Itinerary, MigMigrationStatus, PipelineStep, condition};
 use crate::pipeline::transfer;
 
 /// How a migration stands, read from its conditions.
@@ -63,6 +63,15 @@ impl Outcome {
             Outcome::Canceled(message) if !message.is_empty() => format!("Canceled: {message}"),
             other => other.word().to_string(),
         }
+    }
+}
+
+/// An itinerary as the API (and so `kubectl get`) spells it: `Stage`, `Final` (the cutover), `Rollback`.
+pub fn itinerary(itinerary: Itinerary) -> &'static str {
+    match itinerary {
+        Itinerary::Stage => "Stage",
+        Itinerary::Final => "Final",
+        Itinerary::Rollback => "Rollback",
     }
 }
 
@@ -207,6 +216,9 @@ mod tests {
     #[test]
     fn positions_durations_and_rates() {
         assert_eq!(step_position(6, 8, "WaitForTransfer"), "Step 7/8 WaitForTransfer");
+        for i in [Itinerary::Stage, Itinerary::Final, Itinerary::Rollback] {
+            assert_eq!(serde_json::json!(i), itinerary(i), "the words kubectl shows");
+        }
         assert_eq!(duration(0.481), "0.48 s");
         assert_eq!(duration(125.0), "2m 5.0s");
         assert_eq!(duration(3725.0), "1h 2m");
