@@ -174,6 +174,19 @@ async fn the_report_of_a_real_migration_renders_in_chromium() {
         "{status_out}"
     );
 
+    // What `kubectl get ferry -A` shows of the finished migrations (the printer columns).
+    let get = Command::new("kubectl")
+        .args(["get", "ferry", "-A"])
+        .env("KUBECONFIG", &scenario.sandbox.target.kubeconfig)
+        .output()
+        .unwrap();
+    let listed = text(&get.stdout);
+    eprintln!("$ kubectl get ferry -A\n{listed}{}", text(&get.stderr));
+    assert!(
+        get.status.success() && listed.contains(&cut.name_any()),
+        "{listed}"
+    );
+
     // A plan that does not exist: one line, exit 1, no file.
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ferry-report");
     std::fs::create_dir_all(&out_dir).unwrap();
