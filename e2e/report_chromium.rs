@@ -208,6 +208,30 @@ async fn the_report_of_a_real_migration_renders_in_chromium() {
         "ferry: MigPlan ferry-demo/nope does not exist"
     );
     assert!(!nothing.exists());
+    // Bad input: one line each, nothing written.
+    let no_dir = out_dir.join("no-such-dir").join("report.html");
+    for (args, cause) in [
+        (
+            vec![
+                "report",
+                "--plan",
+                "ferry-demo/shop",
+                "-o",
+                no_dir.to_str().unwrap(),
+            ],
+            "is not a directory",
+        ),
+        (
+            vec!["report", "--plan", "shop", "-o", nothing.to_str().unwrap()],
+            "--plan must be NAMESPACE/NAME, got \"shop\"",
+        ),
+    ] {
+        let refused = ferry(&scenario, &args);
+        let err = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{err}");
+        assert!(err.trim().lines().count() == 1 && err.contains(cause), "{err}");
+    }
+    assert!(!nothing.exists() && !no_dir.exists());
 
     let page = out_dir.join("report.html");
     let report = ferry(
