@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Nothing here does I/O: `cli/report.rs` reads the resources (and, optionally, commit messages from a
-//! local clone) and writes the file.
+//! local clone) and writes the file. It imports `api` and, for sizes and the `Synced … bytes` step
+//! message, the pure `pipeline::transfer` that writes them, so there is one wording of each.
 
 pub mod html;
 pub mod model;
