@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use crate::api::{MigMigrationStatus, condition};
-use crate::pipeline::transfer;
+use crate::api::MigMigrationStatus;
+use crate::report::words;
 
 /// Exit code when the migration failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -14,100 +14,21 @@ pub const EXIT_TIMEOUT: u8 = 3;
 /// Exit code when the migration was canceled.
 pub const EXIT_CANCELED: u8 = 4;
 
-/// How a followed migration stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Still going.
-    Running,
-    /// Succeeded.
-    Succeeded,
-    /// Failed, with the cause.
-    Failed(String),
-    /// Canceled, with the message.
-    Canceled(String),
-}
+/// How a followed migration stands (the report's [`Outcome`](crate::report::words::Outcome)).
+pub use crate::report::words::Outcome as Verdict;
 
-impl Verdict {
-    /// The verdict of `status`.
-    pub fn of(status: &MigMigrationStatus) -> Self {
-        let conditions = &status.conditions;
-        if condition::is_true(conditions, "Succeeded") {
-            return Verdict::Succeeded;
-        }
-        if condition::is_true(conditions, "Failed") {
-            let cause = if status.errors.is_empty() {
-                condition::find(conditions, "Failed")
-                    .and_then(|c| c.message.clone())
-                    .unwrap_or_else(|| "the migration failed".into())
-            } else {
-                status.errors.join("; ")
-            };
-            return Verdict::Failed(cause);
-        }
-        if condition::is_true(conditions, "Canceled") {
-            let message = condition::find(conditions, "Canceled").and_then(|c| c.message.clone());
-            return Verdict::Canceled(message.unwrap_or_default());
-        }
-        Verdict::Running
-    }
-
-    /// The process exit code for a finished verdict.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Verdict::Succeeded => ExitCode::SUCCESS,
-            Verdict::Failed(_) => ExitCode::from(EXIT_FAILED),
-            Verdict::Canceled(_) => ExitCode::from(EXIT_CANCELED),
-            Verdict::Running => ExitCode::from(EXIT_TIMEOUT),
-        }
+/// The process exit code for a finished verdict (a running one: the wait timed out).
+pub fn exit_code(verdict: &Verdict) -> ExitCode {
+    match verdict {
+        Verdict::Succeeded => ExitCode::SUCCESS,
+        Verdict::Failed(_) => ExitCode::from(EXIT_FAILED),
+        Verdict::Canceled(_) => ExitCode::from(EXIT_CANCELED),
+        Verdict::Running => ExitCode::from(EXIT_TIMEOUT),
     }
 }
 
 /// One line saying where the migration is: `Step 7/8 WaitForTransfer: <progress>` or why it waits.
-pub fn status_line(status: &MigMigrationStatus) -> String {
-    let total = status.pipeline.len();
-    match Verdict::of(status) {
-        Verdict::Running => {}
-        Verdict::Succeeded => return "Completed".into(),
-        Verdict::Canceled(_) => return "Canceled".into(),
-        Verdict::Failed(_) => {
-            let at = status.pipeline.iter().position(|s| s.failed);
-            return match at {
-                Some(i) => format!("Failed at step {}/{total} {}", i + 1, status.pipeline[i].name),
-                None => "Failed".into(),
-            };
-        }
-    }
-    let current = status
-        .pipeline
-        .iter()
-        .position(|s| s.completed.is_none() && !s.failed);
-    match current {
-        Some(index) if status.pipeline[index].started.is_some() || index > 0 => {
-            let step = &status.pipeline[index];
-            let mut line = format!("Step {}/{total} {}", index + 1, step.name);
-            if !step.progress.is_empty() {
-                line.push_str(&format!(": {}", step.progress.join("; ")));
-            } else if let Some(message) = step.message.as_deref().filter(|m| *m != "Not started") {
-                line.push_str(&format!(": {message}"));
-            }
-            line
-        }
-        _ => {
-            // Not started: say what holds it (plan not ready, another migration running).
-            let holding = status
-                .conditions
-                .iter()
-                .filter(|c| c.is_true() && c.type_ != condition::READY && c.type_ != "Running")
-                .filter_map(|c| c.message.clone())
-                .collect::<Vec<_>>();
-            if holding.is_empty() {
-                status.phase.clone().unwrap_or_else(|| "Pending".into())
-            } else {
-                format!("Waiting: {}", holding.join(" "))
-            }
-        }
-    }
-}
+pub use crate::report::words::status_line;
 
 /// `(completed steps, total)` for a progress bar.
 pub fn position(status: &MigMigrationStatus) -> (u64, u64) {
@@ -115,57 +36,32 @@ pub fn position(status: &MigMigrationStatus) -> (u64, u64) {
     (done as u64, status.pipeline.len() as u64)
 }
 
-/// The end-of-run summary: every step with its duration and message, bytes moved, the downtime.
+/// The end-of-run summary: every step (`Step N/M <name>`) with its duration and message, the data in
+/// the volumes, the downtime: the report's words.
 pub fn summary(name: &str, status: &MigMigrationStatus) -> String {
     let mut out = format!(
-        "{name} ({:?}):\n",
-        status.itinerary.unwrap_or(crate::api::Itinerary::Stage)
+        "{name} ({}):\n",
+        words::itinerary(status.itinerary.unwrap_or(crate::api::Itinerary::Stage))
     );
-    for step in &status.pipeline {
-        let seconds = match (&step.started, &step.completed) {
-            (Some(a), Some(b)) => crate::pipeline::engine::seconds_between(a, b).map(|s| format!("{s:.2}s")),
-            _ => None,
-        };
-        let mark = if step.failed {
-            "✗"
-        } else if step.skipped {
-            "-"
-        } else if step.completed.is_some() {
-            "✓"
-        } else {
-            " "
-        };
+    let total = status.pipeline.len();
+    for (index, step) in status.pipeline.iter().enumerate() {
         out.push_str(&format!(
-            "  {mark} {:<28} {:>8}  {}\n",
-            step.name,
-            seconds.unwrap_or_default(),
+            "  {} {:<38} {:>9}  {}\n",
+            words::step_mark(step),
+            words::step_position(index, total, &step.name),
+            words::step_seconds(step).map(words::duration).unwrap_or_default(),
             step.message.clone().unwrap_or_default()
         ));
     }
-    let moved: u64 = status
-        .pipeline
-        .iter()
-        .filter_map(|s| transfer::totals_from_message(s.message.as_deref()?))
-        .map(|(bytes, _)| bytes)
-        .max()
-        .unwrap_or(0);
-    if moved > 0 {
+    let synced = status.pipeline.iter().rev().find_map(words::synced);
+    if let Some((bytes, files)) = synced.filter(|(bytes, _)| *bytes > 0) {
         out.push_str(&format!(
-            "  data: {} in the volumes\n",
-            transfer::human_bytes(moved)
+            "  data: {} in the volumes, {files} files sent\n",
+            words::bytes(bytes)
         ));
     }
     if let Some(window) = &status.downtime {
-        match (&window.end, window.seconds) {
-            (Some(end), Some(seconds)) => out.push_str(&format!(
-                "  downtime: {seconds:.2} s ({} → {end})\n",
-                window.start
-            )),
-            _ => out.push_str(&format!(
-                "  downtime: open since {} (the app is stopped on the source; a rollback restores it)\n",
-                window.start
-            )),
-        }
+        out.push_str(&format!("  downtime: {}\n", words::downtime(window)));
     }
     out
 }
@@ -254,7 +150,7 @@ mod tests {
             Verdict::of(&s),
             Verdict::Failed("FinalSync failed: rsync exited with code 23".into())
         );
-        assert_eq!(Verdict::of(&s).exit_code(), ExitCode::from(EXIT_FAILED));
+        assert_eq!(exit_code(&Verdict::of(&s)), ExitCode::from(EXIT_FAILED));
     }
 
     #[test]
@@ -266,8 +162,11 @@ mod tests {
             seconds: Some(0.75),
         });
         let text = summary("m", &s);
-        assert!(text.contains("Prepare") && text.contains("1.50s"), "{text}");
-        assert!(text.contains("downtime: 0.75 s"), "{text}");
+        assert!(
+            text.contains("Step 1/2 Prepare") && text.contains("1.50 s"),
+            "{text}"
+        );
+        assert!(text.contains("downtime: 0.75 s (a → b)"), "{text}");
     }
 
     #[test]

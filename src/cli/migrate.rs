@@ -17,6 +17,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::follow::{self, Verdict};
 use crate::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
+use crate::report::words;
 
 /// Which itinerary to start.
 #[derive(Clone, Copy, Debug)]
@@ -172,7 +173,7 @@ pub async fn follow_until_done(
             event = events.next() => event,
             () = tokio::time::sleep_until(deadline) => {
                 finish(&bar);
-                eprintln!("ferry: timed out after {timeout:?} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running");
+                eprintln!("ferry: timed out after {} waiting for MigMigration {namespace}/{name} (at: {last_line}); it keeps running", words::duration(timeout.as_secs_f64()));
                 return Ok(ExitCode::from(follow::EXIT_TIMEOUT));
             }
             _ = interrupted(&mut terminate) => {
@@ -220,7 +221,7 @@ pub async fn follow_until_done(
                 }
                 _ => println!("MigMigration {namespace}/{name} succeeded"),
             }
-            return Ok(verdict.exit_code());
+            return Ok(follow::exit_code(&verdict));
         }
     }
 }
@@ -240,7 +241,7 @@ fn finish(bar: &Option<ProgressBar>) {
 }
 
 /// `NAMESPACE/NAME` split.
-fn split_plan(plan: &str) -> anyhow::Result<(String, String)> {
+pub(super) fn split_plan(plan: &str) -> anyhow::Result<(String, String)> {
     match plan.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns.to_string(), name.to_string()))
@@ -328,14 +329,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let ready = condition::find(&status.conditions, condition::READY).map_or("?", |c| c.status.as_str());
         let last = status
             .last_stage
-            .map(|s| {
-                format!(
-                    "{} ({}, {})",
-                    s.time,
-                    s.duration,
-                    crate::pipeline::transfer::human_bytes(s.bytes)
-                )
-            })
+            .map(|s| format!("{} ({}, {})", s.time, s.duration, words::bytes(s.bytes)))
             .unwrap_or_else(|| "-".into());
         let next = status.next_scheduled_stage.as_deref().unwrap_or("-");
         println!(
@@ -350,15 +344,19 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let status = migration.status.clone().unwrap_or_default();
         let itinerary = status
             .itinerary
-            .map(|i| format!("{i:?}"))
+            .map(|i| words::itinerary(i).to_string())
             .unwrap_or_else(|| "-".into());
         let phase = status.phase.clone().unwrap_or_else(|| "-".into());
-        let line = match Verdict::of(&status) {
+        let mut line = match Verdict::of(&status) {
             Verdict::Running => follow::status_line(&status),
-            Verdict::Succeeded => "Succeeded".into(),
-            Verdict::Failed(cause) => format!("Failed: {cause}"),
-            Verdict::Canceled(message) => format!("Canceled: {message}"),
+            finished => finished.describe(),
         };
+        if let Some(window) = &status.downtime {
+            line.push_str(&match window.seconds {
+                Some(seconds) => format!("; downtime {}", words::duration(seconds)),
+                None => format!("; downtime open since {}", window.start),
+            });
+        }
         println!(
             "{:<36} {:<10} {:<12} {line}",
             format!(

@@ -12,6 +12,7 @@ mod dns;
 mod follow;
 mod migrate;
 mod mover;
+mod report;
 
 /// Ferry migrates the persistent state of applications between Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -41,6 +42,8 @@ enum Command {
     Rollback(migrate::Args),
     /// Show plans and their migrations.
     Status(migrate::StatusArgs),
+    /// Write a plan's migration report: one self-contained HTML page (stages, cutover timeline, DNS, commits).
+    Report(report::Args),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime and maps the result to an exit code:
@@ -92,14 +95,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cutover(args) => migrate::run(migrate::Kind::Cutover, args).await,
         Command::Rollback(args) => migrate::run(migrate::Kind::Rollback, args).await,
         Command::Status(args) => migrate::status(args).await,
+        Command::Report(args) => report::run(args).await,
     }
 }
 
-/// Joins an error and its causes into one line, skipping causes already quoted by their parent.
+/// Joins an error and its causes into one line, skipping causes already quoted by their parent. A
+/// Kubernetes client error is worded by [`crate::error::kube_message`] (kube's own text carries a
+/// `Debug` dump of the server's Status) and ends the line: its sources are what it already said.
 pub(crate) fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let kube = cause.downcast_ref::<kube::Error>();
+        let text = kube.map_or_else(|| cause.to_string(), crate::error::kube_message);
+        if kube.is_some() {
+            if !line.contains(&text) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+            break;
+        }
         if line.contains(&text) {
             continue;
         }
@@ -126,4 +142,38 @@ pub(crate) fn init_logging(json: bool) {
     };
     // A second initialisation (tests) is harmless: the first subscriber stays.
     drop(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    fn forbidden() -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            message: "migplans \"shop\" is forbidden: User \"x\" cannot get resource \"migplans\"".into(),
+            reason: "Forbidden".into(),
+            code: 403,
+            ..kube::core::Status::default()
+        }))
+    }
+
+    #[test]
+    fn a_kubernetes_error_is_one_line_without_a_debug_dump() {
+        let want = "reading the MigPlan: migplans \"shop\" is forbidden: User \"x\" cannot get resource \"migplans\" \
+                    (Forbidden, 403)";
+        let direct = Err::<(), _>(forbidden())
+            .context("reading the MigPlan")
+            .unwrap_err();
+        assert_eq!(one_line(&direct), want);
+        let wrapped = Err::<(), _>(crate::Error::Kube(forbidden()))
+            .context("reading the MigPlan")
+            .unwrap_err();
+        assert_eq!(
+            one_line(&wrapped),
+            want.replace("MigPlan: ", "MigPlan: kubernetes API: ")
+        );
+        let other = anyhow::anyhow!("first\nsecond").context("outer");
+        assert_eq!(one_line(&other), "outer: first second");
+    }
 }
