@@ -33,6 +33,9 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use scenario::Scenario;
 
+/// A moment, on the local clock and on the API servers' (audit) clock.
+type Moment = (Instant, Timestamp);
+
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -320,8 +323,8 @@ async fn main() {
     let mut run_rss = 0;
     let mut failed = Vec::new();
     // The steady state: from 10 s after every migration is in WaitForTransfer until the first leaves it.
-    let (mut steady_from, mut steady_to): (Option<(Instant, Timestamp)>, Option<(Instant, Timestamp)>) =
-        (None, None);
+    let mut steady_from: Option<Moment> = None;
+    let mut steady_to: Option<Moment> = None;
     while finished.len() < created.len() {
         assert!(
             run_start.elapsed() < Duration::from_secs(900),
