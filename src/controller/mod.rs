@@ -4,6 +4,7 @@
 //! ```text
 //!  MigCluster ──► cluster::reconcile   (connect, probe, Ready/reason)
 //!  MigStorage ──► storage::reconcile   (credentials Secret present?)
+//!  MigHook    ──► hook::reconcile      (a custom image Ferry can run?)
 //!  MigPlan    ──► plan::reconcile      (validate, clusters Ready, namespaces, discover PVCs)
 //!  MigMigration ► migration::reconcile (validated against its plan, one per plan at a time)
 //! ```
@@ -12,6 +13,7 @@
 //! [`status::apply`], which writes only when something changed and records Events for condition changes.
 
 pub mod cluster;
+mod hook;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -32,7 +34,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::api::{MigCluster, MigMigration, MigPlan, MigStorage, ResourceRef};
+use crate::api::{MigCluster, MigHook, MigMigration, MigPlan, MigStorage, ResourceRef};
 use crate::{Error, Result};
 
 /// What every reconciler shares.
@@ -81,9 +83,15 @@ pub async fn run(ctx: Arc<Context>) {
         .run(storage::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
 
+    let hooks = Controller::new(Api::<MigHook>::all(client.clone()), config.clone())
+        .shutdown_on_signal()
+        .run(hook::reconcile, error_policy, ctx.clone())
+        .for_each(log_result);
+
     let plan_controller = Controller::new(Api::<MigPlan>::all(client.clone()), config.clone());
     let plan_store = plan_controller.store();
     let plan_store_for_storage = plan_store.clone();
+    let plan_store_for_hooks = plan_store.clone();
     let plans = plan_controller
         .watches(
             Api::<MigCluster>::all(client.clone()),
@@ -103,6 +111,15 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
+        .watches(Api::<MigHook>::all(client.clone()), config.clone(), move |hook| {
+            referring(&plan_store_for_hooks.state(), &hook, |plan| {
+                plan.spec
+                    .hooks
+                    .iter()
+                    .filter_map(|h| h.reference.as_ref())
+                    .collect()
+            })
+        })
         .shutdown_on_signal()
         .run(plan::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
@@ -119,7 +136,7 @@ pub async fn run(ctx: Arc<Context>) {
         .run(migration::reconcile, error_policy, ctx)
         .for_each(log_result);
 
-    tokio::join!(clusters, storages, plans, migrations);
+    tokio::join!(clusters, storages, hooks, plans, migrations);
 }
 
 /// The objects in `candidates` that refer to `target` through one of the references `refs` returns.
