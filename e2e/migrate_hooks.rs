@@ -58,8 +58,9 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
     let before = replicas(&source).await;
 
     // 1. Invalid hooks: clear conditions, and nothing runs.
+    // Every field of MTC's MigHookSpec: kept by the schema (a pruned one would read back empty).
     let playbook = "custom: false\n  image: quay.io/konveyor/hook-runner:latest\n  playbook: LSBob3N0czogYWxsCg==\n  \
-                    targetCluster: source";
+                    targetCluster: source\n  activeDeadlineSeconds: 900";
     create_hook(&host, "ansible", playbook).await;
     create_hook(
         &host,
@@ -68,6 +69,9 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
     )
     .await;
     let ansible = wait_hook_ready(&host, "ansible", false).await;
+    assert_eq!(ansible.spec.playbook.as_deref(), Some("LSBob3N0czogYWxsCg=="));
+    assert_eq!(ansible.spec.active_deadline_seconds, Some(900));
+    assert_eq!(ansible.spec.target_cluster, "source");
     let invalid = ansible.status.unwrap().conditions;
     let playbook_condition = invalid
         .iter()
