@@ -2,8 +2,8 @@
 //! pods run by the node agents (stand-in images: docs/sandbox.md). In order, on one sandbox:
 //! 1. invalid hooks (a missing MigHook, a playbook-only MigHook, an unknown phase): the MigHook and the
 //!    plan say so, every problem at once, and a cutover of the plan does not start: no Job, no change;
-//! 2. a PreBackup hook that fails: the cutover fails at PreBackupHooks with the hook's log line, before
-//!    QuiesceSource, and the source app keeps running;
+//! 2. a PreBackup hook that fails (exits non-zero; runs past its activeDeadlineSeconds): the cutover
+//!    fails at PreBackupHooks with the hook's log lines, before QuiesceSource; the source keeps running;
 //! 3. a PreBackup hook in the source that writes a marker into the volume and a PostRestore hook in the
 //!    destination, with the controller SIGKILLed right after it created the PreBackup Job: the cutover
 //!    succeeds, the marker arrives on the target (only the final sync can have carried it), the PreBackup
@@ -26,6 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 const FLUSH: &str = "ferry.test/hooks/flush:1";
 const BROKEN: &str = "ferry.test/hooks/broken:1";
 const WARM: &str = "ferry.test/hooks/warm:1";
+const SLOW: &str = "ferry.test/hooks/slow:1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_before_quiesce() {
@@ -52,6 +53,8 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
         warmed.display()
     );
     sandbox.install_image(false, WARM, &warm).unwrap();
+    let slow = "echo 'waiting for the database lock'\nsleep 60\n";
+    sandbox.install_image(true, SLOW, slow).unwrap();
     write_files(&source_dir, &[("data/1", b"one"), ("data/2", &[3u8; 100_000])]);
     let host = sandbox.host_client.clone();
     let source = sandbox.source_client.clone();
@@ -164,6 +167,7 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
         "{why}"
     );
     assert!(why.contains("in the source cluster"), "{why}");
+    let failed_why = why.clone();
     assert!(
         status
             .errors
@@ -178,6 +182,34 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
     );
     assert_eq!(replicas(&source).await, before, "the source app keeps running");
     assert_eq!(status.downtime, None);
+    assert_readable(&status);
+
+    // 2b. A hook past its activeDeadlineSeconds: the Job controller kills it; the step quotes the log
+    // lines its progress showed (the pod, deleted at the deadline, has none left to read).
+    let slow_hook = format!("{}\n  activeDeadlineSeconds: 5", custom(SLOW, "source"));
+    create_hook(&host, "slow", &slow_hook).await;
+    wait_hook_ready(&host, "slow", true).await;
+    set_hooks(&scenario, &[("slow", "PreBackup")]).await;
+    wait_plan(&scenario, |c| {
+        c.iter().any(|c| c.type_ == "Ready" && c.is_true())
+            && !c.iter().any(|c| c.type_.starts_with("InvalidHook"))
+    })
+    .await;
+    scenario
+        .create_migration("cutover-late", |s| s.quiesce_pods = true)
+        .await;
+    let late = scenario.wait_finished("cutover-late", TIMEOUT).await;
+    let status = late.status.clone().unwrap();
+    let why = entry(&late, Step::PreBackupHooks).message.clone().unwrap();
+    assert!(
+        entry(&late, Step::PreBackupHooks).failed
+            && why.contains("it ran past its activeDeadlineSeconds (5s)")
+            && why.contains("waiting for the database lock"),
+        "{status:#?}"
+    );
+    eprintln!("failed hooks: {failed_why}\n{why}");
+    assert!(entry(&late, Step::QuiesceSource).started.is_none());
+    assert_eq!(replicas(&source).await, before, "the source app keeps running");
     assert_readable(&status);
 
     // 3. The hooks that work, and a controller killed just after it created the PreBackup Job.

@@ -189,6 +189,15 @@ pub fn log_tail(log: &str) -> String {
     lines[lines.len().saturating_sub(LOG_LINES)..].join(" | ")
 }
 
+/// The prefix of the progress line that shows a running hook's last log lines.
+pub const LOG_PROGRESS: &str = "log: ";
+
+/// The log lines a running hook's progress last showed (the only ones left once the Job controller
+/// deleted a pod that ran past its deadline).
+pub fn logged_before(progress: &[String]) -> Option<&str> {
+    progress.iter().find_map(|line| line.strip_prefix(LOG_PROGRESS))
+}
+
 /// `text` on one line.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -226,4 +226,7 @@ fn the_log_tail_is_a_few_short_lines_on_one_line() {
     assert_eq!(duration(Some(2.34)), " in 2.3s");
     assert_eq!(duration(Some(42.4)), " in 42s");
     assert_eq!(duration(None), "");
+    let progress = vec!["log: waiting for the lock".to_string()];
+    assert_eq!(logged_before(&progress), Some("waiting for the lock"));
+    assert_eq!(logged_before(&[]), None);
 }

@@ -119,9 +119,15 @@ pub async fn run(ctx: &StepContext, phase: HookPhase) -> Result<StepOutcome> {
                 ))
             } else {
                 let running = seconds.map(|s| format!(" for {s:.0}s")).unwrap_or_default();
+                // The log so far: what a user watching sees, and what a failure quotes when the Job
+                // controller deletes the pod at the deadline before its log could be read.
+                let progress = match read_log(client, &namespace, &pods).await {
+                    Some(tail) if !tail.is_empty() => vec![format!("{}{tail}", hook_job::LOG_PROGRESS)],
+                    _ => Vec::new(),
+                };
                 StepOutcome::InProgress {
                     message: format!("{what}: running{running} (at most {}s).", deadline.as_secs()),
-                    progress: Vec::new(),
+                    progress,
                     after: POLL,
                 }
             }
@@ -130,7 +136,14 @@ pub async fn run(ctx: &StepContext, phase: HookPhase) -> Result<StepOutcome> {
             StepOutcome::Done(format!("{what}: succeeded{}.", hook_job::duration(seconds)))
         }
         Decision::Failed { why, seconds } => {
-            let log = last_log_lines(client, &namespace, &pods).await;
+            let log = match read_log(client, &namespace, &pods).await {
+                Some(tail) if !tail.is_empty() => format!("last log lines: {tail}"),
+                found => match logged_before(ctx, phase) {
+                    Some(before) => format!("last log lines seen while it ran: {before}"),
+                    None if found.is_some() => "the hook wrote no log".into(),
+                    None => "no log: the hook's pod is gone".into(),
+                },
+            };
             let after = hook_job::duration(seconds).replacen(" in ", " after ", 1);
             StepOutcome::Failed(format!("{what}: failed{after} ({why}); {log}"))
         }
@@ -154,11 +167,17 @@ async fn hook_pods(client: &Client, namespace: &str, uid: &str, phase: HookPhase
     Ok(pods.list(&ListParams::default().labels(&selector)).await?.items)
 }
 
-/// "last log lines: …" of the hook's pod, or why there are none (a pod killed at its deadline is gone).
-async fn last_log_lines(client: &Client, namespace: &str, pods: &[Pod]) -> String {
-    let Some(pod) = pods.last() else {
-        return "no log: the hook's pod is gone".into();
-    };
+/// The log lines the step's progress showed while the hook ran.
+fn logged_before(ctx: &StepContext, phase: HookPhase) -> Option<String> {
+    let status = ctx.migration.status.as_ref()?;
+    let entry = status.pipeline.iter().find(|p| p.name == phase.step())?;
+    hook_job::logged_before(&entry.progress).map(str::to_string)
+}
+
+/// The last lines of the hook pod's log on one line (empty: it wrote none), or `None` when there is
+/// no pod (one killed at its deadline is deleted) or its log cannot be read.
+async fn read_log(client: &Client, namespace: &str, pods: &[Pod]) -> Option<String> {
+    let pod = pods.last()?;
     let params = LogParams {
         container: Some(CONTAINER.into()),
         tail_lines: Some(hook_job::LOG_LINES as i64 * 4),
@@ -166,13 +185,10 @@ async fn last_log_lines(client: &Client, namespace: &str, pods: &[Pod]) -> Strin
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     match pods.logs(&pod.name_any(), &params).await {
-        Ok(log) if !hook_job::log_tail(&log).is_empty() => {
-            format!("last log lines: {}", hook_job::log_tail(&log))
-        }
-        Ok(_) => "the hook wrote no log".into(),
+        Ok(log) => Some(hook_job::log_tail(&log)),
         Err(err) => {
             tracing::debug!(pod = %pod.name_any(), error = %err, "reading a hook's log failed");
-            "its log could not be read".into()
+            None
         }
     }
 }
