@@ -184,6 +184,30 @@ fn check_json_logs(text: &str) {
 const EXERCISED_ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
         "migration.ferry.dev",
+        "mighooks",
+        "get",
+        "the plan reconciler looks up the MigHooks of spec.hooks (migrate_hooks)",
+    ),
+    (
+        "migration.ferry.dev",
+        "mighooks/status",
+        "patch",
+        "the MigHook reconciler writes a hook's conditions (migrate_hooks)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "create",
+        "a plan's hooks run as Jobs (migrate_hooks)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "delete",
+        "Cleanup removes the hook Jobs (migrate_hooks)",
+    ),
+    (
+        "migration.ferry.dev",
         "migmigrations",
         "delete",
         "pruning triggered stages beyond the history limits (triggers)",

@@ -1,7 +1,8 @@
 //! e2e: MTC's API where users meet it. One resource of each kind carrying every field of MTC's
 //! v1alpha1 API, with only the apiVersion changed, is applied with the real `kubectl apply
 //! --validate=strict` (server-side field validation Strict) and accepted; the fields Ferry does not use
-//! are named by one `UnusedFields` Warn condition per object, which does not flap. A MigPlan whose
+//! are named by one `UnusedFields` Warn condition per object, which does not flap; a playbook MigHook is
+//! reported `PlaybookNotSupported`, and the plan naming it `HookNotReady`. A MigPlan whose
 //! `persistentVolumes` list has bad entries gets one `InvalidVolumeSelection` condition per problem.
 
 #[path = "support/clusters.rs"]
@@ -11,7 +12,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ferry::api::{Condition, MigCluster, MigMigration, MigPlan, MigStorage};
+use ferry::api::{Condition, MigCluster, MigHook, MigMigration, MigPlan, MigStorage};
 use kube::Api;
 use support::{Clusters, apply, condition, namespace, wait_for};
 
@@ -31,7 +32,14 @@ async fn every_mtc_field_is_accepted_and_bad_volume_entries_are_each_reported() 
     let why = refused.expect_err("an unknown field was accepted");
     assert!(why.contains("notAField"), "{why}");
 
-    for yaml in [MIGCLUSTER, MIGSTORAGE, MIGPLAN, MIGMIGRATION, HOST_CLUSTER] {
+    for yaml in [
+        MIGCLUSTER,
+        MIGSTORAGE,
+        MIGPLAN,
+        MIGMIGRATION,
+        MIGHOOK,
+        HOST_CLUSTER,
+    ] {
         let yaml = yaml.replace("GROUP", GROUP);
         if let Err(why) = kubectl_apply(&kubeconfig, &yaml) {
             panic!("kubectl apply --validate=strict refused an MTC resource: {why}\n{yaml}");
@@ -74,7 +82,6 @@ async fn every_mtc_field_is_accepted_and_bad_volume_entries_are_each_reported() 
     })
     .await;
     for field in [
-        "spec.hooks (not yet honoured)",
         "spec.includedResources",
         "spec.labelSelector",
         "spec.liveMigrate (no KubeVirt)",
@@ -83,12 +90,24 @@ async fn every_mtc_field_is_accepted_and_bad_volume_entries_are_each_reported() 
         assert!(message.contains(field), "{field} not in {message}");
     }
     let migrations: Api<MigMigration> = Api::namespaced(host.clone(), NS);
-    for honoured in ["spec.closed", "spec.refresh"] {
+    for honoured in ["spec.closed", "spec.refresh", "spec.hooks"] {
         assert!(
             !message.contains(honoured),
             "{honoured} is honoured, not unused: {message}"
         );
     }
+    // The playbook hook is accepted and reported (no Ansible runner); the plan naming it says so.
+    let hooks: Api<MigHook> = Api::namespaced(host.clone(), NS);
+    let playbook = wait_for(&hooks, "prebackup", WAIT, |h| {
+        condition(&h.status.as_ref()?.conditions, "InvalidAnsibleHook").cloned()
+    })
+    .await;
+    assert_eq!(playbook.reason.as_deref(), Some("PlaybookNotSupported"));
+    let not_ready = wait_for(&plans, "every-field", WAIT, |p| {
+        condition(&p.status.as_ref()?.conditions, "HookNotReady").and_then(|c| c.message.clone())
+    })
+    .await;
+    assert!(not_ready.contains("no Ansible runner"), "{not_ready}");
     // The plan is closed: its migration is held with PlanClosed and runs nothing; the plan says so.
     let held = wait_for(&migrations, "every-field", WAIT, |m| {
         let status = m.status.as_ref()?;
@@ -310,6 +329,19 @@ spec:
   runAsRoot: true
   runAsUser: 1000
   runAsGroup: 1000
+";
+
+// Every field of MTC's MigHook spec (a playbook hook, as MTC's default kind).
+const MIGHOOK: &str = "\
+apiVersion: GROUP
+kind: MigHook
+metadata: {name: prebackup, namespace: openshift-migration}
+spec:
+  custom: false
+  image: quay.io/konveyor/hook-runner:latest
+  playbook: LSBob3N0czogYWxsCg==
+  targetCluster: source
+  activeDeadlineSeconds: 1800
 ";
 
 const PVCS: &str = "\

@@ -126,12 +126,16 @@ impl Itinerary {
                 CreateDestinationPVCs,
                 StageSync,
                 LowerDNSTTL,
+                PreBackupHooks,
                 QuiesceSource,
                 EnsureSourceQuiesced,
                 FinalSync,
                 Verify,
+                PostBackupHooks,
+                PreRestoreHooks,
                 UnquiesceTarget,
                 EnsureTargetReady,
+                PostRestoreHooks,
                 FlipDNS,
                 VerifyDNS,
                 Cleanup,
@@ -259,5 +263,21 @@ mod tests {
         assert!(at(Step::QuiesceSource) < at(Step::FinalSync));
         assert!(at(Step::FinalSync) < at(Step::FlipDNS));
         assert!(at(Step::FlipDNS) < at(Step::VerifyDNS));
+    }
+
+    #[test]
+    fn hooks_run_at_their_phases_of_the_cutover_only() {
+        let steps = Itinerary::Final.steps();
+        let at = |step| steps.iter().position(|s| *s == step).unwrap();
+        assert_eq!(at(Step::PreBackupHooks) + 1, at(Step::QuiesceSource));
+        assert_eq!(at(Step::Verify) + 1, at(Step::PostBackupHooks));
+        assert_eq!(at(Step::PreRestoreHooks) + 1, at(Step::UnquiesceTarget));
+        assert_eq!(at(Step::EnsureTargetReady) + 1, at(Step::PostRestoreHooks));
+        assert!(at(Step::PostRestoreHooks) < at(Step::FlipDNS));
+        for phase in crate::api::HookPhase::ALL {
+            for other in [Itinerary::Stage, Itinerary::Rollback] {
+                assert!(!other.steps().contains(&phase.step()), "{other:?} runs {phase:?}");
+            }
+        }
     }
 }

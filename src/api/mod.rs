@@ -7,10 +7,12 @@
 //! ```text
 //!  MigCluster ──┐                    MigStorage (compatibility only)
 //!  MigCluster ──┼── MigPlan ◄── MigMigration (stage | cutover | rollback)
+//!                    └─ spec.hooks ──► MigHook (an image run as a Job at a cutover phase)
 //! ```
 
 pub mod cluster;
 pub mod condition;
+pub mod hook;
 pub mod migration;
 pub mod plan;
 pub mod refs;
@@ -22,6 +24,7 @@ use kube::CustomResourceExt;
 
 pub use cluster::{MigCluster, MigClusterSpec, MigClusterStatus};
 pub use condition::{Category, Condition};
+pub use hook::{HookPhase, MigHook, MigHookSpec, MigHookStatus};
 pub use migration::{Itinerary, MigMigration, MigMigrationSpec, MigMigrationStatus, PipelineStep};
 pub use plan::{MigPlan, MigPlanSpec, MigPlanStatus};
 pub use refs::ResourceRef;
@@ -41,5 +44,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         MigStorage::crd(),
         MigPlan::crd(),
         MigMigration::crd(),
+        MigHook::crd(),
     ]
 }

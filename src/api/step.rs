@@ -47,6 +47,8 @@ steps! {
     StageSync,
     /// Lowers the TTL of the records the cutover flips.
     LowerDNSTTL,
+    /// Runs the plan's PreBackup hook (MTC's `PreBackupHooks`), the source app still running.
+    PreBackupHooks,
     /// Stops the source app (downtime starts).
     QuiesceSource,
     /// Waits until no pod mounts a moved volume.
@@ -55,10 +57,16 @@ steps! {
     FinalSync,
     /// Compares source and target without changing either.
     Verify,
+    /// Runs the plan's PostBackup hook, after the final copy (the source stopped).
+    PostBackupHooks,
+    /// Runs the plan's PreRestore hook, before the app starts on the target.
+    PreRestoreHooks,
     /// Starts the app on the target.
     UnquiesceTarget,
     /// Waits until the target app is ready.
     EnsureTargetReady,
+    /// Runs the plan's PostRestore hook, the app running on the target.
+    PostRestoreHooks,
     /// Points the DNS records at the target.
     FlipDNS,
     /// Waits until DNS serves the new records (downtime ends).

@@ -4,6 +4,7 @@
 //! ```text
 //!  MigCluster ──► cluster::reconcile   (connect, probe, Ready/reason)
 //!  MigStorage ──► storage::reconcile   (credentials Secret present?)
+//!  MigHook    ──► hook::reconcile      (a custom image Ferry can run?)
 //!  MigPlan    ──► plan::reconcile      (validate, clusters Ready, namespaces, discover PVCs)
 //!  MigMigration ► migration::reconcile (validated against its plan, one per plan at a time)
 //! ```
@@ -14,6 +15,7 @@
 mod backoff;
 pub mod clients;
 pub mod cluster;
+mod hook;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -37,7 +39,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::api::{MigCluster, MigMigration, MigPlan, MigStorage, ResourceRef};
+use crate::api::{MigCluster, MigHook, MigMigration, MigPlan, MigStorage, ResourceRef};
 use crate::{Error, Result};
 
 /// Objects of one kind reconciled at once, unless `--max-concurrent-reconciles` says otherwise.
@@ -102,6 +104,8 @@ pub async fn run(ctx: Arc<Context>) {
         Controller::new(Api::<MigCluster>::all(client.clone()), config.clone()).with_config(bound.clone());
     let storage_controller =
         Controller::new(Api::<MigStorage>::all(client.clone()), config.clone()).with_config(bound.clone());
+    let hook_controller =
+        Controller::new(Api::<MigHook>::all(client.clone()), config.clone()).with_config(bound.clone());
     let plan_controller =
         Controller::new(Api::<MigPlan>::all(client.clone()), config.clone()).with_config(bound.clone());
     let migration_controller =
@@ -134,7 +138,17 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .for_each(log_result);
 
+    let hooks = hook_controller
+        .shutdown_on_signal()
+        .run(
+            |object, ctx| tracked(object, ctx, hook::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
     let plan_store_for_storage = plan_store.clone();
+    let plan_store_for_hooks = plan_store.clone();
     let plans = plan_controller
         .watches(
             Api::<MigCluster>::all(client.clone()),
@@ -154,6 +168,15 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
+        .watches(Api::<MigHook>::all(client.clone()), config.clone(), move |hook| {
+            referring(&plan_store_for_hooks.state(), &hook, |plan| {
+                plan.spec
+                    .hooks
+                    .iter()
+                    .filter_map(|h| h.reference.as_ref())
+                    .collect()
+            })
+        })
         .shutdown_on_signal()
         .run(
             |object, ctx| tracked(object, ctx, plan::reconcile),
@@ -176,7 +199,7 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .for_each(log_result);
 
-    tokio::join!(clusters, storages, plans, migrations);
+    tokio::join!(clusters, storages, hooks, plans, migrations);
 }
 
 /// Runs `reconcile` and, when it succeeds, resets the object's failure count (see [`error_policy`]).

@@ -1,5 +1,6 @@
-//! Removing a migration's temporary objects (mover Pods, Services, Routes, Secrets, NetworkPolicies)
-//! from one cluster by the migration-UID label, whatever step created them and even after a crash.
+//! Removing a migration's temporary objects (hook Jobs, mover Pods, Services, Routes, Secrets,
+//! NetworkPolicies) from one cluster by the migration-UID label, whatever step created them and even
+//! after a crash.
 //! Lasting objects (target namespaces and PVCs) carry no UID label and are never touched here.
 
 use kube::api::{DeleteParams, DynamicObject, ListParams};
@@ -10,7 +11,9 @@ use super::labels;
 use crate::Result;
 
 /// `(group, version, kind, plural)` of every kind Ferry creates per migration.
+/// Jobs come before Pods, so the Job controller does not replace a hook pod deleted under a live Job.
 pub const TEMPORARY_KINDS: &[(&str, &str, &str, &str)] = &[
+    ("batch", "v1", "Job", "jobs"),
     ("", "v1", "Pod", "pods"),
     ("", "v1", "Service", "services"),
     ("route.openshift.io", "v1", "Route", "routes"),

@@ -127,10 +127,10 @@ fn the_downtime_window_runs_from_quiesce_to_dns_verification() {
         clock += took;
     }
     let window = status.downtime.unwrap();
-    // QuiesceSource starts at t=5 (after Prepare, the two destination steps, StageSync, LowerDNSTTL);
-    // VerifyDNS ends at t=19.
-    assert_eq!(window.start, at(5).0.to_string());
-    assert_eq!(window.seconds, Some(14.0));
+    // QuiesceSource starts at t=6 (after Prepare, the two destination steps, StageSync, LowerDNSTTL,
+    // PreBackupHooks); VerifyDNS ends at t=23 (the other three hook steps are inside the window).
+    assert_eq!(window.start, at(6).0.to_string());
+    assert_eq!(window.seconds, Some(17.0));
     assert!(
         status
             .pipeline

@@ -16,6 +16,7 @@ pub mod argocd;
 pub mod cleanup;
 pub mod context;
 pub mod engine;
+pub mod hook_job;
 pub mod kstatus;
 pub mod labels;
 pub mod movers;

@@ -123,18 +123,23 @@ impl Sandbox {
             images: Some(vec![crate::pipeline::movers::DEFAULT_IMAGE.to_string()]),
             ..NodeAgentOptions::default()
         };
+        // Each node's stand-in images (hooks a test "pushes" with `Sandbox::install_image`).
+        let with_images = |side: &str| NodeAgentOptions {
+            entrypoints: Some(images_dir(&dir, side == "source")),
+            ..agent_options.clone()
+        };
         let agents = vec![
             NodeAgent::start(
                 source_client.clone(),
                 SOURCE_NODE,
                 &dir.join("agent-source"),
-                agent_options.clone(),
+                with_images("source"),
             )?,
             NodeAgent::start(
                 host_client.clone(),
                 TARGET_NODE,
                 &dir.join("agent-target"),
-                agent_options,
+                with_images("target"),
             )?,
         ];
         let git_password = format!("pw-{}", std::process::id());
@@ -183,6 +188,15 @@ impl Sandbox {
     /// The controller's log file.
     pub fn controller_log(&self) -> PathBuf {
         self.dir.join("controller.log")
+    }
+
+    /// Makes stand-in image `image` available on the source (`source == true`) or target node: a
+    /// container of it without `command` runs `script` with `sh` (docs/sandbox.md).
+    pub fn install_image(&self, source: bool, image: &str, script: &str) -> Result<()> {
+        let dir = images_dir(&self.dir, source);
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let path = dir.join(image.replace(['/', ':', '@'], "_"));
+        std::fs::write(&path, script).map_err(Error::io(format!("writing {}", path.display())))
     }
 
     /// The local directory behind the app's volume in the source (`source == true`) or target cluster.
@@ -362,4 +376,9 @@ fn persistent_volume(dir: &Path) -> String {
          claimRef: {{namespace: {APP_NAMESPACE}, name: {APP_PVC}}}\n",
         path = dir.display()
     )
+}
+
+/// Where the stand-in images of the source (`source == true`) or target node live.
+fn images_dir(dir: &Path, source: bool) -> PathBuf {
+    dir.join("images").join(if source { "source" } else { "target" })
 }

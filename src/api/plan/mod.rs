@@ -73,7 +73,8 @@ pub struct MigPlanSpec {
     /// again at once (it also does every resync); Ferry never writes a spec, so it does not reset it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<bool>,
-    /// MTC: MigHooks to run at migration phases (not yet honoured by Ferry).
+    /// MTC: MigHooks to run as Jobs at the cutover's phases (`PreBackup`, `PostBackup`, `PreRestore`,
+    /// `PostRestore`; one per phase), each with the namespace and ServiceAccount its Job runs as.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<PlanHook>,
     /// MTC: Kubernetes resources to migrate (unused: Argo CD deploys the app's resources).
@@ -118,7 +119,6 @@ impl MigPlanSpec {
                 fields.push(field.to_string());
             }
         };
-        add(!self.hooks.is_empty(), "spec.hooks (not yet honoured)");
         add(
             !self.included_resources.is_empty(),
             "spec.includedResources (Argo CD deploys the resources)",
@@ -235,9 +235,6 @@ mod tests {
             }),
             ..PersistentVolume::default()
         }];
-        assert_eq!(
-            spec.unused_fields(),
-            ["spec.hooks (not yet honoured)", "spec.liveMigrate (no KubeVirt)"]
-        );
+        assert_eq!(spec.unused_fields(), ["spec.liveMigrate (no KubeVirt)"]);
     }
 }

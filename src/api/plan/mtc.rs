@@ -1,10 +1,10 @@
-//! MigPlan fields that only MTC has: hooks, resource and label filters. Accepted so MTC's manifests
-//! apply unchanged; `controller::plan` reports which of them Ferry does not (yet) honour.
+//! MigPlan fields that only MTC has: hooks (run by the pipeline, docs/pipeline.md), resource and label
+//! filters (accepted so MTC's manifests apply unchanged; `controller::plan` reports them unused).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ResourceRef;
+use crate::api::{HookPhase, ResourceRef};
 
 /// MTC's `MigPlanHook`: a MigHook to run at one phase of a migration.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -22,6 +22,13 @@ pub struct PlanHook {
     /// When it runs: `PreBackup`, `PostBackup`, `PreRestore` or `PostRestore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+}
+
+impl PlanHook {
+    /// The hook's phase, when it names one.
+    pub fn phase(&self) -> Option<HookPhase> {
+        self.phase.as_deref().and_then(HookPhase::parse)
+    }
 }
 
 /// MTC's `metav1.GroupKind` in `includedResources`.

@@ -1,9 +1,10 @@
-//! `MigPlan` reconciler: validate the spec, check that both clusters (and the storage, when named) are
-//! Ready, that the source namespaces exist, and discover the PVCs to move. Every problem is its own
-//! condition; `Ready` holds only when there is no Critical one.
+//! `MigPlan` reconciler: validate the spec (its hooks name valid MigHooks), check that both clusters
+//! (and the storage, when named) are Ready, that the source namespaces exist, and discover the PVCs to
+//! move. Every problem is its own condition; `Ready` holds only when there is no Critical one.
 
 pub(crate) mod discovery;
 mod history;
+mod hooks;
 pub(crate) mod triggers;
 mod validate;
 
@@ -41,6 +42,7 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
     });
     conditions.extend(validate::triggers(spec));
     conditions.extend(validate::volume_entries(spec));
+    conditions.extend(hooks::check(&ctx.client, spec, &own_ns).await?);
     conditions.extend(condition::unused_fields(&spec.unused_fields()));
     let mappings = validate::namespace_mappings(spec).unwrap_or_else(|problems| {
         conditions.extend(problems);

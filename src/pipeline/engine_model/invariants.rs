@@ -47,6 +47,14 @@ impl Model {
             !world.synced_while_serving,
             "a FinalSync copied a source still serving"
         );
+        // A failed PreBackup hook stops the cutover with the source app still serving.
+        let pre_backup = status.pipeline.iter().find(|s| s.name == Step::PreBackupHooks);
+        if self.spec.itinerary == Itinerary::Final && pre_backup.is_some_and(|s| s.failed) {
+            assert!(
+                !world.source_quiesced && !world.quiesce_ran,
+                "the source was stopped after its PreBackup hook failed: {world:?}"
+            );
+        }
         // 2. DNS is flipped only after this migration's FinalSync copied every one of its volumes with the
         // source stopped, and the requested Verify passed (a rollback starts from an earlier flip).
         if self.spec.itinerary == Itinerary::Final && world.dns_flipped {

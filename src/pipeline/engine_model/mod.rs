@@ -36,6 +36,8 @@ struct Spec {
     verify: bool,
     /// Commit mode (RevertCommits has commits to revert) rather than Patch.
     commit: bool,
+    /// The plan has a hook at every phase (else the hook steps skip).
+    hooks: bool,
     /// The PVCs the plan discovers at first.
     volumes: usize,
     /// Rollback: how many steps of the cutover before it completed (the next one did part of its work).
@@ -339,6 +341,11 @@ impl Model {
             }
             Step::Verify if !spec.verify => "verification was not requested",
             Step::RevertCommits if !spec.commit => "Patch mode made no commits",
+            Step::PreBackupHooks | Step::PostBackupHooks | Step::PreRestoreHooks | Step::PostRestoreHooks
+                if !spec.hooks =>
+            {
+                "the plan has no hook at this phase"
+            }
             _ => return None,
         };
         Some(StepOutcome::Skipped(why.into()))

@@ -10,16 +10,23 @@ fn spec() -> impl Strategy<Value = Spec> {
         2 => Just(Itinerary::Final),
         1 => Just(Itinerary::Rollback),
     ];
-    let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
+    let flags = (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    );
     let sizes = (0usize..3, 0..=Itinerary::Final.steps().len());
     let flaky = prop::option::weighted(0.15, 0..Itinerary::Final.steps().len());
     (itinerary, flags, sizes, flaky).prop_map(
-        |(itinerary, (quiesce, dns, verify, commit), (volumes, cut_over_steps), flaky)| Spec {
+        |(itinerary, (quiesce, dns, verify, commit, hooks), (volumes, cut_over_steps), flaky)| Spec {
             itinerary,
             quiesce: quiesce || itinerary == Itinerary::Rollback,
             dns,
             verify,
             commit,
+            hooks,
             volumes,
             cut_over_steps,
             flaky,
@@ -95,6 +102,7 @@ fn cutover(quiesce: bool, volumes: usize) -> Spec {
         dns: true,
         verify: true,
         commit: false,
+        hooks: false,
         volumes,
         cut_over_steps: 0,
         flaky: None,

@@ -62,8 +62,13 @@ impl Kind {
         }
     }
 
-    /// Whether Ferry leaves `object` alone because a controller it quiesces already owns it.
+    /// Whether Ferry leaves `object` alone because a controller it quiesces already owns it, or because
+    /// it is not the app's but one of Ferry's own temporary objects (a hook's Job, by its migration-UID
+    /// label): quiescing it would record it as a workload the target must have.
     pub fn is_owned_elsewhere(self, object: &Value) -> bool {
+        if object["metadata"]["labels"][crate::pipeline::labels::MIGRATION_UID].is_string() {
+            return true;
+        }
         let owner_kinds: &[&str] = match self {
             Kind::ReplicaSet => &["Deployment"],
             Kind::ReplicationController => &["DeploymentConfig"],

@@ -98,6 +98,10 @@ fn owned_objects_are_left_to_their_owner() {
     assert!(!Kind::Deployment.is_owned_elsewhere(&owned));
     let by_cron = json!({"metadata": {"ownerReferences": [{"kind": "CronJob", "name": "nightly"}]}});
     assert!(Kind::Job.is_owned_elsewhere(&by_cron));
+    // A hook's Job in the app's namespace is Ferry's, not the app's: never quiesced nor started.
+    let hook = json!({"metadata": {"labels": {crate::pipeline::labels::MIGRATION_UID: "1234"}}});
+    assert!(Kind::Job.is_owned_elsewhere(&hook));
+    assert!(!Kind::Job.is_owned_elsewhere(&json!({"metadata": {"labels": {"app": "db"}}})));
 }
 
 #[test]

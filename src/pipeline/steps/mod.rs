@@ -6,6 +6,7 @@ pub mod cutover;
 pub mod destination;
 pub mod dns;
 pub mod gitops;
+pub mod hooks;
 mod mover_endpoints;
 pub mod movers;
 pub mod prepare;
@@ -16,7 +17,7 @@ use super::movers::Pass;
 use super::{StepContext, StepOutcome};
 use crate::Result;
 use crate::api::plan::QuiesceMethod;
-use crate::api::{Itinerary, Step};
+use crate::api::{HookPhase, Itinerary, Step};
 
 /// Runs one step of the current itinerary. Every step is safe to run again after any outcome or a
 /// crash: it observes what exists first.
@@ -46,6 +47,10 @@ pub async fn run(step: Step, ctx: &StepContext) -> Result<StepOutcome> {
         Step::Verify => movers::sync(ctx, Pass::Verify).await,
         Step::EnsureSourceQuiesced => workloads::ensure_source_quiesced(ctx).await,
         Step::EnsureTargetReady => workloads::ensure_target_ready(ctx).await,
+        Step::PreBackupHooks => hooks::run(ctx, HookPhase::PreBackup).await,
+        Step::PostBackupHooks => hooks::run(ctx, HookPhase::PostBackup).await,
+        Step::PreRestoreHooks => hooks::run(ctx, HookPhase::PreRestore).await,
+        Step::PostRestoreHooks => hooks::run(ctx, HookPhase::PostRestore).await,
         Step::QuiesceSource
         | Step::UnquiesceTarget
         | Step::QuiesceTarget
@@ -67,6 +72,12 @@ pub fn without_quiesce(step: Step) -> Option<StepOutcome> {
         Step::EnsureSourceQuiesced | Step::FinalSync | Step::Verify => Some(StepOutcome::Skipped(format!(
             "{WHY}; the StageSync copy is the final one"
         ))),
+        // The hooks frame a final copy with the source stopped and a start on the target: neither happens.
+        Step::PreBackupHooks | Step::PostBackupHooks | Step::PreRestoreHooks | Step::PostRestoreHooks => {
+            Some(StepOutcome::Skipped(format!(
+                "{WHY}: hooks run around a quiesced cutover's final copy and start"
+            )))
+        }
         Step::LowerDNSTTL
         | Step::UnquiesceTarget
         | Step::EnsureTargetReady

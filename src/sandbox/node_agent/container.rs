@@ -1,7 +1,7 @@
 //! From a container spec to a local process spec: the environment (values, Secret/ConfigMap keys,
 //! downward-API fields, `envFrom`), `$(VAR)` expansion, the volume-mount path map applied to command,
-//! args, env values and working directory, and the executable (`ferry` → the binary under test,
-//! anything else from PATH, since there are no images).
+//! args, env values and working directory, and the executable (`ferry` → the binary under test, a
+//! stand-in image's entrypoint script, anything else from PATH, since there are no images).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -54,7 +54,12 @@ pub(crate) async fn prepare(
     let paths = path_map(container, volumes, pod_dir, &lookup_env)
         .map_err(|err| format!("container {name}: {err}"))?;
 
-    let command = container.command.clone().unwrap_or_default();
+    let mut command = container.command.clone().unwrap_or_default();
+    if command.is_empty()
+        && let Some(script) = container.image.as_deref().and_then(|i| entrypoint(shared, i))
+    {
+        command = vec!["sh".to_string(), script.display().to_string()];
+    }
     let Some(first) = command.first() else {
         return Err(format!(
             "container {name} has no command: the sandbox node agent runs no images, so the image's \
@@ -95,6 +100,13 @@ pub(crate) async fn prepare(
         termination_file: termination_file(pod_dir, name),
         fallback_to_logs: container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
     })
+}
+
+/// The entrypoint script of stand-in image `image` (see `NodeAgentOptions::entrypoints`), if there is one.
+pub(crate) fn entrypoint(shared: &Shared, image: &str) -> Option<PathBuf> {
+    let dir = shared.options.entrypoints.as_ref()?;
+    let script = dir.join(image.replace(['/', ':', '@'], "_"));
+    script.is_file().then_some(script)
 }
 
 /// The local file that stands in for container `name`'s termination-message path.

@@ -66,6 +66,11 @@ pub struct NodeAgentOptions {
     /// The images this node holds (as if pulled); a selected pod with a container of another image
     /// stays Pending with `ErrImagePull`, as on a node that cannot pull it. `None`: any image runs.
     pub images: Option<Vec<String>>,
+    /// Stand-in images: a directory holding, for an image, a shell script named after it (`/`, `:` and
+    /// `@` replaced by `_`) that plays its entrypoint. A container of such an image without `command`
+    /// runs `sh <script>` with its args, and the node holds the image whatever `images` says. Scripts
+    /// may be added while the agent runs (a test "pushes" an image). `None`: no stand-ins.
+    pub entrypoints: Option<PathBuf>,
 }
 
 impl Default for NodeAgentOptions {
@@ -84,6 +89,7 @@ impl Default for NodeAgentOptions {
             volume_wait: Duration::from_secs(30),
             extra_env,
             images: None,
+            entrypoints: None,
         }
     }
 }

@@ -124,7 +124,8 @@ pub(crate) async fn run_pod(shared: Arc<Shared>, pod: Pod, cancel: CancellationT
             .enumerate()
             .filter_map(|(i, c)| {
                 let image = c.image.clone().unwrap_or_default();
-                (!images.contains(&image)).then_some((i, image))
+                let held = images.contains(&image) || super::container::entrypoint(&shared, &image).is_some();
+                (!held).then_some((i, image))
             })
             .collect(),
         None => Vec::new(),
