@@ -222,7 +222,7 @@ async fn run_migration(
             bail!("MigMigration {name} failed: {}", status.errors.join("; "));
         }
         if Instant::now() > deadline {
-            bail!("MigMigration {name} did not finish within {timeout:?} (at {last})");
+            bail!("MigMigration {name} did not finish within {} s (at {last})", timeout.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -338,7 +338,8 @@ async fn wait_plan_ready(host: &kube::Client, timeout: Duration, clock: Instant)
                 .filter_map(|c| c.message.clone())
                 .collect();
             bail!(
-                "the plan did not become Ready within {timeout:?}: {}",
+                "the plan did not become Ready within {} s: {}",
+                timeout.as_secs(),
                 problems.join(" ")
             );
         }
