@@ -446,6 +446,9 @@ async fn main() {
         total(&run_counts),
         top(&run_counts, 10)
     );
+    if let Some((_, _, counts)) = &steady {
+        println!("steady requests ({}): {}", total(counts), top(counts, 10));
+    }
     if !failed.is_empty() {
         println!("\nFAILED stages: {}", failed.join(", "));
         std::process::exit(1);

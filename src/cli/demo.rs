@@ -222,7 +222,10 @@ async fn run_migration(
             bail!("MigMigration {name} failed: {}", status.errors.join("; "));
         }
         if Instant::now() > deadline {
-            bail!("MigMigration {name} did not finish within {} s (at {last})", timeout.as_secs());
+            bail!(
+                "MigMigration {name} did not finish within {} s (at {last})",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -165,6 +165,9 @@ fn describe(pvc: &PersistentVolumeClaim, mapping: &NameMapping, pods: &[Pod]) ->
     let mounting: Vec<&Pod> = pods
         .iter()
         .filter(|pod| pod.namespace().as_deref() == Some(mapping.source.as_str()) && is_live(pod))
+        // Ferry's own movers and hook Jobs are not the app: counting them would also rewrite the plan's
+        // status each time a mover starts or ends.
+        .filter(|pod| !pod.labels().contains_key(crate::pipeline::labels::MIGRATION_UID))
         .filter(|pod| mounts(pod, &name))
         .collect();
     DiscoveredVolume {
@@ -330,6 +333,26 @@ mod tests {
         let found = discover(&[mapping("app")], &[], Some(&selector), &pvcs, &[]);
         assert_eq!(found.volumes.len(), 1);
         assert_eq!(found.volumes[0].name, "data");
+    }
+
+    #[test]
+    fn ferrys_own_pods_are_not_the_apps() {
+        let mut mover = pod("app", "ferry-send-1", "data", "node-b");
+        mover
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(crate::pipeline::labels::MIGRATION_UID.into(), "uid-1".into());
+        let app = pod("app", "db-0", "data", "node-a");
+        let found = discover(
+            &[mapping("app")],
+            &[],
+            None,
+            &[pvc("app", "data", true)],
+            &[mover, app],
+        );
+        assert_eq!(found.volumes[0].pods, vec!["db-0".to_string()]);
+        assert_eq!(found.volumes[0].node.as_deref(), Some("node-a"));
     }
 
     #[test]
