@@ -76,8 +76,11 @@ fn usage(pid: u32) -> (u64, f64) {
 }
 
 /// Audit events of the controller's ServiceAccounts received in `[from, to)`, by "verb resource".
+/// A streamed response (a log, a watch) is audited twice, at ResponseStarted and ResponseComplete:
+/// each request counts once, by its audit ID.
 fn requests(logs: &[PathBuf], from: Timestamp, to: Timestamp) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     for log in logs {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         for line in text.lines() {
@@ -91,6 +94,9 @@ fn requests(logs: &[PathBuf], from: Timestamp, to: Timestamp) -> BTreeMap<String
                 continue;
             };
             if at < from || at >= to {
+                continue;
+            }
+            if !seen.insert(event["auditID"].as_str().unwrap_or_default().to_string()) {
                 continue;
             }
             let verb = event["verb"].as_str().unwrap_or("?");
@@ -255,7 +261,10 @@ async fn main() {
         .args(["controller", "--kubeconfig"])
         .arg(&config)
         .args(["--http-addr", "off"])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("FERRY_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -454,5 +463,13 @@ async fn main() {
         std::process::exit(1);
     }
     drop(_controller);
+    if let Some(keep) = std::env::var_os("FERRY_BENCH_KEEP_LOGS") {
+        let keep = PathBuf::from(keep);
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(&log, keep.join("controller.log"));
+        for (i, audit_log) in audit.iter().enumerate() {
+            let _ = std::fs::copy(audit_log, keep.join(format!("audit-{i}.log")));
+        }
+    }
     scenario.stop().await;
 }

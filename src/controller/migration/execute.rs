@@ -150,6 +150,7 @@ pub(super) async fn run(
         match next {
             Next::Continue => continue,
             Next::RequeueAfter(after) => {
+                tracing::debug!(step = %name, after_ms = after.as_millis() as u64, "next look");
                 let key = format!(
                     "{}/{}",
                     migration.namespace().unwrap_or_default(),

@@ -20,6 +20,7 @@ use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::Step;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
+use crate::mover::Progress;
 use crate::pipeline::engine::Warning;
 use crate::pipeline::labels;
 use crate::pipeline::movers::{self, MoverSpec, Pass};
@@ -35,11 +36,12 @@ const DOWNTIME_POLL: Duration = Duration::from_millis(200);
 const STAGE_POLL_MAX: Duration = Duration::from_secs(5);
 
 /// How often a stage transfer is looked at after running `elapsed`: every second at first, then a
-/// tenth of the time it has run, at most every [`STAGE_POLL_MAX`]. A stage runs while the app does, so
-/// a later look only delays the stage's end a little; each look costs a LIST of the senders, a GET of
-/// each receiver, a log read per running sender and a status write.
+/// fifth of the time it has run, at most every [`STAGE_POLL_MAX`] (from 25 s on). A stage runs while
+/// the app does, so a later look only delays the stage's end, by at most a fifth; each look costs a
+/// LIST of the senders, a log read per running sender and a status write (and a GET per receiver
+/// when a sender is not transferring).
 pub(crate) fn stage_poll(elapsed: Duration) -> Duration {
-    (elapsed / 10).clamp(POLL, STAGE_POLL_MAX)
+    (elapsed / 5).clamp(POLL, STAGE_POLL_MAX)
 }
 
 /// The builders' view of the migration.
@@ -334,11 +336,11 @@ async fn follow(
     pass: Pass,
     mut senders: BTreeMap<String, Pod>,
 ) -> Result<StepOutcome> {
-    if let Some(waiting) = ensure_receivers(ctx, spec).await? {
-        return Ok(waiting);
-    }
     let volumes = ctx.volumes();
     let (mut records, mut progress, mut unfinished, mut vanished) = (Vec::new(), Vec::new(), 0, Vec::new());
+    // The receivers are looked at only when a sender is not yet transferring or is reconnecting (its
+    // log's last record is a retry): a sender that reports progress is connected to its receiver.
+    let mut check_receivers = false;
     for volume in volumes {
         let label = volume.source_key();
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
@@ -372,11 +374,14 @@ async fn follow(
                     return Ok(failed);
                 }
                 unfinished += 1;
+                check_receivers = true;
                 progress.push(format!("{label}: waiting to start ({reason})"));
             }
             SenderState::Running => {
                 unfinished += 1;
-                progress.push(live_progress(&pods, &name, &label).await);
+                let (line, transferring) = live_progress(&pods, &name, &label).await;
+                check_receivers |= !transferring;
+                progress.push(line);
             }
             SenderState::Failed {
                 retryable: false,
@@ -393,6 +398,9 @@ async fn follow(
                 });
             }
         }
+    }
+    if check_receivers && let Some(waiting) = ensure_receivers(ctx, spec).await? {
+        return Ok(waiting);
     }
     if !vanished.is_empty() {
         let restarted = ensure_pods(ctx, pass).await?;
@@ -496,18 +504,23 @@ enum Rung {
 }
 
 /// The live progress line of a running sender, from its log tail (a running line when the logs
-/// cannot be read: progress is informative, never a reason to fail).
-async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> String {
+/// cannot be read: progress is informative, never a reason to fail), and whether it shows the sender
+/// transferring (not starting, not reconnecting after a failed attempt).
+async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> (String, bool) {
     let params = LogParams {
         container: Some("mover".into()),
         tail_lines: Some(20),
         ..LogParams::default()
     };
     match pods.logs(name, &params).await {
-        Ok(tail) => transfer::last_progress(&tail)
-            .map(|record| transfer::progress_line(label, &record))
-            .unwrap_or_else(|| format!("{label}: starting")),
-        Err(_) => format!("{label}: transferring"),
+        Ok(tail) => match transfer::last_progress(&tail) {
+            Some(record) => (
+                transfer::progress_line(label, &record),
+                matches!(record, Progress::Progress { .. }),
+            ),
+            None => (format!("{label}: starting"), false),
+        },
+        Err(_) => (format!("{label}: transferring"), false),
     }
 }
 
@@ -518,8 +531,8 @@ mod tests {
     #[test]
     fn stage_transfers_are_looked_at_less_often_as_they_run() {
         assert_eq!(stage_poll(Duration::ZERO), POLL);
-        assert_eq!(stage_poll(Duration::from_secs(9)), POLL);
-        assert_eq!(stage_poll(Duration::from_secs(30)), Duration::from_secs(3));
+        assert_eq!(stage_poll(Duration::from_secs(4)), POLL);
+        assert_eq!(stage_poll(Duration::from_secs(15)), Duration::from_secs(3));
         assert_eq!(stage_poll(Duration::from_secs(3600)), STAGE_POLL_MAX);
     }
 }
