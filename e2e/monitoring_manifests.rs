@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use ferry::controller::metrics::{ErrorLabels, Metrics, MigrationLabels, TriggerLabels, WebhookLabels};
+use ferry::controller::metrics::{
+    ErrorLabels, Metrics, MigrationLabels, PlanLabels, TriggerLabels, WebhookLabels,
+};
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -53,6 +55,14 @@ fn exported() -> BTreeSet<String> {
             result: "unauthorized".into(),
         })
         .inc();
+    metrics.set_next_scheduled_stage(
+        PlanLabels {
+            namespace: "ferry".into(),
+            plan: "shop".into(),
+        },
+        Some(1_800_000_000),
+        |_| true,
+    );
     let names: BTreeSet<String> = metrics
         .encode()
         .lines()
@@ -224,6 +234,7 @@ fn every_alert_can_be_acted_on() {
         "FerryStageFailed",
         "FerryCutoverFailed",
         "FerryScheduledStageSkipped",
+        "FerryScheduledStageOverdue",
         "FerryStageSlowerThanUsual",
         "FerryCutoverDowntimeHigh",
     ] {

@@ -1,10 +1,15 @@
 //! The controller's Prometheus metrics, served at `/metrics` in the text format: migrations by
 //! itinerary and result, stage durations, bytes in the migrated volumes, cutover downtime, reconcile
-//! errors by kind and reason, triggered (and skipped) stages, and webhook requests by result. Counted by the replica that observed the event (the leader).
+//! errors by kind and reason, triggered (and skipped) stages, webhook requests by result, and each
+//! scheduled plan's next fire. Counted by the replica that observed the event (the leader).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -44,6 +49,15 @@ pub struct WebhookLabels {
     pub result: String,
 }
 
+/// Labels of `ferry_plan_next_scheduled_stage_timestamp_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PlanLabels {
+    /// The plan's namespace.
+    pub namespace: String,
+    /// The plan's name.
+    pub plan: String,
+}
+
 /// Every metric, and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +76,10 @@ pub struct Metrics {
     pub triggered_stages: Family<TriggerLabels, Counter>,
     /// Requests to the push webhook, by result.
     pub webhook_requests: Family<WebhookLabels, Counter>,
+    /// Unix time of each scheduled plan's next fire (`time() - x > 0` for long: the schedule is late).
+    pub next_scheduled_stage: Family<PlanLabels, Gauge>,
+    /// The plans that have a `next_scheduled_stage` series, so a deleted plan's series can be removed.
+    scheduled: Mutex<BTreeSet<PlanLabels>>,
 }
 
 impl Default for Metrics {
@@ -109,8 +127,16 @@ impl Default for Metrics {
             "Requests to the git push webhook by result",
             webhook_requests.clone(),
         );
+        let next_scheduled_stage = Family::<PlanLabels, Gauge>::default();
+        registry.register(
+            "plan_next_scheduled_stage_timestamp_seconds",
+            "Unix time of the next scheduled stage of each plan with a schedule (not while cut over)",
+            next_scheduled_stage.clone(),
+        );
         Self {
             registry,
+            next_scheduled_stage,
+            scheduled: Mutex::default(),
             triggered_stages,
             webhook_requests,
             migrations,
@@ -123,6 +149,32 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records `plan`'s next scheduled stage (`None`: it has none), and drops the series of plans that
+    /// `exists` no longer knows (deleted plans are never reconciled again).
+    pub fn set_next_scheduled_stage(
+        &self,
+        plan: PlanLabels,
+        unix_seconds: Option<i64>,
+        exists: impl Fn(&PlanLabels) -> bool,
+    ) {
+        let mut scheduled = self.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<PlanLabels> = scheduled.iter().filter(|p| !exists(p)).cloned().collect();
+        for labels in gone {
+            self.next_scheduled_stage.remove(&labels);
+            scheduled.remove(&labels);
+        }
+        match unix_seconds {
+            Some(at) => {
+                self.next_scheduled_stage.get_or_create(&plan).set(at);
+                scheduled.insert(plan);
+            }
+            None => {
+                self.next_scheduled_stage.remove(&plan);
+                scheduled.remove(&plan);
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -135,6 +187,32 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(name: &str) -> PlanLabels {
+        PlanLabels {
+            namespace: "ns".into(),
+            plan: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_plan_without_a_schedule_or_gone_has_no_next_stage_series() {
+        let metrics = Metrics::default();
+        metrics.set_next_scheduled_stage(plan("a"), Some(1_800_000_000), |_| true);
+        metrics.set_next_scheduled_stage(plan("b"), Some(1_800_000_600), |_| true);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "ferry_plan_next_scheduled_stage_timestamp_seconds{namespace=\"ns\",plan=\"a\"} 1800000000"
+            ),
+            "{text}"
+        );
+        // Plan b lost its schedule; plan a was deleted (the store no longer has it).
+        metrics.set_next_scheduled_stage(plan("b"), None, |p| p.plan != "a");
+        let text = metrics.encode();
+        assert!(!text.contains("plan=\"a\""), "{text}");
+        assert!(!text.contains("plan=\"b\""), "{text}");
+    }
 
     #[test]
     fn the_exposition_names_every_metric() {

@@ -82,6 +82,14 @@ impl Context {
             .await?)
     }
 
+    /// Whether the plan `namespace/name` is in the watch cache (true when there is no cache yet).
+    pub fn plan_exists(&self, namespace: &str, name: &str) -> bool {
+        match self.stores().and_then(|s| ready(&s.plans)) {
+            Some(store) => store.get(&ObjectRef::new(name).within(namespace)).is_some(),
+            None => true,
+        }
+    }
+
     /// MigMigrations of `namespace` (all namespaces when `None`) carrying `label` when given, from the
     /// store when `cached` allows it, else listed fresh.
     pub async fn migrations(

@@ -128,6 +128,7 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
     desired.volumes = volumes;
     desired.observed_generation = plan.metadata.generation;
     desired.triggers = triggered.status;
+    record_next_stage(&ctx, &plan, triggered.next_scheduled_stage.as_deref());
     desired.next_scheduled_stage = triggered.next_scheduled_stage;
     desired.observed_revision = triggered.observed_revision;
     status::apply(
@@ -145,6 +146,19 @@ async fn reconcile_plan(plan: Arc<MigPlan>, ctx: Arc<Context>) -> Result<Action>
         requeue.min(wake.max(std::time::Duration::from_secs(1)))
     });
     Ok(Action::requeue(requeue))
+}
+
+/// Exports the plan's next scheduled stage as a gauge (and drops the series of deleted plans).
+fn record_next_stage(ctx: &Context, plan: &MigPlan, next: Option<&str>) {
+    let at = next
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    let labels = super::metrics::PlanLabels {
+        namespace: plan.namespace().unwrap_or_default(),
+        plan: plan.name_any(),
+    };
+    ctx.metrics
+        .set_next_scheduled_stage(labels, at, |p| ctx.plan_exists(&p.namespace, &p.plan));
 }
 
 /// Looks up a referenced MigCluster; records a condition when it is missing or not Ready.
