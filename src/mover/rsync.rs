@@ -452,6 +452,86 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_pass_lists_exactly_its_paths_and_deletes_missing_ones() {
+        let args = strings(send_args(&SendPlan {
+            selection: Selection::Changes("/tmp/changes".into()),
+            sparse: false,
+            ..plan()
+        }));
+        for flag in [
+            "--files-from=/tmp/changes",
+            "--from0",
+            "--delete-missing-args",
+            "--force",
+            "--ignore-times",
+            "--hard-links",
+            "--exclude=/.ferry-manifest",
+        ] {
+            assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
+        }
+        for flag in ["--recursive", "--delete", "--delete-during", "--sparse"] {
+            assert!(!args.contains(&flag.to_string()), "{flag} in {args:?}");
+        }
+        let root = strings(send_args(&SendPlan {
+            selection: Selection::RootOnly,
+            ..plan()
+        }));
+        assert!(root.contains(&"--dirs".to_string()) && root.contains(&"--exclude=/*".to_string()));
+        assert!(
+            !root
+                .iter()
+                .any(|arg| arg == "--recursive" || arg.starts_with("--delete"))
+        );
+    }
+
+    #[test]
+    fn sparse_and_compress_only_when_asked() {
+        let dense = strings(send_args(&SendPlan {
+            sparse: false,
+            ..plan()
+        }));
+        assert!(!dense.contains(&"--sparse".to_string()));
+        assert!(!dense.iter().any(|arg| arg.starts_with("--compress")));
+        let compressed = strings(send_args(&SendPlan {
+            compress: true,
+            ..plan()
+        }));
+        assert!(compressed.contains(&"--compress".to_string()));
+        assert!(compressed.contains(&"--compress-choice=zstd".to_string()));
+    }
+
+    #[test]
+    fn the_manifest_is_pulled_and_removed_in_one_run_and_written_in_place() {
+        let fetch = strings(manifest_fetch_args("tunnel", Path::new("/tmp/x"), false, 30));
+        assert_eq!(
+            fetch,
+            [
+                "--remove-source-files",
+                "--ignore-missing-args",
+                "--timeout=30",
+                "--rsh",
+                "tunnel",
+                "ferry-receiver::ferry/.ferry-manifest",
+                "/tmp/x/"
+            ]
+        );
+        let upload = strings(manifest_upload_args(
+            "tunnel",
+            Path::new("/tmp/x/.ferry-manifest"),
+            true,
+            30,
+        ));
+        assert!(upload.contains(&"--inplace".to_string()) && upload.contains(&"--compress".to_string()));
+        assert_eq!(
+            &upload[upload.len() - 2..],
+            ["/tmp/x/.ferry-manifest", "ferry-receiver::ferry/"]
+        );
+        assert!(
+            ARCHIVE_OPTIONS.contains(&format!("--exclude=/{}", super::super::manifest::FILE_NAME).as_str())
+        );
+    }
+
+    #[test]
     fn rsh_words_are_quoted_only_when_needed() {
         assert_eq!(rsh_word("/usr/bin/ferry"), "/usr/bin/ferry");
         assert_eq!(rsh_word("/my dir/ferry"), "'/my dir/ferry'");

@@ -38,12 +38,14 @@ impl TreeScan {
     }
 }
 
+/// A directory's entries, sorted by name; for each a child directory's index once assigned.
+type Children = Vec<(Entry, Option<usize>)>;
+
 /// A directory's children as read, before they are put in scan order.
 struct Listing {
     /// Index of the directory in `dirs`.
     dir: usize,
-    /// Its entries, sorted by name; for each a child directory's index in `dirs` once assigned.
-    children: Vec<(Entry, Option<usize>)>,
+    children: Children,
 }
 
 /// Walks `root` without following symlinks. Skips the root-level names in `excluded_at_root` (rsync's
@@ -63,7 +65,7 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
         .clamp(2, MAX_THREADS);
     // dirs[i] = relative path of directory i; listings[i] = its children once read.
     let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
-    let mut listings: Vec<Option<Vec<(Entry, Option<usize>)>>> = vec![None];
+    let mut listings: Vec<Option<Children>> = vec![None];
     let mut level: Vec<usize> = vec![0];
     while !level.is_empty() {
         let chunk = level.len().div_ceil(threads);
@@ -134,14 +136,14 @@ fn read_children(
     at_root: bool,
     excluded_at_root: &[&str],
     excluded_anywhere: &str,
-) -> Vec<(Entry, Option<usize>)> {
+) -> Children {
     let dir = root.join(OsStr::from_bytes(relative));
     // A directory that vanished or cannot be read is skipped like a vanished entry; rsync reports
     // what it cannot read when it comes to it.
     let Ok(reader) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
-    let mut children: Vec<(Entry, Option<usize>)> = reader
+    let mut children: Children = reader
         .filter_map(|item| {
             let item = item.ok()?;
             let name = item.file_name();
