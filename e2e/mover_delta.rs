@@ -544,7 +544,17 @@ fn a_manifest_that_is_missing_corrupt_stale_or_of_another_volume_gives_a_full_pa
     fs::remove_file(rig.manifest()).unwrap();
     assert_eq!(rig.pass(&[]).1.as_deref(), Some("no manifest"));
     assert_eq!(rig.pass(&[]).0, PassMode::Delta);
-    assert_same("at the end", rig.source.path(), rig.target.path());
+    assert_same("after a delta", rig.source.path(), rig.target.path());
+
+    // A final sync that finds a corrupt manifest runs full, removes it, and leaves the root right.
+    fs::write(rig.manifest(), b"not a manifest at all").unwrap();
+    fs::write(rig.source.path().join("top"), b"changed for the final").unwrap();
+    assert_eq!(
+        rig.pass(&["--final"]).1.as_deref(),
+        Some("corrupt manifest (not a manifest)")
+    );
+    assert!(!rig.manifest().exists());
+    assert_same("after a full final", rig.source.path(), rig.target.path());
 }
 
 /// A pass that fails after it fetched the manifest (the connection drops mid-transfer, no retries)

@@ -35,6 +35,8 @@ pub(crate) enum FullReason {
     Unusable(Unusable),
     /// `--checksum` asks for every file to be compared.
     Checksum,
+    /// Some source directories could not be listed: their entries would look deleted.
+    Unreadable(u64),
     /// More than half the tree changed: a full pass costs as much and can use parallel streams.
     LargeChange { changed: u64, deleted: u64 },
 }
@@ -45,6 +47,7 @@ impl std::fmt::Display for FullReason {
             FullReason::NoManifest => f.write_str("no manifest"),
             FullReason::Unusable(why) => write!(f, "{why}"),
             FullReason::Checksum => f.write_str("checksum requested"),
+            FullReason::Unreadable(count) => write!(f, "{count} source folder(s) could not be read"),
             FullReason::LargeChange { changed, deleted } => {
                 write!(f, "large change: {changed} changed, {deleted} deleted")
             }
@@ -70,6 +73,9 @@ pub(crate) fn decide(manifest: Option<&[u8]>, key: &str, checksum: bool, scan: &
     };
     if checksum {
         return Decision::Full(FullReason::Checksum);
+    }
+    if scan.unreadable > 0 {
+        return Decision::Full(FullReason::Unreadable(scan.unreadable));
     }
     let changes = delta::changes(&old.entries, &scan.entries);
     if changes.too_large_for(scan.entries.len()) {
@@ -199,4 +205,66 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
         Some(full) => full.then(&runs),
         None => Combined::of(&runs, Some((entries, size))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mover::manifest::Kind;
+    use crate::mover::manifest::tests::entry;
+
+    fn scan() -> TreeScan {
+        TreeScan {
+            entries: vec![entry(b"", Kind::Dir), entry(b"a", Kind::File)],
+            unreadable: 0,
+        }
+    }
+
+    #[test]
+    fn every_doubt_about_the_manifest_is_a_full_pass_with_its_reason() {
+        let written = manifest::encode("k", [1; 16], &scan().entries);
+        let reason = |bytes: Option<&[u8]>, key: &str, checksum: bool, scan: &TreeScan| match decide(
+            bytes, key, checksum, scan,
+        ) {
+            Decision::Full(reason) => reason.to_string(),
+            Decision::Delta(_) => "delta".to_string(),
+        };
+        assert_eq!(reason(None, "k", false, &scan()), "no manifest");
+        assert_eq!(
+            reason(Some(&written), "other", false, &scan()),
+            "manifest of another volume"
+        );
+        let mut flipped = written.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            reason(Some(&flipped), "k", false, &scan()),
+            "corrupt manifest (checksum mismatch)"
+        );
+        assert_eq!(
+            reason(Some(&written[..20]), "k", false, &scan()),
+            "corrupt manifest (truncated header)"
+        );
+        assert_eq!(
+            reason(Some(b"junk"), "k", false, &scan()),
+            "corrupt manifest (too short)"
+        );
+        assert_eq!(reason(Some(&written), "k", true, &scan()), "checksum requested");
+        let unreadable = TreeScan {
+            unreadable: 2,
+            ..scan()
+        };
+        assert_eq!(
+            reason(Some(&written), "k", false, &unreadable),
+            "2 source folder(s) could not be read"
+        );
+        assert_eq!(reason(Some(&written), "k", false, &scan()), "delta");
+        let mut grown = scan();
+        grown
+            .entries
+            .extend((0..3000).map(|i| entry(format!("n{i:05}").as_bytes(), Kind::File)));
+        assert_eq!(
+            reason(Some(&written), "k", false, &grown),
+            "large change: 3000 changed, 0 deleted"
+        );
+    }
 }

@@ -196,6 +196,13 @@ pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Manifest, Unusable> {
         }
         let mut path = previous[..shared].to_vec();
         path.extend_from_slice(body.bytes_field()?);
+        // Paths become rsync arguments (deletions among them): only plain relative ones.
+        let plain = path
+            .split(|byte| *byte == b'/')
+            .all(|part| !matches!(part, b"" | b"." | b".."));
+        if (!plain && !(path.is_empty() && entries.is_empty())) || path.contains(&0) {
+            return Err(Unusable::Corrupt("path"));
+        }
         let kind = Kind::from_code(body.take(1).ok_or(Unusable::Corrupt("truncated entry"))?[0])
             .ok_or(Unusable::Corrupt("entry kind"))?;
         let small = |value: u64| u32::try_from(value).map_err(|_| Unusable::Corrupt("field range"));
@@ -353,5 +360,28 @@ pub(crate) mod tests {
             assert!(decode(&bytes[..len], "vol-1").is_err(), "truncated to {len}");
         }
         assert!(decode(b"", "vol-1").is_err());
+    }
+
+    #[test]
+    fn paths_that_could_leave_the_volume_are_refused_even_with_a_valid_checksum() {
+        let bad: [&[u8]; 7] = [
+            b"../etc",
+            b"a/../../b",
+            b"/abs",
+            b"a//b",
+            b"./a",
+            b"a/",
+            &[b'a', 0, b'b'],
+        ];
+        for path in bad {
+            let entries = vec![entry(b"", Kind::Dir), entry(path, Kind::File)];
+            assert_eq!(
+                decode(&encode("k", [0; 16], &entries), "k"),
+                Err(Unusable::Corrupt("path")),
+                "{path:?}"
+            );
+        }
+        let second_root = vec![entry(b"", Kind::Dir), entry(b"", Kind::Dir)];
+        assert!(decode(&encode("k", [0; 16], &second_root), "k").is_err());
     }
 }

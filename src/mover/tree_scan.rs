@@ -23,6 +23,9 @@ const MAX_THREADS: usize = 8;
 pub(crate) struct TreeScan {
     /// Every entry, the root (empty path) first, in scan order.
     pub entries: Vec<Entry>,
+    /// Directories that exist but could not be listed (permissions): their entries would look deleted,
+    /// so a pass after such a scan must not trust a comparison with the manifest.
+    pub unreadable: u64,
 }
 
 impl TreeScan {
@@ -45,7 +48,8 @@ type Children = Vec<(Entry, Option<usize>)>;
 struct Listing {
     /// Index of the directory in `dirs`.
     dir: usize,
-    children: Children,
+    /// `None`: the directory exists but cannot be listed.
+    children: Option<Children>,
 }
 
 /// Walks `root` without following symlinks. Skips the root-level names in `excluded_at_root` (rsync's
@@ -67,6 +71,7 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
     let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
     let mut listings: Vec<Option<Children>> = vec![None];
     let mut level: Vec<usize> = vec![0];
+    let mut unreadable = 0;
     while !level.is_empty() {
         let chunk = level.len().div_ceil(threads);
         let read: Vec<Listing> = std::thread::scope(|scope| {
@@ -96,8 +101,12 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
                 .collect()
         });
         let mut next = Vec::new();
-        for mut listing in read {
-            for (entry, index) in &mut listing.children {
+        for listing in read {
+            let Some(mut children) = listing.children else {
+                unreadable += 1;
+                continue;
+            };
+            for (entry, index) in &mut children {
                 if entry.kind == Kind::Dir {
                     *index = Some(dirs.len());
                     next.push(dirs.len());
@@ -105,7 +114,7 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
                     listings.push(None);
                 }
             }
-            listings[listing.dir] = Some(listing.children);
+            listings[listing.dir] = Some(children);
         }
         level = next;
     }
@@ -127,7 +136,7 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
             }
         }
     }
-    Ok(TreeScan { entries })
+    Ok(TreeScan { entries, unreadable })
 }
 
 fn read_children(
@@ -136,12 +145,14 @@ fn read_children(
     at_root: bool,
     excluded_at_root: &[&str],
     excluded_anywhere: &str,
-) -> Children {
+) -> Option<Children> {
     let dir = root.join(OsStr::from_bytes(relative));
-    // A directory that vanished or cannot be read is skipped like a vanished entry; rsync reports
-    // what it cannot read when it comes to it.
-    let Ok(reader) = std::fs::read_dir(&dir) else {
-        return Vec::new();
+    // A directory that vanished is skipped like any vanished entry; one that cannot be read is
+    // reported (rsync says what it cannot read when it comes to it).
+    let reader = match std::fs::read_dir(&dir) {
+        Ok(reader) => reader,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Some(Vec::new()),
+        Err(_) => return None,
     };
     let mut children: Children = reader
         .filter_map(|item| {
@@ -166,7 +177,7 @@ fn read_children(
         })
         .collect();
     children.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
-    children
+    Some(children)
 }
 
 fn entry_of(path: Vec<u8>, meta: &std::fs::Metadata, full: &Path) -> Entry {
