@@ -605,6 +605,65 @@ fn a_failed_pass_leaves_no_manifest_and_the_next_runs_full() {
     assert_same("after the retry", source.path(), target.path());
 }
 
+/// A delta pass whose connection drops is not retried as a delta pass: rsync may have left temporary
+/// files on the target that only a full pass (--delete) removes, so a full pass follows at once.
+#[test]
+fn an_interrupted_delta_pass_continues_as_a_full_pass_that_removes_leftovers() {
+    let source = tempfile::tempdir().unwrap();
+    base_tree(source.path());
+    let target = tempfile::tempdir().unwrap();
+    let certs = CertDirs::issue("delta-cut");
+    {
+        let receiver = Receiver::start(target.path(), &certs.server(), &[]);
+        let output = send(
+            &receiver.address,
+            &certs.client(),
+            source.path(),
+            &["--manifest-key", KEY],
+        );
+        assert!(output.status.success());
+    }
+    write(&source.path().join("a/big"), &vec![3u8; 8 << 20]);
+    // What a killed receiver leaves: rsync's temporary file next to the one it was writing.
+    write(&target.path().join("a/.big.Xy12Zq"), b"half a file");
+    let cut = Receiver::start(
+        target.path(),
+        &certs.server(),
+        &["--test-cut-after-bytes", "1000000"],
+    );
+    let output = send(
+        &cut.address,
+        &certs.client(),
+        source.path(),
+        &["--manifest-key", KEY, "--final"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let modes: Vec<(PassMode, Option<String>)> = records(&output)
+        .into_iter()
+        .filter_map(|record| match record {
+            Progress::Mode { mode, reason, .. } => Some((mode, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(modes.len(), 2, "{modes:?}");
+    assert_eq!(modes[0].0, PassMode::Delta);
+    assert_eq!(modes[1].0, PassMode::Full);
+    assert!(
+        modes[1]
+            .1
+            .as_deref()
+            .unwrap()
+            .starts_with("delta pass interrupted"),
+        "{modes:?}"
+    );
+    assert!(
+        !target.path().join("a/.big.Xy12Zq").exists(),
+        "the leftover stayed"
+    );
+    assert!(!target.path().join(MANIFEST).exists());
+    assert_same("after the full pass", source.path(), target.path());
+}
+
 /// Full passes of a manifest send still go in parallel streams, and the manifest they leave serves a
 /// delta pass.
 #[test]

@@ -6,7 +6,9 @@
 //!  2 scan     stat the source in parallel                          (concurrently with 1)
 //!  3 decide   delta when the manifest is present, of this format and volume, intact, and the change
 //!             set is at most half the tree; else a full pass, saying why
-//!  4 sync     delta: rsync --files-from=<changes> --delete-missing-args; full: the usual pass
+//!  4 sync     delta: rsync --files-from=<changes> --delete-missing-args, one attempt (when it is
+//!             interrupted, a full pass follows: only --delete removes rsync's leftovers); full: the
+//!             usual pass
 //!  5 upload   the scan as the new manifest (stages only: the final sync leaves none behind)
 //!  6 root     the root's own attributes (steps 1, 4 and 5 move its mtime on the target)
 //! ```
@@ -149,26 +151,44 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     let any_sparse = scan.entries.iter().any(|entry| entry.sparse);
     let mut runs = Vec::new();
     let delta = matches!(decision, Decision::Delta(_));
+    let full_plan = SendPlan {
+        sparse: any_sparse,
+        ..base.clone()
+    };
     let mut combined = match decision {
-        Decision::Delta(changes) => {
-            if !changes.list.is_empty() {
-                let list = lists.write("changes", &changes.files_from())?;
-                let args = rsync::send_args(&SendPlan {
-                    selection: Selection::Changes(list),
-                    sparse: changes.sparse,
-                    ..base.clone()
-                });
-                runs.push(send::run_with_retries(config, &args, reporter()).await?);
-            }
-            None
-        }
-        Decision::Full(_) => {
-            let plan = SendPlan {
-                sparse: any_sparse,
+        Decision::Delta(changes) if !changes.list.is_empty() => {
+            let list = lists.write("changes", &changes.files_from())?;
+            let args = rsync::send_args(&SendPlan {
+                selection: Selection::Changes(list),
+                sparse: changes.sparse,
                 ..base.clone()
+            });
+            // One attempt: an interrupted rsync may leave its temporary files on the target, and only
+            // a full pass (--delete) removes them, so the retries go to a full pass.
+            let once = SendConfig {
+                retries: 0,
+                ..config.clone()
             };
-            Some(send::run_whole(config, &plan, started).await?)
+            let attempt = send::run_with_retries(&once, &args, reporter()).await?;
+            if rsync::exit_is_retryable(attempt.code) && config.retries > 0 {
+                let reason = format!("delta pass interrupted (rsync exit {})", attempt.code);
+                tracing::warn!(%reason, "continuing with a full pass");
+                super::emit(&Progress::Mode {
+                    mode: PassMode::Full,
+                    reason: Some(reason),
+                    changed: 0,
+                    deleted: 0,
+                    entries,
+                });
+                tokio::time::sleep(config.retry_delay).await;
+                Some(send::run_whole(config, &full_plan, started).await?)
+            } else {
+                runs.push(attempt);
+                None
+            }
         }
+        Decision::Delta(_) => None,
+        Decision::Full(_) => Some(send::run_whole(config, &full_plan, started).await?),
     };
     let synced = match &combined {
         Some(full) => rsync::exit_is_success(full.code, config.final_sync),
