@@ -198,7 +198,7 @@ fn compress(work: &Path, certs: &Path, rounds: u64) {
         state ^= state >> 7;
         state ^= state << 17;
         text.push_str(words[(state % words.len() as u64) as usize]);
-        text.push(if state % 11 == 0 { '\n' } else { ' ' });
+        text.push(if state.is_multiple_of(11) { '\n' } else { ' ' });
     }
     for file in 0..4 {
         fs::write(source.join(format!("log-{file}.txt")), format!("{file}{text}")).unwrap();

@@ -200,7 +200,8 @@ pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Manifest, Unusable> {
         let plain = path
             .split(|byte| *byte == b'/')
             .all(|part| !matches!(part, b"" | b"." | b".."));
-        if (!plain && !(path.is_empty() && entries.is_empty())) || path.contains(&0) {
+        let root = path.is_empty() && entries.is_empty();
+        if !(plain || root) || path.contains(&0) {
             return Err(Unusable::Corrupt("path"));
         }
         let kind = Kind::from_code(body.take(1).ok_or(Unusable::Corrupt("truncated entry"))?[0])

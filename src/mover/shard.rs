@@ -440,5 +440,11 @@ mod tests {
         assert_eq!(scan.total_size, 1000 + 1000 + 3 + 2);
         assert_eq!(scan.entries[0].weight, 3 * ENTRY_WEIGHT + 1000);
         assert_eq!(scan.hard_links, vec![paths(&["a/b/f", "link"])]);
+        assert!(!scan.sparse, "dense files only: no --sparse");
+        std::fs::File::create(root.join("holes"))
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        assert!(super::scan(root, &["lost+found"]).unwrap().sparse);
     }
 }
