@@ -203,6 +203,9 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
             manifest::FILE_NAME,
             &manifest::encode(&key, pass_id, &scan.entries),
         )?;
+        // It names every path of the volume: readable by the movers only (rsync keeps the mode).
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(Error::io(format!("setting the mode of {}", file.display())))?;
         let args = rsync::manifest_upload_args(&base.rsh, &file, config.compress, config.io_timeout_secs);
         let upload = send::run_with_retries(config, &args, reporter()).await?;
         // The data is synced either way; without a manifest the next pass runs full.
