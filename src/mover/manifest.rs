@@ -13,8 +13,8 @@
 //!
 //! Paths are raw bytes (any name a Linux filesystem allows, newlines and invalid UTF-8 included),
 //! prefix-compressed against the previous entry: sorted paths share most of their bytes, so an entry
-//! costs about 35 bytes. The checksum covers everything before it and the body; the key (which volume pair the manifest belongs
-//! to) and the version are checked before the body is trusted.
+//! costs about 35 bytes. The checksum covers everything before it and the body; the key (which volume
+//! pair the manifest belongs to) and the version are checked before the body is trusted.
 
 use sha2::{Digest, Sha256};
 
