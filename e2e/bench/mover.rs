@@ -4,7 +4,12 @@
 //! and re-stages of the small tree with nothing changed and with 1% of files changed.
 //! Ferry runs twice: with its default `--parallel` (one stream per CPU) and with one stream.
 //! `FERRY_BENCH_SCALE=0.1` shrinks every size for a quick run. Prints a Markdown table of times and
-//! ratios (rsync time / Ferry time: above 1 means Ferry is faster).
+//! ratios (rsync time / Ferry time: above 1 means Ferry is faster). Then the final-sync benchmark
+//! (delta passes against rsync's own final pass, and compression: see mover_final.rs);
+//! `FERRY_BENCH_ONLY=final` runs only that, `FERRY_BENCH_ONLY=transport` only the table above.
+
+#[path = "mover_final.rs"]
+mod mover_final;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -310,6 +315,16 @@ fn main() {
     let issued = ferry::mover::issue("bench", &["127.0.0.1".to_string()]).unwrap();
     issued.write_server_dir(&certs.join("server")).unwrap();
     issued.write_client_dir(&certs.join("client")).unwrap();
+    let only = std::env::var("FERRY_BENCH_ONLY").unwrap_or_default();
+    let rounds: u64 = std::env::var("FERRY_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    if only == "final" {
+        mover_final::run(work, &certs, rounds);
+        return;
+    }
     let (large, small) = (work.join("large"), work.join("small"));
     make_large_tree(&large, large_bytes);
     make_small_tree(&small, small_count);
@@ -329,11 +344,6 @@ fn main() {
     // methods alike; the table shows each cell's median.
     let order = std::env::var("FERRY_BENCH_ORDER")
         .unwrap_or_else(|_| "rsync-daemon,rsync-stunnel,ferry-1,ferry".into());
-    let rounds: u64 = std::env::var("FERRY_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
-        .max(1);
     for round in 0..rounds {
         for name in order.split(',') {
             let column = methods
@@ -404,5 +414,10 @@ fn main() {
             plain / single,
             stunnel / single
         );
+    }
+    if only != "transport" {
+        let _removed = fs::remove_dir_all(&large);
+        let _removed = fs::remove_dir_all(&small);
+        mover_final::run(work, &certs, rounds);
     }
 }

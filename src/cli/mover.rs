@@ -118,6 +118,12 @@ struct SendArgs {
     /// Also write the final stats record here (in a pod: the termination-message file).
     #[arg(long, env = "FERRY_MOVER_STATS_FILE")]
     stats_file: Option<PathBuf>,
+    /// Keep a manifest on the target under this key (the volume pair) and send only what changed.
+    #[arg(long, env = "FERRY_MOVER_MANIFEST_KEY")]
+    manifest_key: Option<String>,
+    /// Compress data on the wire (zstd through rsync), for slow links.
+    #[arg(long, env = "FERRY_MOVER_COMPRESS")]
+    compress: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -211,6 +217,8 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         io_timeout,
         rsync,
         stats_file,
+        manifest_key,
+        compress,
     } = args;
     super::init_logging(true);
     let config = mover::SendConfig {
@@ -243,6 +251,8 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         progress_interval: Duration::from_millis(progress_interval_ms),
         io_timeout_secs: io_timeout,
         stats_file,
+        manifest_key: manifest_key.filter(|key| !key.is_empty()),
+        compress,
     };
     match mover::send::run(config).await {
         Ok(outcome) if outcome.success => Ok(ExitCode::SUCCESS),

@@ -10,9 +10,14 @@
 //! [`certs`] issues the per-migration CA and certificates; [`rsync`] builds rsync's arguments and the
 //! daemon config (pure); [`progress`] parses rsync's output into JSON lines; [`tunnel`] and [`proxy`] move
 //! the bytes; [`send`] and [`receive`] run the two ends; [`verify`] reads a compare-only pass's findings,
-//! [`stats_file`] bounds what the controller reads back. docs/mover.md describes the CLI and exit codes.
+//! [`stats_file`] bounds what the controller reads back. With a manifest key, [`delta_pass`] sends only
+//! what changed since the last pass: [`tree_scan`] walks the source, [`manifest`] stores what the target
+//! holds, [`delta`] computes the change set. docs/mover.md describes the CLI and exit codes.
 
 pub mod certs;
+pub(crate) mod delta;
+pub(crate) mod delta_pass;
+pub(crate) mod manifest;
 pub mod progress;
 pub(crate) mod proxy;
 mod read_ahead;
@@ -21,13 +26,14 @@ pub(crate) mod rsync;
 pub mod send;
 pub(crate) mod shard;
 mod stats_file;
+pub(crate) mod tree_scan;
 pub(crate) mod tunnel;
 pub mod verify;
 
 use std::io::Write as _;
 
 pub use certs::{MoverCerts, issue};
-pub use progress::Progress;
+pub use progress::{PassMode, Progress};
 pub use receive::ReceiveConfig;
 pub use rsync::ARCHIVE_OPTIONS;
 pub use send::{SendConfig, SendOutcome};

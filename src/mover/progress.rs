@@ -41,6 +41,20 @@ pub enum Progress {
         /// Wait before the next attempt.
         delay_secs: f64,
     },
+    /// Which pass a send with a manifest runs, and why; printed once, before rsync starts.
+    Mode {
+        /// Only what changed since the manifest, or the whole tree.
+        mode: PassMode,
+        /// Why a full pass ran (`no manifest`, `corrupt manifest (...)`, ...); absent for a delta pass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Entries changed or new since the manifest (0 for a full pass).
+        changed: u64,
+        /// Paths deleted since the manifest (0 for a full pass).
+        deleted: u64,
+        /// Entries the source scan found.
+        entries: u64,
+    },
     /// The final record of a `send` run, success or not.
     Stats {
         /// Bytes rsync wrote to the connection (after delta compression).
@@ -64,6 +78,26 @@ pub enum Progress {
         /// Whether the run counts as a success.
         success: bool,
     },
+}
+
+/// The kind of pass a [`Progress::Mode`] record announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassMode {
+    /// Only the paths that changed since the manifest (docs/mover.md, "Delta passes").
+    Delta,
+    /// The whole tree, as rsync walks it.
+    Full,
+}
+
+impl PassMode {
+    /// The word used in records and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassMode::Delta => "delta",
+            PassMode::Full => "full",
+        }
+    }
 }
 
 /// One parsed `--info=progress2` line.

@@ -39,6 +39,11 @@ pub(crate) struct SendPlan {
     pub bwlimit_kib: Option<u64>,
     /// Seconds of I/O silence after which rsync gives up (exit 30, retried).
     pub io_timeout_secs: u64,
+    /// `--sparse`: only when the scan found a file with holes (or did not scan), since the receiver's
+    /// search for zeros costs CPU on every dense file.
+    pub sparse: bool,
+    /// `--compress --compress-choice=zstd`, for slow links.
+    pub compress: bool,
 }
 
 /// Which part of the source tree one rsync run mirrors.
@@ -55,6 +60,13 @@ pub(crate) enum Selection {
     /// The non-recursive pass of a parallel sync: the entries of each listed split directory (`./`,
     /// `dir/.`), with deletions at that level, but no file data (`--max-size=0`: the streams send it).
     SplitDirs(PathBuf),
+    /// A delta pass (see [`super::delta`]): exactly the listed paths, directories without their
+    /// contents, each listed file compared whatever its size and mtime (`--ignore-times`: the list holds
+    /// edits that kept both), and listed paths missing on the source deleted on the target.
+    Changes(PathBuf),
+    /// The root directory's own attributes, nothing below it (after a delta pass and the manifest's
+    /// removal or upload, which move the root's mtime on the target).
+    RootOnly,
 }
 
 /// The options every sync uses (the benchmark gives its baselines the same ones): archive semantics
@@ -80,6 +92,8 @@ pub const ARCHIVE_OPTIONS: &[&str] = &[
     "--delete",
     "--delete-during",
     "--exclude=/lost+found",
+    // The manifest of the last pass (see super::manifest) is Ferry's, not the volume's.
+    "--exclude=/.ferry-manifest",
     "--info=progress2,stats2",
 ];
 
@@ -94,13 +108,20 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         selection,
         bwlimit_kib,
         io_timeout_secs,
+        sparse,
+        compress,
     } = plan;
     let mut args: Vec<OsString> = ARCHIVE_OPTIONS
         .iter()
-        .map(|option| match (*option, selection) {
-            ("--recursive", Selection::SplitDirs(_)) => OsString::from("--dirs"),
-            _ => OsString::from(option),
+        .filter_map(|option| match (*option, selection) {
+            ("--recursive", Selection::SplitDirs(_) | Selection::RootOnly) => Some("--dirs"),
+            // --files-from implies --dirs: listed directories are created without their contents.
+            ("--recursive", Selection::Changes(_)) => None,
+            ("--delete" | "--delete-during", Selection::Changes(_) | Selection::RootOnly) => None,
+            ("--sparse", _) if !sparse => None,
+            (option, _) => Some(option),
         })
+        .map(OsString::from)
         .collect();
     args.push(format!("--partial-dir={PARTIAL_DIR}").into());
     args.push(format!("--timeout={io_timeout_secs}").into());
@@ -121,9 +142,15 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
     if let Some(limit) = bwlimit_kib {
         args.push(format!("--bwlimit={limit}").into());
     }
+    if *compress {
+        args.extend(COMPRESS_OPTIONS.iter().map(OsString::from));
+    }
     let list = match selection {
-        Selection::Whole => None,
-        Selection::Listed(list) | Selection::Units(list) | Selection::SplitDirs(list) => Some(list),
+        Selection::Whole | Selection::RootOnly => None,
+        Selection::Listed(list)
+        | Selection::Units(list)
+        | Selection::SplitDirs(list)
+        | Selection::Changes(list) => Some(list),
     };
     if let Some(list) = list {
         let mut arg = OsString::from("--files-from=");
@@ -138,6 +165,13 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         // The streams carry every file's data; these passes only shape the folders (and delete).
         args.push("--max-size=0".into());
     }
+    if matches!(selection, Selection::Changes(_)) {
+        // A missing source path deletes the target's (a non-empty directory too: --force).
+        args.extend(["--delete-missing-args", "--force", "--ignore-times"].map(OsString::from));
+    }
+    if matches!(selection, Selection::RootOnly) {
+        args.push("--exclude=/*".into());
+    }
     args.push("--rsh".into());
     args.push(rsh.into());
     // A trailing slash: the contents of the root, not a folder named after it.
@@ -146,9 +180,51 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         source_arg.push("/");
     }
     args.push(source_arg);
-    // "host::module" over a remote shell: rsync asks the far end (our tunnel) for a daemon. The host
-    // name is only passed to the tunnel, which ignores it.
-    args.push(format!("ferry-receiver::{MODULE}/").into());
+    args.push(module_root().into());
+    args
+}
+
+/// zstd through rsync (`transfer.compress`); rsync >= 3.2 on both sides.
+pub(crate) const COMPRESS_OPTIONS: &[&str] = &["--compress", "--compress-choice=zstd"];
+
+/// "host::module" over a remote shell: rsync asks the far end (our tunnel) for a daemon. The host name
+/// is only passed to the tunnel, which ignores it.
+fn module_root() -> String {
+    format!("ferry-receiver::{MODULE}/")
+}
+
+/// Pulls the manifest from the target into `into_dir` and removes it there in the same run
+/// (`--remove-source-files`): whatever the pass does next, no manifest stays behind to vouch for a
+/// target the pass may leave half-changed. A missing manifest is not an error (`--ignore-missing-args`).
+pub(crate) fn manifest_fetch_args(rsh: &str, into_dir: &Path, compress: bool, timeout: u64) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--remove-source-files", "--ignore-missing-args"]
+        .map(OsString::from)
+        .to_vec();
+    args.push(format!("--timeout={timeout}").into());
+    if compress {
+        args.extend(COMPRESS_OPTIONS.iter().map(OsString::from));
+    }
+    args.extend(["--rsh".into(), rsh.into()]);
+    args.push(format!("{}{}", module_root(), super::manifest::FILE_NAME).into());
+    let mut dir = into_dir.as_os_str().to_owned();
+    dir.push("/");
+    args.push(dir);
+    args
+}
+
+/// Writes `file` (named [`super::manifest::FILE_NAME`]) at the target's root. `--inplace`: no temp
+/// name is left behind by an interrupted upload; a half-written manifest fails its checksum.
+pub(crate) fn manifest_upload_args(rsh: &str, file: &Path, compress: bool, timeout: u64) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--inplace".into(), format!("--timeout={timeout}").into()];
+    if compress {
+        args.extend(COMPRESS_OPTIONS.iter().map(OsString::from));
+    }
+    args.extend([
+        "--rsh".into(),
+        rsh.into(),
+        file.as_os_str().to_owned(),
+        module_root().into(),
+    ]);
     args
 }
 
@@ -257,6 +333,8 @@ mod tests {
             selection: Selection::Whole,
             bwlimit_kib: None,
             io_timeout_secs: 300,
+            sparse: true,
+            compress: false,
         }
     }
 
@@ -370,6 +448,86 @@ mod tests {
             !whole
                 .iter()
                 .any(|arg| arg.starts_with("--files-from") || arg == "--ignore-missing-args")
+        );
+    }
+
+    #[test]
+    fn a_delta_pass_lists_exactly_its_paths_and_deletes_missing_ones() {
+        let args = strings(send_args(&SendPlan {
+            selection: Selection::Changes("/tmp/changes".into()),
+            sparse: false,
+            ..plan()
+        }));
+        for flag in [
+            "--files-from=/tmp/changes",
+            "--from0",
+            "--delete-missing-args",
+            "--force",
+            "--ignore-times",
+            "--hard-links",
+            "--exclude=/.ferry-manifest",
+        ] {
+            assert!(args.contains(&flag.to_string()), "{flag} missing from {args:?}");
+        }
+        for flag in ["--recursive", "--delete", "--delete-during", "--sparse"] {
+            assert!(!args.contains(&flag.to_string()), "{flag} in {args:?}");
+        }
+        let root = strings(send_args(&SendPlan {
+            selection: Selection::RootOnly,
+            ..plan()
+        }));
+        assert!(root.contains(&"--dirs".to_string()) && root.contains(&"--exclude=/*".to_string()));
+        assert!(
+            !root
+                .iter()
+                .any(|arg| arg == "--recursive" || arg.starts_with("--delete"))
+        );
+    }
+
+    #[test]
+    fn sparse_and_compress_only_when_asked() {
+        let dense = strings(send_args(&SendPlan {
+            sparse: false,
+            ..plan()
+        }));
+        assert!(!dense.contains(&"--sparse".to_string()));
+        assert!(!dense.iter().any(|arg| arg.starts_with("--compress")));
+        let compressed = strings(send_args(&SendPlan {
+            compress: true,
+            ..plan()
+        }));
+        assert!(compressed.contains(&"--compress".to_string()));
+        assert!(compressed.contains(&"--compress-choice=zstd".to_string()));
+    }
+
+    #[test]
+    fn the_manifest_is_pulled_and_removed_in_one_run_and_written_in_place() {
+        let fetch = strings(manifest_fetch_args("tunnel", Path::new("/tmp/x"), false, 30));
+        assert_eq!(
+            fetch,
+            [
+                "--remove-source-files",
+                "--ignore-missing-args",
+                "--timeout=30",
+                "--rsh",
+                "tunnel",
+                "ferry-receiver::ferry/.ferry-manifest",
+                "/tmp/x/"
+            ]
+        );
+        let upload = strings(manifest_upload_args(
+            "tunnel",
+            Path::new("/tmp/x/.ferry-manifest"),
+            true,
+            30,
+        ));
+        assert!(upload.contains(&"--inplace".to_string()) && upload.contains(&"--compress".to_string()));
+        assert_eq!(
+            &upload[upload.len() - 2..],
+            ["/tmp/x/.ferry-manifest", "ferry-receiver::ferry/"]
+        );
+        assert!(
+            ARCHIVE_OPTIONS.contains(&format!("--exclude=/{}", super::super::manifest::FILE_NAME).as_str())
         );
     }
 

@@ -101,6 +101,11 @@ pub struct SendConfig {
     /// Where to also write the final record (a pod's termination-message file), with rsync's message
     /// on a second line when the run failed.
     pub stats_file: Option<PathBuf>,
+    /// Keep a manifest on the target under this key (the volume pair) and send only what changed
+    /// since the last pass (see [`super::delta_pass`]); `None`: every pass walks the whole tree.
+    pub manifest_key: Option<String>,
+    /// Compress the data on the wire (zstd through rsync).
+    pub compress: bool,
 }
 
 impl SendConfig {
@@ -165,25 +170,18 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
             .map_or(Selection::Whole, Selection::Listed),
         bwlimit_kib: config.bwlimit_kib,
         io_timeout_secs: config.io_timeout_secs,
-    };
-    // A verify is one stream: it moves no data, so streams would only add scans and connections, and
-    // one list of differences in rsync's order reads better.
-    let sharded = match &plan.selection {
-        Selection::Whole if config.parallel > 1 && !config.verify => cut_into_streams(&config).await?,
-        _ => None,
+        // Without a scan nobody knows whether the tree has holes: keep them.
+        sparse: true,
+        compress: config.compress,
     };
     if config.verify {
         tracing::info!("verifying: comparing source and target with checksums, changing nothing");
     }
-    let outcome = match sharded {
-        Some((scan, shards)) => run_sharded(&config, &plan, &scan, &shards, started).await?,
-        None => {
-            let shared = Shared::new(1);
-            let args = rsync::send_args(&plan);
-            let finished =
-                run_with_retries(&config, &args, Reporter::new(&shared, 0, started, &config)).await?;
-            Combined::of(&[finished], None)
-        }
+    let delta = config.manifest_key.is_some() && !config.verify && plan.selection == Selection::Whole;
+    let outcome = if delta {
+        super::delta_pass::run(&config, &plan, started).await?
+    } else {
+        run_whole(&config, &plan, started).await?
     };
     let Combined {
         code,
@@ -228,6 +226,33 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
     Ok(outcome)
 }
 
+/// One pass over the whole tree (or the user's list): cut into streams when the tree is large enough,
+/// else one rsync run.
+pub(super) async fn run_whole(config: &SendConfig, plan: &SendPlan, started: Instant) -> Result<Combined> {
+    // A verify is one stream: it moves no data, so streams would only add scans and connections, and
+    // one list of differences in rsync's order reads better.
+    let sharded = match &plan.selection {
+        Selection::Whole if config.parallel > 1 && !config.verify => cut_into_streams(config).await?,
+        _ => None,
+    };
+    Ok(match sharded {
+        Some((scan, shards)) => {
+            let plan = SendPlan {
+                sparse: plan.sparse && scan.sparse,
+                ..plan.clone()
+            };
+            run_sharded(config, &plan, &scan, &shards, started).await?
+        }
+        None => {
+            let shared = Shared::new(1);
+            let args = rsync::send_args(plan);
+            let finished =
+                run_with_retries(config, &args, Reporter::new(&shared, 0, started, config)).await?;
+            Combined::of(&[finished], None)
+        }
+    })
+}
+
 /// Scans the source and cuts it into streams; `None` when one stream it is (see [`shard::plan`]).
 async fn cut_into_streams(config: &SendConfig) -> Result<Option<(shard::Scan, shard::ShardPlan)>> {
     // On a volume of millions of files the walk takes a while before rsync starts: say what it is.
@@ -236,7 +261,8 @@ async fn cut_into_streams(config: &SendConfig) -> Result<Option<(shard::Scan, sh
         "scanning the source to cut it into streams"
     );
     let source = config.source.clone();
-    let scanned = tokio::task::spawn_blocking(move || shard::scan(&source, &[rsync::EXCLUDED_ROOT_ENTRY]))
+    let excluded = [rsync::EXCLUDED_ROOT_ENTRY, super::manifest::FILE_NAME];
+    let scanned = tokio::task::spawn_blocking(move || shard::scan(&source, &excluded))
         .await
         .map_err(|err| Error::Mover(format!("scanning the source: {err}")))??;
     let plan = shard::plan(&scanned, config.parallel, config.parallel_min_bytes);
@@ -301,13 +327,13 @@ async fn run_sharded(
             finished.push(run_with_retries(config, &dirs_args, reporter(0)).await?);
         }
     }
-    Ok(Combined::of(&finished, Some(scan)))
+    Ok(Combined::of(&finished, Some((scan.entry_count, scan.total_size))))
 }
 
 /// The runs of one send folded into what its stats line reports.
-struct Combined {
+pub(super) struct Combined {
     /// The first failing run's exit code, else 24 when a run tolerated vanished files, else 0.
-    code: i32,
+    pub(super) code: i32,
     message: String,
     stats: Stats,
     /// The most attempts any run took.
@@ -317,9 +343,9 @@ struct Combined {
 }
 
 impl Combined {
-    /// Sums the runs' transfer counts. The tree's size and entry count come from the scan when there
+    /// Sums the runs' transfer counts. The tree's entry count and size come from the scan when there
     /// was one (each run only sees its part), else from the single run.
-    fn of(runs: &[Finished], scan: Option<&shard::Scan>) -> Self {
+    pub(super) fn of(runs: &[Finished], scan_totals: Option<(u64, u64)>) -> Self {
         let failed = runs
             .iter()
             .find(|run| run.code != 0 && run.code != rsync::EXIT_VANISHED);
@@ -338,9 +364,9 @@ impl Combined {
             stats.files_total += run.stats.files_total;
             stats.total_size += run.stats.total_size;
         }
-        if let Some(scan) = scan {
-            stats.files_total = scan.entry_count;
-            stats.total_size = scan.total_size;
+        if let Some((entries, size)) = scan_totals {
+            stats.files_total = entries;
+            stats.total_size = size;
         }
         Self {
             code,
@@ -352,11 +378,28 @@ impl Combined {
     }
 }
 
-/// A private folder for the `--files-from` lists of a parallel send, removed when dropped.
-struct ListDir(PathBuf);
+impl Combined {
+    /// Folds runs that followed a full pass (the root's attributes) into it: their failure, if any,
+    /// unless the full pass already failed; their attempts.
+    pub(super) fn then(mut self, runs: &[Finished]) -> Self {
+        let hard = |code: i32| code != 0 && code != rsync::EXIT_VANISHED;
+        if !hard(self.code)
+            && let Some(run) = runs.iter().find(|run| hard(run.code))
+        {
+            self.code = run.code;
+            self.message = run.message.clone();
+        }
+        self.attempts = runs.iter().map(|run| run.attempts).fold(self.attempts, u32::max);
+        self
+    }
+}
+
+/// A private folder for the `--files-from` lists of a parallel send (and a delta pass's manifests),
+/// removed when dropped.
+pub(super) struct ListDir(PathBuf);
 
 impl ListDir {
-    fn create() -> Result<Self> {
+    pub(super) fn create() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "ferry-send-{}-{:016x}",
             std::process::id(),
@@ -366,7 +409,11 @@ impl ListDir {
         Ok(Self(dir))
     }
 
-    fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub(super) fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
         let path = self.0.join(name);
         std::fs::write(&path, contents).map_err(Error::io(format!("writing {}", path.display())))?;
         Ok(path)
@@ -380,9 +427,9 @@ impl Drop for ListDir {
 }
 
 /// How one rsync run ended, after its retries.
-struct Finished {
-    code: i32,
-    message: String,
+pub(super) struct Finished {
+    pub(super) code: i32,
+    pub(super) message: String,
     stats: Stats,
     attempts: u32,
     /// What the last attempt found (a verify; a failed attempt's partial list is dropped).
@@ -391,7 +438,7 @@ struct Finished {
 
 /// Runs rsync with `args` until it succeeds, fails for good, or runs out of retries (exponential
 /// backoff, a `retry` record before each new attempt).
-async fn run_with_retries(
+pub(super) async fn run_with_retries(
     config: &SendConfig,
     args: &[OsString],
     reporter: Reporter<'_>,
@@ -426,13 +473,13 @@ async fn run_with_retries(
 }
 
 /// The progress of one send: every run's latest line, and when the sum was last printed.
-struct Shared {
+pub(super) struct Shared {
     board: Board,
     last_emit: Option<Instant>,
 }
 
 impl Shared {
-    fn new(runs: usize) -> Mutex<Self> {
+    pub(super) fn new(runs: usize) -> Mutex<Self> {
         Mutex::new(Self {
             board: Board::new(runs),
             last_emit: None,
@@ -442,7 +489,7 @@ impl Shared {
 
 /// Where one run reports its progress lines: its slot on the send's [`Board`], whose sum is printed at
 /// most every `progress_interval`.
-struct Reporter<'a> {
+pub(super) struct Reporter<'a> {
     shared: &'a Mutex<Shared>,
     slot: usize,
     started: Instant,
@@ -450,7 +497,7 @@ struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    fn new(shared: &'a Mutex<Shared>, slot: usize, started: Instant, config: &SendConfig) -> Self {
+    pub(super) fn new(shared: &'a Mutex<Shared>, slot: usize, started: Instant, config: &SendConfig) -> Self {
         Self {
             shared,
             slot,

@@ -50,6 +50,8 @@ pub(crate) struct Scan {
     pub entry_count: u64,
     /// Sizes of regular files and symlinks (rsync's "Total file size").
     pub total_size: u64,
+    /// Whether a regular file has holes (fewer blocks than its size needs): only then `--sparse`.
+    pub sparse: bool,
 }
 
 /// One entry of the tree with the weight of everything below it.
@@ -107,6 +109,9 @@ fn walk(
     if meta.is_file() || meta.file_type().is_symlink() {
         scan.total_size += meta.len();
         weight += meta.len();
+    }
+    if meta.is_file() && meta.blocks().saturating_mul(512) < meta.len() {
+        scan.sparse = true;
     }
     if meta.is_file() && meta.nlink() > 1 {
         inodes
@@ -435,5 +440,11 @@ mod tests {
         assert_eq!(scan.total_size, 1000 + 1000 + 3 + 2);
         assert_eq!(scan.entries[0].weight, 3 * ENTRY_WEIGHT + 1000);
         assert_eq!(scan.hard_links, vec![paths(&["a/b/f", "link"])]);
+        assert!(!scan.sparse, "dense files only: no --sparse");
+        std::fs::File::create(root.join("holes"))
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        assert!(super::scan(root, &["lost+found"]).unwrap().sparse);
     }
 }

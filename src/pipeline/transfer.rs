@@ -161,6 +161,19 @@ pub fn progress_line(label: &str, record: &Progress) -> String {
             human_bytes(*total_size)
         ),
         Progress::Listening { address } => format!("{label}: receiver listening on {address}"),
+        Progress::Mode {
+            mode,
+            reason,
+            changed,
+            deleted,
+            ..
+        } => match reason {
+            Some(reason) => format!("{label}: {} pass ({reason})", mode.as_str()),
+            None => format!(
+                "{label}: {} pass, {changed} changed, {deleted} deleted",
+                mode.as_str()
+            ),
+        },
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Transfer {
     /// Create NetworkPolicies that allow traffic between the movers.
     #[serde(default)]
     pub network_policies: bool,
+    /// Compress data on the wire (zstd through rsync `--compress --compress-choice=zstd`): for slow
+    /// links; on fast ones it costs CPU on both movers.
+    #[serde(default)]
+    pub compress: bool,
     /// How long a mover pod may stay unstarted (unschedulable, image not pullable, volume not
     /// attachable) before the step fails with the pod's reason; 300 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -87,6 +87,8 @@ pub struct MoverSpec {
     pub run_as_user: Option<i64>,
     /// The movers' group id (MTC's `runAsGroup`).
     pub run_as_group: Option<i64>,
+    /// Compress data on the wire (the plan's `transfer.compress`).
+    pub compress: bool,
 }
 
 pub(super) fn short(uid: &str) -> String {
@@ -236,6 +238,13 @@ pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
     serde_json::from_value(pod).expect("a valid pod")
 }
 
+/// What a volume's manifest is kept under: the source PVC (its UID when known) and the target PVC, so
+/// a manifest is only ever trusted by the pair that wrote it.
+pub fn manifest_key(volume: &DiscoveredVolume) -> String {
+    let source = volume.uid.clone().unwrap_or_else(|| volume.source_key());
+    format!("{source}/{}/{}", volume.target_namespace, volume.target_name)
+}
+
 /// The send pod of `volume` for `pass`, dialling `connect`.
 pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect: &str) -> Pod {
     let flag = |on: bool| if on { "true" } else { "false" };
@@ -249,7 +258,13 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
         json!({"name": "FERRY_MOVER_VERIFY", "value": flag(pass == Pass::Verify)}),
         json!({"name": "FERRY_MOVER_STATS_FILE", "value": TERMINATION_LOG}),
         json!({"name": "FERRY_MOVER_RETRY_DELAY_MS", "value": "1000"}),
+        // Stages leave a manifest on the target and later passes send only what changed; the key
+        // ties it to this source PVC and target PVC (docs/mover.md, "Delta passes").
+        json!({"name": "FERRY_MOVER_MANIFEST_KEY", "value": manifest_key(volume)}),
     ];
+    if spec.compress {
+        env.push(json!({"name": "FERRY_MOVER_COMPRESS", "value": "true"}));
+    }
     if let Some(limit) = spec.bw_limit {
         env.push(json!({"name": "FERRY_MOVER_BWLIMIT", "value": limit.to_string()}));
     }

@@ -20,6 +20,7 @@ fn spec(endpoint: EndpointType) -> MoverSpec {
         proxy: true,
         run_as_user: None,
         run_as_group: None,
+        compress: false,
     }
 }
 
@@ -179,8 +180,27 @@ fn the_final_pass_is_strict_and_the_proxy_comes_from_a_secret() {
         proxy.value.is_none() && proxy.value_from.is_some(),
         "never inline: it holds a password"
     );
+    assert!(
+        value(&stage, "FERRY_MOVER_COMPRESS").is_none(),
+        "compression is off unless asked"
+    );
     let final_ = env_of(Pass::Final);
     assert_eq!(value(&final_, "FERRY_MOVER_FINAL").as_deref(), Some("true"));
+    // Every pass names the same manifest: stages write it, the final sync consumes it.
+    let key = value(&stage, "FERRY_MOVER_MANIFEST_KEY").unwrap();
+    assert_eq!(value(&final_, "FERRY_MOVER_MANIFEST_KEY"), Some(key.clone()));
+    let v = volume(&["ReadWriteMany"], None);
+    assert!(
+        key.ends_with(&format!("/{}/{}", v.target_namespace, v.target_name)),
+        "{key}"
+    );
+    let compressed = MoverSpec {
+        compress: true,
+        ..s.clone()
+    };
+    let pod = send_pod(&compressed, &v, Pass::Stage, "10.0.0.1:30000");
+    let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+    assert_eq!(value(&env, "FERRY_MOVER_COMPRESS").as_deref(), Some("true"));
     assert_eq!(value(&final_, "FERRY_MOVER_VERIFY").as_deref(), Some("false"));
     assert_eq!(
         value(&env_of(Pass::Verify), "FERRY_MOVER_VERIFY").as_deref(),

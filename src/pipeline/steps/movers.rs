@@ -65,6 +65,7 @@ fn spec(ctx: &StepContext) -> MoverSpec {
             ctx.migration.spec.run_as_user
         },
         run_as_group: ctx.migration.spec.run_as_group,
+        compress: transfer.compress,
     }
 }
 
