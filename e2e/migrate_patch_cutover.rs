@@ -46,6 +46,12 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
         1,
         "a stage leaves the app running"
     );
+    // The first pass has no manifest to trust: a full pass, and it says why.
+    assert!(
+        pass_of(&status, "WaitForTransfer").contains("full pass: no manifest"),
+        "{:?}",
+        pass_of(&status, "WaitForTransfer")
+    );
 
     // The app keeps writing; the cutover's syncs carry the changes over.
     write_files(&source_dir, &[("base/3", b"three"), ("journal", b"a\nb\n")]);
@@ -63,6 +69,15 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
         scenario::step_summary(&cutover)
     );
     let status = cutover.status.unwrap();
+    // The cutover's syncs follow what changed since the stage: the StageSync trusts the stage's
+    // manifest and sends only the changes; the FinalSync, after it, too.
+    for step in ["StageSync", "FinalSync"] {
+        let pass = pass_of(&status, step);
+        assert!(
+            pass.contains("delta pass:"),
+            "{step} did not run as a delta pass: {pass:?}"
+        );
+    }
     let downtime = status
         .downtime
         .clone()
@@ -87,4 +102,14 @@ async fn stage_then_patch_cutover_moves_the_data_the_app_and_the_name() {
     })
     .await;
     scenario.stop().await;
+}
+
+/// The message of `step` (it ends with how each volume's pass went: `delta pass: …` or `full pass: …`).
+fn pass_of(status: &ferry::api::MigMigrationStatus, step: &str) -> String {
+    status
+        .pipeline
+        .iter()
+        .find(|s| s.name == step)
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default()
 }

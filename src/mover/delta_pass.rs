@@ -148,6 +148,18 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
         "pass decided"
     );
     super::emit(&record);
+    let mut pass = match &record {
+        Progress::Mode {
+            mode: PassMode::Delta,
+            changed,
+            deleted,
+            ..
+        } => format!("delta pass: {changed} changed, {deleted} deleted"),
+        Progress::Mode { reason, .. } => {
+            format!("full pass: {}", reason.as_deref().unwrap_or("no manifest"))
+        }
+        _ => String::new(),
+    };
     let any_sparse = scan.entries.iter().any(|entry| entry.sparse);
     let mut runs = Vec::new();
     let delta = matches!(decision, Decision::Delta(_));
@@ -172,6 +184,7 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
             let attempt = send::run_with_retries(&once, &args, reporter()).await?;
             if rsync::exit_is_retryable(attempt.code) && config.retries > 0 {
                 let reason = format!("delta pass interrupted (rsync exit {})", attempt.code);
+                pass = format!("full pass: {reason}");
                 tracing::warn!(%reason, "continuing with a full pass");
                 super::emit(&Progress::Mode {
                     mode: PassMode::Full,
@@ -223,11 +236,13 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
         });
         runs.push(send::run_with_retries(config, &args, reporter()).await?);
     }
-    Ok(match combined.take() {
+    let mut outcome = match combined.take() {
         Some(full) if runs.is_empty() => full,
         Some(full) => full.then(&runs),
         None => Combined::of(&runs, Some((entries, size))),
-    })
+    };
+    outcome.pass = Some(pass);
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -77,6 +77,10 @@ pub enum Progress {
         attempts: u32,
         /// Whether the run counts as a success.
         success: bool,
+        /// How the pass went about it (`delta pass: N changed, M deleted`, or `full pass: <why>`); absent for a
+        /// pass without a manifest key (or from an older mover).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pass: Option<String>,
     },
 }
 
@@ -358,6 +362,7 @@ mod tests {
             rsync_exit_code: 24,
             attempts: 1,
             success: true,
+            pass: None,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.starts_with(r#"{"type":"stats","bytesSent":1"#), "{json}");

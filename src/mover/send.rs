@@ -189,6 +189,7 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         stats,
         attempts,
         differences,
+        pass,
     } = outcome;
     let rsync_ok = rsync::exit_is_success(code, config.strict());
     let success = rsync_ok && differences.is_empty();
@@ -203,6 +204,7 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         rsync_exit_code: code,
         attempts,
         success,
+        pass,
     };
     super::emit(&stats);
     let outcome = SendOutcome {
@@ -340,6 +342,8 @@ pub(super) struct Combined {
     attempts: u32,
     /// What the runs of a verify found, in run order.
     differences: Differences,
+    /// How the pass went about it, when it decided (`delta pass: …`, or `full pass: <why>`).
+    pub(super) pass: Option<String>,
 }
 
 impl Combined {
@@ -374,6 +378,7 @@ impl Combined {
             stats,
             attempts: runs.iter().map(|run| run.attempts).max().unwrap_or(1),
             differences,
+            pass: None,
         }
     }
 }

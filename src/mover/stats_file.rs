@@ -57,6 +57,7 @@ mod tests {
             rsync_exit_code: i32::MIN,
             attempts: u32::MAX,
             success: false,
+            pass: None,
         }
     }
 

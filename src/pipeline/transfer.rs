@@ -155,10 +155,12 @@ pub fn progress_line(label: &str, record: &Progress) -> String {
             files_transferred,
             files_total,
             duration_secs,
+            pass,
             ..
         } => format!(
-            "{label}: done, {} in {files_total} entries, {files_transferred} files sent, {duration_secs:.1}s",
-            human_bytes(*total_size)
+            "{label}: done, {} in {files_total} entries, {files_transferred} files sent, {duration_secs:.1}s{}",
+            human_bytes(*total_size),
+            pass.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
         ),
         Progress::Listening { address } => format!("{label}: receiver listening on {address}"),
         Progress::Mode {
@@ -241,6 +243,7 @@ mod tests {
             rsync_exit_code: code,
             attempts: 1,
             success,
+            pass: None,
         }
     }
 

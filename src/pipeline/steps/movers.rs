@@ -342,6 +342,8 @@ async fn follow(
     // The receivers are looked at only when a sender is not yet transferring or is reconnecting (its
     // log's last record is a retry): a sender that reports progress is connected to its receiver.
     let mut check_receivers = false;
+    // How each volume's pass went (delta or full, and why), for the step's message.
+    let mut passes = Vec::new();
     for volume in volumes {
         let label = volume.source_key();
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
@@ -357,6 +359,9 @@ async fn follow(
         match transfer::sender_state(&pod) {
             SenderState::Succeeded(Some(record)) => {
                 progress.push(transfer::progress_line(&label, &record));
+                if let Progress::Stats { pass: Some(how), .. } = &record {
+                    passes.push(format!("{label}: {how}"));
+                }
                 records.push(record);
             }
             SenderState::Succeeded(None) => {
@@ -442,7 +447,12 @@ async fn follow(
             volumes.len()
         )
     } else {
-        transfer::done_message(volumes.len(), bytes, files)
+        let done = transfer::done_message(volumes.len(), bytes, files);
+        if passes.is_empty() {
+            done
+        } else {
+            format!("{done} {}.", passes.join("; "))
+        }
     };
     Ok(match volumes_not_moved(ctx) {
         Some(pvcs) => StepOutcome::Warned {
