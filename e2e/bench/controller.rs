@@ -437,10 +437,9 @@ async fn main() {
     );
     println!(
         "| stage duration (median / max, s) | {:.1} / {:.1} | |",
-        median(&mut durations.clone()),
+        median(&mut durations),
         durations.iter().copied().fold(0.0, f64::max)
     );
-    durations.clear();
     println!(
         "| plans Ready after start (s) | {:.1} | |",
         ready_after.as_secs_f64()

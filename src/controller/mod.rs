@@ -209,23 +209,12 @@ where
     F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action>>,
 {
-    let key = backoff_key(object.as_ref());
+    let key = stores::object_key(object.as_ref());
     let result = reconcile(object, ctx.clone()).await;
     if result.is_ok() {
         ctx.backoff.succeeded(&key);
     }
     result
-}
-
-/// `Kind/namespace/name`, the key of an object's failure count.
-fn backoff_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
-    let meta = object.meta();
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
 }
 
 /// The objects in `candidates` that refer to `target` through one of the references `refs` returns.
@@ -256,7 +245,9 @@ fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()> + ResourceExt,
 {
-    let after = ctx.backoff.failed(&backoff_key(object.as_ref()), ctx.retry);
+    let after = ctx
+        .backoff
+        .failed(&stores::object_key(object.as_ref()), ctx.retry);
     let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
     ctx.metrics
         .reconcile_errors

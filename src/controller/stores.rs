@@ -90,14 +90,20 @@ impl Context {
         }
     }
 
-    /// MigMigrations of `namespace` (all namespaces when `None`) carrying `label` when given, from the
-    /// store when `cached` allows it, else listed fresh.
+    /// The MigMigrations of plan `plan` (namespace, name), in `namespace` (all namespaces when `None`),
+    /// carrying `label` when given; from the store when `cached` allows it (only those are copied out
+    /// of it), else listed fresh.
     pub async fn migrations(
         &self,
+        plan: (&str, &str),
         namespace: Option<&str>,
         label: Option<&str>,
         cached: bool,
     ) -> Result<Vec<MigMigration>> {
+        let of_plan = |m: &MigMigration| {
+            let own = m.namespace().unwrap_or_default();
+            m.spec.mig_plan_ref.name == plan.1 && m.spec.mig_plan_ref.namespace_or(&own) == plan.0
+        };
         if let Some(store) = self
             .stores()
             .filter(|_| cached)
@@ -108,6 +114,7 @@ impl Context {
                 .into_iter()
                 .filter(|m| namespace.is_none_or(|ns| m.namespace().as_deref() == Some(ns)))
                 .filter(|m| label.is_none_or(|l| m.labels().contains_key(l)))
+                .filter(|m| of_plan(m))
                 .map(|m| (*m).clone())
                 .collect());
         }
@@ -119,7 +126,9 @@ impl Context {
             Some(label) => ListParams::default().labels(label),
             None => ListParams::default(),
         };
-        Ok(api.list(&params).await?.items)
+        let mut listed = api.list(&params).await?.items;
+        listed.retain(|m| of_plan(m));
+        Ok(listed)
     }
 }
 
@@ -130,20 +139,22 @@ pub struct Written {
     versions: Mutex<HashMap<String, String>>,
 }
 
-impl Written {
-    fn key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
-        let meta = object.meta();
-        format!(
-            "{}/{}/{}",
-            K::kind(&()),
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default()
-        )
-    }
+/// `Kind/namespace/name`: the key of an object in the controller's per-object bookkeeping (last
+/// written versions, failure counts, next looks).
+pub(crate) fn object_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    let meta = object.meta();
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
 
+impl Written {
     /// Records that this controller's write of `object` produced `version` (`None`: forget it).
     pub fn record<K: kube::Resource<DynamicType = ()>>(&self, object: &K, version: Option<String>) {
-        let key = Self::key(object);
+        let key = object_key(object);
         let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         match version {
             Some(version) => versions.insert(key, version),
@@ -153,7 +164,7 @@ impl Written {
 
     /// Whether `object` is, to the resourceVersion, what this controller wrote last.
     pub fn is_latest<K: kube::Resource<DynamicType = ()>>(&self, object: &K) -> bool {
-        let key = Self::key(object);
+        let key = object_key(object);
         let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         object
             .meta()

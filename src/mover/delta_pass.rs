@@ -148,17 +148,12 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
         "pass decided"
     );
     super::emit(&record);
-    let mut pass = match &record {
-        Progress::Mode {
-            mode: PassMode::Delta,
-            changed,
-            deleted,
-            ..
-        } => format!("delta pass: {changed} changed, {deleted} deleted"),
-        Progress::Mode { reason, .. } => {
-            format!("full pass: {}", reason.as_deref().unwrap_or("no manifest"))
-        }
-        _ => String::new(),
+    let mut pass = match &decision {
+        Decision::Delta(changes) => format!(
+            "delta pass: {} changed, {} deleted",
+            changes.changed, changes.deleted
+        ),
+        Decision::Full(reason) => format!("full pass: {reason}"),
     };
     let any_sparse = scan.entries.iter().any(|entry| entry.sparse);
     let mut runs = Vec::new();

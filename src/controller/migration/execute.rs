@@ -18,7 +18,7 @@ use crate::api::{
 };
 use crate::controller::clients::SECRET_RECHECK;
 use crate::controller::metrics::MigrationLabels;
-use crate::controller::{Context, status};
+use crate::controller::{Context, status, stores};
 use crate::pipeline::{self, Next, StepContext, StepOutcome};
 
 /// Condition types admission owns; everything else (Running, Succeeded, Failed, …) belongs to the run.
@@ -151,12 +151,7 @@ pub(super) async fn run(
             Next::Continue => continue,
             Next::RequeueAfter(after) => {
                 tracing::debug!(step = %name, after_ms = after.as_millis() as u64, "next look");
-                let key = format!(
-                    "{}/{}",
-                    migration.namespace().unwrap_or_default(),
-                    migration.name_any()
-                );
-                ctx.pacing.defer(&key, after);
+                ctx.pacing.defer(&stores::object_key(migration), after);
                 return Ok(Action::requeue(after));
             }
             Next::Finished => {
@@ -297,7 +292,12 @@ pub(super) async fn release(migration: &MigMigration, ctx: &Context) -> Result<(
              delete them by label"
         ),
     }
-    remove_finalizer(ctx, migration).await
+    remove_finalizer(ctx, migration).await?;
+    if migration.metadata.deletion_timestamp.is_some() {
+        // Gone once the finalizer is: nothing to compare a cached copy with any more.
+        ctx.written.record(migration, None);
+    }
+    Ok(())
 }
 
 /// Whether a migration succeeded with its itinerary's cleanup step (CleanupMovers, Cleanup) as the

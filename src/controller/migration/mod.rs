@@ -18,7 +18,7 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::{Context, status};
+use super::{Context, status, stores};
 use crate::Result;
 use crate::api::MigMigration;
 use crate::api::condition::{self, READY};
@@ -46,7 +46,7 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
     // The watch cache can lag behind this reconciler's own status writes, and a stale status would run
     // a completed step again: use the cached copy only when it is, to the resourceVersion, what this
     // controller wrote last; otherwise read the migration fresh.
-    let key = format!("{own_ns}/{}", cached.name_any());
+    let key = stores::object_key(cached.as_ref());
     let migration = if ctx.written.is_latest(cached.as_ref()) {
         // Woken by its own status write (or the plan's): the step it runs asked for a later look.
         if let Some(wait) = ctx.pacing.remaining(&key) {
@@ -79,7 +79,10 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
         return execute::refuse(&migration, current, why, &ctx).await;
     }
     // One migration per plan, whatever namespace the MigMigration was created in.
-    let siblings = ctx.migrations(None, None, started).await?;
+    let plan_ns = plan_ref.namespace_or(&own_ns);
+    let siblings = ctx
+        .migrations((plan_ns, &plan_ref.name), None, None, started)
+        .await?;
     let verdict = admission(&migration, plan.as_ref(), &siblings);
     let now = status::now();
     let mut desired = current.clone();

@@ -70,7 +70,12 @@ pub(super) async fn prune(ctx: &Context, plan: &MigPlan) -> Result<usize> {
     let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &namespace);
     // From the watch cache: a stale entry only means a DELETE answered 404, or one pass later.
     let migrations = ctx
-        .migrations(Some(&namespace), Some(TRIGGER_LABEL), true)
+        .migrations(
+            (&namespace, &plan.name_any()),
+            Some(&namespace),
+            Some(TRIGGER_LABEL),
+            true,
+        )
         .await?;
     let doomed = prunable(
         &migrations,

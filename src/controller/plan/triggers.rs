@@ -298,14 +298,11 @@ async fn activity(ctx: &Context, plan: &MigPlan, ready: bool) -> Result<Activity
     let namespace = plan.namespace().unwrap_or_default();
     // From the watch cache: triggered stages are named after their fire, so a fire decided on a
     // stale view creates nothing twice (409), and admission runs one migration of a plan at a time.
-    let migrations = ctx.migrations(Some(&namespace), None, true).await?;
-    let ours: Vec<&MigMigration> = migrations
-        .iter()
-        .filter(|m| {
-            m.spec.mig_plan_ref.name == plan.name_any()
-                && m.spec.mig_plan_ref.namespace_or(&namespace) == namespace
-        })
-        .collect();
+    let name = plan.name_any();
+    let migrations = ctx
+        .migrations((&namespace, &name), Some(&namespace), None, true)
+        .await?;
+    let ours: Vec<&MigMigration> = migrations.iter().collect();
     let conditions = |m: &MigMigration| {
         m.status
             .as_ref()
