@@ -4,9 +4,11 @@ WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src src
+COPY crates crates
 COPY e2e e2e
 COPY manifests manifests
-RUN cargo build --release --locked --bin ferry
+# `-p ferry`: the product alone, so the harness crate's `test-hooks` feature is never compiled in.
+RUN cargo build --release --locked -p ferry --bin ferry
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -8,15 +8,16 @@ CARGO ?= cargo
 # test, demo and bench build here (crates.io reachable), then run inside ISOLATED: a network namespace
 # with only loopback, so nothing they start can reach another host (docs/sandbox.md, "Network isolation").
 ISOLATED := $(CURDIR)/e2e/isolated.sh
-# Flags of `ferry demo`, e.g. `make demo DEMO_FLAGS=--keep`.
+# Flags of `ferry-sandbox demo`, e.g. `make demo DEMO_FLAGS=--keep`.
 DEMO_FLAGS ?=
 
 .PHONY: all build controlplane test unit e2e demo bench bench-controller crds fmt lint clean
 
 all: build
 
+# The product binary alone (no test hooks: the `test-hooks` feature comes only with the harness crate).
 build:
-	$(CARGO) build --bins
+	$(CARGO) build -p ferry --bins
 
 controlplane: $(CONTROLPLANE)
 
@@ -25,13 +26,13 @@ $(CONTROLPLANE): e2e/controlplane/go.mod e2e/controlplane/go.sum $(wildcard e2e/
 
 ## test: every test — unit, integration against local services, e2e against real control planes.
 test: controlplane
-	$(CARGO) test --lib --bins --tests --no-fail-fast --no-run
-	$(ISOLATED) $(CARGO) test --offline --lib --bins --tests --no-fail-fast
+	$(CARGO) test --workspace --lib --bins --tests --no-fail-fast --no-run
+	$(ISOLATED) $(CARGO) test --offline --workspace --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
 demo: controlplane
-	$(CARGO) build --quiet --bin ferry
-	$(ISOLATED) $(CARGO) run --offline --quiet --bin ferry -- demo $(DEMO_FLAGS)
+	$(CARGO) build --quiet --workspace --bins
+	$(ISOLATED) $(CARGO) run --offline --quiet -p ferry-sandbox --bin ferry-sandbox -- demo $(DEMO_FLAGS)
 
 ## bench: the mover benchmark (ratios against plain rsync and rsync over stunnel). Data lives on tmpfs
 ## (/dev/shm) when there is one, so the figures compare transports rather than disk writeback.
@@ -56,7 +57,7 @@ fmt:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
 	rm -rf target .sandbox

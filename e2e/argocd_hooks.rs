@@ -17,7 +17,7 @@ async fn the_hook_examples_apply_and_the_presync_command_stages_with_the_hook_rb
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/argocd");
     for file in ["hook-rbac.yaml", "presync-stage.yaml", "syncfail-status.yaml"] {
         let yaml = std::fs::read_to_string(dir.join(file)).unwrap();
-        ferry::sandbox::apply_yaml(&sandbox.host_client, &yaml, "shop")
+        ferry_sandbox::apply_yaml(&sandbox.host_client, &yaml, "shop")
             .await
             .unwrap_or_else(|err| panic!("{file} does not apply: {err}"));
     }

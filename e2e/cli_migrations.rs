@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{APP_NAMESPACE, SOURCE_ADDRESS};
+use ferry_sandbox::world::{APP_NAMESPACE, SOURCE_ADDRESS};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::DeleteParams;

@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::ControllerProcess;
+use ferry_sandbox::ControllerProcess;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use scenario::{Scenario, write_files};

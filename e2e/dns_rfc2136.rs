@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ferry::dns::{
     DnsSpec, Provider, RecordKey, RecordType, TargetSource, TsigAlgorithm, desired_record_set, lower_ttl,
 };
-use ferry::sandbox::bind::Bind;
+use ferry_sandbox::bind::Bind;
 use support::{dig, set, start_bind};
 
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);

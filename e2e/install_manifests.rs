@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::FERRY_NAMESPACE;
-use ferry::sandbox::{ControlPlane, ControllerProcess, apply_yaml};
+use ferry_sandbox::world::FERRY_NAMESPACE;
+use ferry_sandbox::{ControlPlane, ControllerProcess, apply_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ferry::api::condition;
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
 use scenario::{Scenario, write_files};
 
 const TIMEOUT: Duration = Duration::from_secs(240);

@@ -13,7 +13,7 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{REPO, TARGET_ADDRESS};
+use ferry_sandbox::world::{REPO, TARGET_ADDRESS};
 use scenario::{Scenario, replicas, write_files};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -102,18 +102,18 @@ async fn two_stages_then_a_commit_mode_cutover_through_git() {
     eprintln!("downtime: {:?} s", downtime.seconds);
     assert!(downtime.seconds.is_some());
     // The stand-in polls only every few seconds by itself; each Application served a refresh request.
-    let applications = ferry::sandbox::argocd::applications(
+    let applications = ferry_sandbox::argocd::applications(
         &scenario.sandbox.host_client,
-        ferry::sandbox::world::FERRY_NAMESPACE,
+        ferry_sandbox::world::FERRY_NAMESPACE,
     );
     for side in ["source", "target"] {
-        let name = format!("{}-{side}", ferry::sandbox::world::APP_NAMESPACE);
+        let name = format!("{}-{side}", ferry_sandbox::world::APP_NAMESPACE);
         let application = applications.get(&name).await.unwrap();
         let served = application
             .metadata
             .annotations
             .unwrap_or_default()
-            .get(ferry::sandbox::argocd::REFRESHES_SERVED)
+            .get(ferry_sandbox::argocd::REFRESHES_SERVED)
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0);
         assert!(served >= 1, "Ferry never asked Application {name} to refresh");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ferry::api::Itinerary;
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::TARGET_ADDRESS;
+use ferry_sandbox::world::TARGET_ADDRESS;
 use scenario::{Scenario, replicas, write_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ mod scenario;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
@@ -145,10 +145,10 @@ async fn endpoints_policies_and_argocd_refusal() {
     );
 
     // Argo CD self-heals the source app: Patch mode is refused and nothing is scaled down.
-    ferry::sandbox::argocd::install_application_crd(&sandbox.host_client)
+    ferry_sandbox::argocd::install_application_crd(&sandbox.host_client)
         .await
         .unwrap();
-    ferry::sandbox::argocd::create_application(
+    ferry_sandbox::argocd::create_application(
         &sandbox.host_client,
         FERRY_NAMESPACE,
         "shop-source",

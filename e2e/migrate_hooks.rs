@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{Itinerary, MigHook, MigMigration, PipelineStep, Step};
-use ferry::sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
@@ -315,7 +315,7 @@ async fn create_hook(client: &Client, name: &str, spec: &str) {
         "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigHook\nmetadata:\n  name: {name}\n  \
          namespace: {FERRY_NAMESPACE}\nspec:\n  {spec}\n"
     );
-    ferry::sandbox::apply_yaml(client, &yaml, FERRY_NAMESPACE)
+    ferry_sandbox::apply_yaml(client, &yaml, FERRY_NAMESPACE)
         .await
         .unwrap_or_else(|err| panic!("MigHook {name} was refused: {err}\n{yaml}"));
 }

@@ -7,7 +7,7 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{APP_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::world::{APP_NAMESPACE, PLAN_NAME};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};

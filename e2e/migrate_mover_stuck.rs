@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferry::api::condition;
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{PLAN_NAME, TARGET_NODE};
+use ferry_sandbox::world::{PLAN_NAME, TARGET_NODE};
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::{Patch, PatchParams};

@@ -14,7 +14,7 @@ mod scenario;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{APP_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::world::{APP_NAMESPACE, PLAN_NAME};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};

@@ -12,7 +12,7 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::TARGET_ADDRESS;
+use ferry_sandbox::world::TARGET_ADDRESS;
 use scenario::{Scenario, replicas, write_files};
 
 const TIMEOUT: Duration = Duration::from_secs(240);

@@ -8,7 +8,7 @@ mod scenario;
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::{PLAN_NAME, SOURCE_ADDRESS, TARGET_ADDRESS};
+use ferry_sandbox::world::{PLAN_NAME, SOURCE_ADDRESS, TARGET_ADDRESS};
 use kube::ResourceExt;
 use scenario::{Scenario, replicas, write_files};
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ferry::api::{MigMigration, MigPlan};
-use ferry::sandbox::{Sandbox, SandboxOptions, apply_yaml};
+use ferry_sandbox::{Sandbox, SandboxOptions, apply_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use scenario::write_files;

@@ -74,12 +74,12 @@ async fn state_only_moves_data_and_leaves_the_app_alone() {
     assert_eq!(scenario.sandbox.git_head(), head_before, "no quiesce commit");
     assert_eq!(
         scenario.sandbox.served_app_record().await.unwrap().values,
-        [ferry::sandbox::world::SOURCE_ADDRESS],
+        [ferry_sandbox::world::SOURCE_ADDRESS],
         "DNS unchanged"
     );
     let plan = scenario
         .plans()
-        .get(ferry::sandbox::world::PLAN_NAME)
+        .get(ferry_sandbox::world::PLAN_NAME)
         .await
         .unwrap();
     assert!(plan.status.unwrap().cutover.is_none(), "no cutover was recorded");

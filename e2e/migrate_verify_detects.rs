@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ferry::api::Itinerary;
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::world::APP_NAMESPACE;
+use ferry_sandbox::world::APP_NAMESPACE;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;

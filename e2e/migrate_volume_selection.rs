@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::sandbox::apply_yaml;
-use ferry::sandbox::world::{APP_NAMESPACE, APP_PVC, PLAN_NAME};
+use ferry_sandbox::apply_yaml;
+use ferry_sandbox::world::{APP_NAMESPACE, APP_PVC, PLAN_NAME};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use kube::api::{Patch, PatchParams};

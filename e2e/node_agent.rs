@@ -18,7 +18,7 @@ use agent::{
     NODE, WAIT, alive, fresh_namespace, main_status, mover_pod, processes_mentioning, terminated,
     volume_yaml, wait_for_pids, wait_terminal, wait_until,
 };
-use ferry::sandbox::{ControlPlane, NodeAgent, NodeAgentOptions};
+use ferry_sandbox::{ControlPlane, NodeAgent, NodeAgentOptions};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};

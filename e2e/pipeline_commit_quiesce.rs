@@ -1,5 +1,5 @@
 //! e2e: Commit-mode quiesce through Git on two real control planes, a real Git server over HTTP and an
-//! Argo CD stand-in (`ferry::sandbox::argocd`) syncing each cluster's path. QuiesceSource commits exactly
+//! Argo CD stand-in (`ferry_sandbox::argocd`) syncing each cluster's path. QuiesceSource commits exactly
 //! the replicas lines once (a rerun commits nothing), records the previous values on the MigPlan and
 //! waits until the source runs nothing; UnquiesceTarget gives the target the source's values; the
 //! rollback steps restore the source by revert commits, without rewriting history.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ferry::api::{MigMigration, MigPlan};
 use ferry::pipeline::steps::gitops::{self, record::PRE_QUIESCE_COMMIT, record::PreQuiesceRecord};
 use ferry::pipeline::{StepContext, StepOutcome};
-use ferry::sandbox::{ControlPlane, apply_yaml, argocd, install_crds};
+use ferry_sandbox::{ControlPlane, apply_yaml, argocd, install_crds};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};

@@ -10,7 +10,7 @@ use ferry::api::{MigMigration, MigMigrationSpec};
 use ferry::api::{MigPlan, MigPlanSpec, MigPlanStatus, ResourceRef};
 use ferry::pipeline::steps::destination::{ensure_namespaces, ensure_pvcs};
 use ferry::pipeline::{StepContext, StepOutcome};
-use ferry::sandbox::{ControlPlane, apply_yaml};
+use ferry_sandbox::{ControlPlane, apply_yaml};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 

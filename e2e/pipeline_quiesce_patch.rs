@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferry::pipeline::quiesce::patch::{NO_NODE_KEY, PRE_REPLICAS};
 use ferry::pipeline::quiesce::{quiesce_namespace, unquiesce_namespace};
-use ferry::sandbox::{ControlPlane, apply_yaml, wait_for_default_service_account};
+use ferry_sandbox::{ControlPlane, apply_yaml, wait_for_default_service_account};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};

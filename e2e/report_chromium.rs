@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{MigMigration, PipelineStep};
 use ferry::report::words;
-use ferry::sandbox::world::REPO;
+use ferry_sandbox::world::REPO;
 use kube::ResourceExt;
 use scenario::Scenario;
 

@@ -206,7 +206,7 @@ async fn schema_rejects_malformed_plans(host: &Client) {
             "apiVersion: migration.ferry.dev/v1alpha1\nkind: MigPlan\nmetadata:\n  name: malformed\n\
              spec:\n  srcMigClusterRef: {{name: remote}}\n  destMigClusterRef: {{name: host}}\n{extra}"
         );
-        let result = ferry::sandbox::apply_yaml(host, &yaml, MIGRATION_NS).await;
+        let result = ferry_sandbox::apply_yaml(host, &yaml, MIGRATION_NS).await;
         let err = result.expect_err(&format!("a plan with a bad {what} was accepted"));
         assert!(
             err.to_string().contains("Invalid") || err.to_string().contains("422"),
@@ -255,7 +255,7 @@ async fn seed_source_app(source: &Client) {
     );
     // The ServiceAccount admission plugin refuses pods until the namespace's default SA exists.
     for attempt in 0.. {
-        match ferry::sandbox::apply_yaml(source, &pod, "app1").await {
+        match ferry_sandbox::apply_yaml(source, &pod, "app1").await {
             Ok(_) => break,
             Err(err) if attempt < 40 => {
                 eprintln!("pod not admitted yet: {err}");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ferry::api::MigMigration;
 use ferry::api::plan::QuiesceMethod;
 use ferry::git::webhook::{PATH, sign_hex};
-use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME, REPO};
+use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME, REPO};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};

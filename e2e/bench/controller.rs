@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{MigMigration, MigMigrationSpec, MigPlan};
-use ferry::sandbox::apply_yaml;
-use ferry::sandbox::world::FERRY_NAMESPACE;
+use ferry_sandbox::apply_yaml;
+use ferry_sandbox::world::FERRY_NAMESPACE;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -274,7 +274,7 @@ async fn main() {
     let started = Instant::now();
     let mut all: Vec<String> = idle_names.clone();
     all.extend(busy_names.iter().cloned());
-    all.push(ferry::sandbox::world::PLAN_NAME.to_string());
+    all.push(ferry_sandbox::world::PLAN_NAME.to_string());
     wait_ready(&plans, &all, Duration::from_secs(600)).await;
     let ready_after = started.elapsed();
     eprintln!(

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferry::sandbox::{ControlPlane, ControllerProcess, apply_yaml, wait_for_crds};
+use ferry_sandbox::{ControlPlane, ControllerProcess, apply_yaml, wait_for_crds};
 use kube::api::PostParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ferry::dns::{RecordSet, RecordType};
-use ferry::sandbox::bind::Bind;
+use ferry_sandbox::bind::Bind;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

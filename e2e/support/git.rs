@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ferry::git::Credentials;
-use ferry::sandbox::git_server::GitServer;
+use ferry_sandbox::git_server::GitServer;
 
 pub const USER: &str = "ferry-test";
 pub const PASSWORD: &str = "s3cret-pass";

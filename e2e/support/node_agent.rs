@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferry::sandbox::wait_for_default_service_account;
+use ferry_sandbox::wait_for_default_service_account;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use kube::{Api, Client};
 

@@ -1,5 +1,5 @@
 //! Shared harness of the migration scenarios (`e2e/migrate_*.rs`): the whole sandbox
-//! (`ferry::sandbox::Sandbox`: two control planes, node agents, git server, BIND9, controller), and
+//! (`ferry_sandbox::Sandbox`: two control planes, node agents, git server, BIND9, controller), and
 //! helpers to create a MigMigration and follow it to its end, failing with the controller's log.
 
 #![allow(dead_code)]
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{MigMigration, MigMigrationSpec, MigPlan};
-use ferry::sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
-use ferry::sandbox::{Sandbox, SandboxOptions};
+use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
+use ferry_sandbox::{Sandbox, SandboxOptions};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
@@ -203,7 +203,7 @@ pub fn write_files(root: &Path, files: &[(&str, &[u8])]) {
 /// Replica counts of the Deployments in the app namespace of a cluster.
 pub async fn replicas(client: &kube::Client) -> BTreeMap<String, i32> {
     let api: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), ferry::sandbox::world::APP_NAMESPACE);
+        Api::namespaced(client.clone(), ferry_sandbox::world::APP_NAMESPACE);
     api.list(&Default::default())
         .await
         .unwrap()

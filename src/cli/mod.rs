@@ -7,9 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod controller;
 pub mod crds;
-mod demo;
 mod dns;
-mod follow;
+pub mod follow;
 mod migrate;
 mod mover;
 mod report;
@@ -28,8 +27,6 @@ enum Command {
     Controller(controller::Args),
     /// Print or write the CustomResourceDefinitions generated from the API types.
     Crds(crds::Args),
-    /// Run the local sandbox: two real control planes and the controller, with an example plan.
-    Demo(demo::Args),
     /// DNS flip tools: `ferry dns check` shows what a flip would change, changing nothing.
     Dns(dns::Args),
     /// The data plane run in mover pods: receive, send (rsync over mutual TLS), certs.
@@ -88,7 +85,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Controller(args) => controller::run(args).await,
         Command::Crds(args) => crds::run(args),
-        Command::Demo(args) => demo::run(args).await,
         Command::Dns(args) => dns::run(args).await,
         Command::Mover(args) => mover::run(args).await,
         Command::Stage(args) => migrate::run(migrate::Kind::Stage, args).await,
@@ -102,7 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Joins an error and its causes into one line, skipping causes already quoted by their parent. A
 /// Kubernetes client error is worded by [`crate::error::kube_message`] (kube's own text carries a
 /// `Debug` dump of the server's Status) and ends the line: its sources are what it already said.
-pub(crate) fn one_line(err: &anyhow::Error) -> String {
+pub fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let kube = cause.downcast_ref::<kube::Error>();

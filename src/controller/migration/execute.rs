@@ -394,6 +394,8 @@ async fn cluster_client(
 /// each step stops after the step's work is done and before its outcome is written (the most
 /// dangerous moment to die), announces itself with `<dir>/<step>.waiting`, and waits for
 /// `<dir>/<step>.go`. The test SIGKILLs the controller there, restarts it, and lets it pass.
+/// Compiled only with the `test-hooks` feature (test builds); a release binary ignores the variable.
+#[cfg(feature = "test-hooks")]
 async fn crash_test_gate(step: &str) {
     let Some(dir) = std::env::var_os("FERRY_TEST_STEP_GATE").map(std::path::PathBuf::from) else {
         return;
@@ -410,6 +412,10 @@ async fn crash_test_gate(step: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Without the `test-hooks` feature there is no gate.
+#[cfg(not(feature = "test-hooks"))]
+async fn crash_test_gate(_step: &str) {}
 
 /// Writes the plan's `status.lastStage` (time, duration, bytes) after a successful stage, under its own
 /// field manager so the plan reconciler's status writes leave it alone.

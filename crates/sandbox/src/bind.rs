@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::dns::{Provider, Rfc2136, TsigAlgorithm, TsigKey};
 use crate::{Error, Result};
+use ferry::dns::{Provider, Rfc2136, TsigAlgorithm, TsigKey};
 
 /// The key name the sandbox zone allows to update it.
 pub const KEY_NAME: &str = "ferry-key";
@@ -169,7 +169,9 @@ impl Bind {
 
     /// An RFC 2136 provider for this server's zone with its key.
     pub async fn provider(&self) -> Result<Rfc2136> {
-        Rfc2136::new(&self.server(), &self.zone, self.key.clone()).await
+        Rfc2136::new(&self.server(), &self.zone, self.key.clone())
+            .await
+            .map_err(Into::into)
     }
 
     /// The last lines `named` logged.

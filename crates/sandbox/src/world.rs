@@ -1,6 +1,6 @@
 //! The whole sandbox in one value: two real control planes (source, and target = the host cluster
 //! Ferry runs against), an e2e node agent on each cluster's node, a git server holding the example
-//! app's repo, BIND9 serving the app's zone, and the `ferry controller` process. `ferry demo` and the
+//! app's repo, BIND9 serving the app's zone, and the `ferry controller` process. `ferry-sandbox demo` and the
 //! e2e migration scenarios both start one, so the demo shows exactly what the tests prove.
 //!
 //! ```text
@@ -24,9 +24,9 @@ use super::{
     ControlPlane, ControllerProcess, NodeAgent, NodeAgentOptions, apply_yaml, install_crds,
     wait_for_default_service_account,
 };
-use crate::api::plan::QuiesceMethod;
-use crate::dns::{Provider, RecordSet, RecordType};
 use crate::{Error, Result};
+use ferry::api::plan::QuiesceMethod;
+use ferry::dns::{Provider, RecordSet, RecordType};
 
 /// The node of the source cluster.
 pub const SOURCE_NODE: &str = "node-a";
@@ -51,9 +51,9 @@ pub const REPO: &str = "shop";
 /// The plan the sandbox creates.
 pub const PLAN_NAME: &str = "shop";
 
-const SOURCE_APP: &str = include_str!("../../e2e/examples/shop/source.yaml");
-const TARGET_APP: &str = include_str!("../../e2e/examples/shop/target.yaml");
-const PLAN: &str = include_str!("../../e2e/examples/shop/plan.yaml");
+const SOURCE_APP: &str = include_str!("../../../e2e/examples/shop/source.yaml");
+const TARGET_APP: &str = include_str!("../../../e2e/examples/shop/target.yaml");
+const PLAN: &str = include_str!("../../../e2e/examples/shop/plan.yaml");
 const GIT_USER: &str = "ferry";
 
 /// How a sandbox is started.
@@ -120,7 +120,7 @@ impl Sandbox {
             ferry_binary: Some(ferry_binary.clone()),
             mark_others_running: true,
             // The nodes hold Ferry's image only: a plan naming another mover image fails to pull.
-            images: Some(vec![crate::pipeline::movers::DEFAULT_IMAGE.to_string()]),
+            images: Some(vec![ferry::pipeline::movers::DEFAULT_IMAGE.to_string()]),
             ..NodeAgentOptions::default()
         };
         // Each node's stand-in images (hooks a test "pushes" with `Sandbox::install_image`).
@@ -255,7 +255,7 @@ impl Sandbox {
 
     /// The app's A record as BIND serves it now.
     pub async fn served_app_record(&self) -> Result<RecordSet> {
-        let key = crate::dns::RecordKey {
+        let key = ferry::dns::RecordKey {
             fqdn: self.app_fqdn(),
             record_type: RecordType::A,
         };
@@ -319,7 +319,7 @@ impl Sandbox {
     async fn start_argocd(&mut self) -> Result<()> {
         super::argocd::install_application_crd(&self.host_client).await?;
         let url = self.git.url(REPO);
-        let credentials = crate::git::Credentials::UserPassword {
+        let credentials = ferry::git::Credentials::UserPassword {
             username: GIT_USER.into(),
             password: self.git_password.clone(),
         };

@@ -2,12 +2,17 @@
 //! modules by `e2e/controlplane`) and the Ferry controller, started as processes for `make demo` and the
 //! e2e tests, a BIND9 DNS server with a dynamic zone, a git server over HTTP, and a node agent that
 //! runs Ferry's mover pods as local processes (there is no kubelet). Nothing here is a fake: it only
-//! starts and stops real components on loopback.
+//! starts and stops real components on loopback. `demo` is `make demo`'s whole migration.
+//!
+//! This crate is Ferry's test harness: the e2e tests (`e2e/*.rs`) and `ferry-sandbox demo` use it; the
+//! `ferry` binary and image never contain it (README, "Workspace").
 
 mod apply;
 pub mod argocd;
 pub mod bind;
 mod controlplane;
+pub mod demo;
+mod error;
 pub mod git_server;
 pub mod node_agent;
 mod process;
@@ -15,6 +20,7 @@ pub mod world;
 
 pub use apply::{apply_yaml, install_crds, wait_for_crds, wait_for_default_service_account};
 pub use controlplane::{ControlPlane, controlplane_binary};
+pub use error::{Error, Result};
 pub use node_agent::{NodeAgent, NodeAgentOptions};
 pub use process::ControllerProcess;
 pub use world::{Sandbox, SandboxOptions};

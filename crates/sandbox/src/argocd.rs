@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Result;
-use crate::git::Credentials;
-use crate::pipeline::argocd::REFRESH_ANNOTATION;
-use crate::sandbox::{apply_yaml, wait_for_crds};
+use crate::{apply_yaml, wait_for_crds};
+use ferry::git::Credentials;
+use ferry::pipeline::argocd::REFRESH_ANNOTATION;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-const CRD: &str = include_str!("../../e2e/fixtures/argocd/application-crd.yaml");
+const CRD: &str = include_str!("../../../e2e/fixtures/argocd/application-crd.yaml");
 
 /// How often the applier re-reads the repo by itself (Argo CD polls every 3 minutes; tests cannot wait
 /// that long, but it stays slow enough that a missing refresh request shows in step durations).
@@ -31,7 +31,7 @@ pub const REFRESHES_SERVED: &str = "sandbox.ferry.dev/refreshes-served";
 pub const REFRESH_CHECK: Duration = Duration::from_millis(200);
 
 fn resource() -> ApiResource {
-    let (group, version, kind, plural) = crate::pipeline::argocd::APPLICATION_API;
+    let (group, version, kind, plural) = ferry::pipeline::argocd::APPLICATION_API;
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
@@ -152,7 +152,7 @@ async fn sync_once(
         .to_string();
     let (credentials, cache_dir) = (credentials.clone(), cache_dir.to_path_buf());
     let (tip, documents) = tokio::task::spawn_blocking(move || -> Result<(String, Vec<String>), String> {
-        let repo = crate::git::Repo::open_or_clone(&cache_dir, &url, &branch, credentials)
+        let repo = ferry::git::Repo::open_or_clone(&cache_dir, &url, &branch, credentials)
             .map_err(|e| e.to_string())?;
         let tip = repo.remote_tip().map_err(|e| e.to_string())?.to_string();
         let mut files = Vec::new();

@@ -117,21 +117,21 @@ impl ControlPlane {
     /// An admin client.
     pub async fn client(&self) -> Result<Client> {
         let file = Kubeconfig::read_from(&self.kubeconfig)
-            .map_err(|err| Error::KubeConfig(format!("{}: {err}", self.kubeconfig.display())))?;
+            .map_err(|err| Error::Sandbox(format!("kubeconfig {}: {err}", self.kubeconfig.display())))?;
         let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
             .await
-            .map_err(|err| Error::KubeConfig(format!("{}: {err}", self.kubeconfig.display())))?;
+            .map_err(|err| Error::Sandbox(format!("kubeconfig {}: {err}", self.kubeconfig.display())))?;
         Ok(Client::try_from(config)?)
     }
 
     /// The base64 PEM of the CA that signs the API server's certificate (MTC's `caBundle` format).
     pub fn ca_bundle(&self) -> Result<String> {
         let file = Kubeconfig::read_from(&self.kubeconfig)
-            .map_err(|err| Error::KubeConfig(format!("{}: {err}", self.kubeconfig.display())))?;
+            .map_err(|err| Error::Sandbox(format!("kubeconfig {}: {err}", self.kubeconfig.display())))?;
         file.clusters
             .iter()
             .find_map(|c| c.cluster.as_ref()?.certificate_authority_data.clone())
-            .ok_or_else(|| Error::KubeConfig(format!("{} has no CA data", self.kubeconfig.display())))
+            .ok_or_else(|| Error::Sandbox(format!("kubeconfig {} has no CA data", self.kubeconfig.display())))
     }
 
     /// Mints a token for ServiceAccount `namespace/name` (created if missing), optionally bound to

@@ -1,4 +1,4 @@
-//! `ferry demo`: a whole migration on this machine. It starts the sandbox (`crate::sandbox::Sandbox`:
+//! `ferry-sandbox demo`: a whole migration on this machine. It starts the sandbox ([`crate::Sandbox`]:
 //! two real control planes, node agents, a git server with the example app's repo, BIND9, the
 //! controller), deploys the app, registers the clusters and the plan, then runs two stages with data
 //! written in between, and a cutover, printing a timeline (steps, bytes, durations) and the downtime
@@ -12,12 +12,12 @@ use anyhow::{Context as _, bail};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use crate::api::plan::QuiesceMethod;
-use crate::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
-use crate::sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
-use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
+use crate::{Sandbox, SandboxOptions};
+use ferry::api::plan::QuiesceMethod;
+use ferry::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
 
-/// Flags of `ferry demo`.
+/// Flags of `ferry-sandbox demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where the sandbox keeps its data and logs (removed afterwards unless --keep).
@@ -32,6 +32,27 @@ pub struct Args {
     /// How long each migration may take.
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
+    /// The `ferry` binary to run as the controller and in the mover pods (default: the `ferry` next
+    /// to this binary, which `cargo build --bins` puts there).
+    #[arg(long, env = "FERRY_BINARY")]
+    ferry: Option<PathBuf>,
+}
+
+/// The product binary the demo drives: `--ferry`, else `ferry` beside `ferry-sandbox`.
+fn ferry_binary(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("locating the ferry-sandbox binary")?
+            .with_file_name("ferry"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no ferry binary at {}: build it (`cargo build --bins`) or pass --ferry PATH",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn parse_method(text: &str) -> Result<QuiesceMethod, String> {
@@ -48,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep,
         quiesce,
         timeout_seconds,
+        ferry,
     } = args;
     let clock = Instant::now();
     if dir.exists() {
@@ -62,7 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let mut sandbox = Sandbox::start(SandboxOptions {
         dir: dir.clone(),
-        ferry_binary: std::env::current_exe().context("locating the ferry binary")?,
+        ferry_binary: ferry_binary(ferry)?,
         controller: true,
     })
     .await?;
@@ -76,7 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcome = migrate(&mut sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
     if let Err(err) = &outcome {
         eprintln!(
-            "ferry demo: {err:#}\n  controller log: {}",
+            "ferry-sandbox demo: {err:#}\n  controller log: {}",
             sandbox.controller_log().display()
         );
     }
@@ -161,7 +183,7 @@ async fn migrate(
     for migration in [&stage1, &stage2, &cutover] {
         print!(
             "{}",
-            super::follow::summary(
+            ferry::cli::follow::summary(
                 &migration.name_any(),
                 &migration.status.clone().unwrap_or_default()
             )
@@ -187,7 +209,7 @@ fn write_data(dir: &Path, first: usize, count: usize, size: usize) -> anyhow::Re
     std::fs::write(&journal, entries)?;
     Ok(format!(
         "{count} files, {}",
-        crate::pipeline::transfer::human_bytes(bytes as u64)
+        ferry::pipeline::transfer::human_bytes(bytes as u64)
     ))
 }
 
@@ -210,7 +232,7 @@ async fn run_migration(
     loop {
         let migration = api.get(name).await?;
         let status = migration.status.clone().unwrap_or_default();
-        let line = super::follow::status_line(&status);
+        let line = ferry::cli::follow::status_line(&status);
         if line != last && !line.is_empty() {
             say(clock, &format!("  {name}: {line}"));
             last = line;

@@ -15,18 +15,18 @@ use crate::{Error, Result};
 /// objects without a namespace go into `default_namespace`. Returns the applied objects.
 pub async fn apply_yaml(client: &Client, yaml: &str, default_namespace: &str) -> Result<Vec<DynamicObject>> {
     let documents: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(yaml).map_err(|err| Error::InvalidSpec(format!("YAML: {err}")))?;
+        serde_saphyr::from_multiple(yaml).map_err(|err| Error::Sandbox(format!("YAML: {err}")))?;
     let mut applied = Vec::new();
     for document in documents.into_iter().filter(|d| !d.is_null()) {
         let object: DynamicObject = serde_json::from_value(document)?;
         let types = object.types.clone().ok_or_else(|| {
-            Error::InvalidSpec(format!(
+            Error::Sandbox(format!(
                 "object {:?} has no apiVersion/kind",
                 object.metadata.name
             ))
         })?;
         let gvk = GroupVersionKind::try_from(&types)
-            .map_err(|err| Error::InvalidSpec(format!("bad apiVersion {:?}: {err}", types.api_version)))?;
+            .map_err(|err| Error::Sandbox(format!("bad apiVersion {:?}: {err}", types.api_version)))?;
         let (resource, capabilities) = pinned_kind(client, &gvk).await?;
         let api: Api<DynamicObject> = match capabilities.scope {
             Scope::Namespaced => {
@@ -82,7 +82,7 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("ferry-sandbox").force();
     let mut names = Vec::new();
-    for crd in crate::api::crds() {
+    for crd in ferry::api::crds() {
         let name = crd.name_any();
         api.patch(&name, &params, &Patch::Apply(&crd)).await?;
         names.push(name);
