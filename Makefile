@@ -11,7 +11,8 @@ ISOLATED := $(CURDIR)/e2e/isolated.sh
 # Flags of `ferry-sandbox demo`, e.g. `make demo DEMO_FLAGS=--keep`.
 DEMO_FLAGS ?=
 
-.PHONY: all build controlplane test unit e2e demo bench bench-controller crds fmt lint clean
+## deps: install (as root) or name the Debian packages in .ci/packages that this machine lacks.
+.PHONY: all build deps controlplane test unit e2e demo bench bench-controller crds fmt lint clean
 
 all: build
 
@@ -19,18 +20,21 @@ all: build
 build:
 	$(CARGO) build -p ferry --bins
 
+deps:
+	.ci/deps
+
 controlplane: $(CONTROLPLANE)
 
 $(CONTROLPLANE): e2e/controlplane/go.mod e2e/controlplane/go.sum $(wildcard e2e/controlplane/*.go) e2e/controlplane/build.sh
 	e2e/controlplane/build.sh $@
 
 ## test: every test — unit, integration against local services, e2e against real control planes.
-test: controlplane
+test: deps controlplane
 	$(CARGO) test --workspace --lib --bins --tests --no-fail-fast --no-run
 	$(ISOLATED) $(CARGO) test --offline --workspace --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
-demo: controlplane
+demo: deps controlplane
 	$(CARGO) build --quiet --workspace --bins
 	$(ISOLATED) $(CARGO) run --offline --quiet -p ferry-sandbox --bin ferry-sandbox -- demo $(DEMO_FLAGS)
 
