@@ -35,7 +35,10 @@ fn build_images(dir: &Path) -> Vec<PathBuf> {
     let mut images = Vec::new();
     for (kind, name) in [("pause", PAUSE_IMAGE), ("app", APP_IMAGE)] {
         let out = dir.join(format!("{kind}.tar"));
-        let status = Command::new(&script).args([kind, out.to_str().unwrap(), name]).status().unwrap();
+        let status = Command::new(&script)
+            .args([kind, out.to_str().unwrap(), name])
+            .status()
+            .unwrap();
         assert!(status.success(), "building the {kind} image failed");
         images.push(out);
     }
@@ -46,8 +49,12 @@ async fn cluster(n: u8, dir: &Path, images: &[PathBuf]) -> (ControlPlane, RealNo
     let addressing = Addressing::new(n).unwrap();
     let name = format!("cluster-{n}");
     let cp_dir = dir.join(format!("cp{n}"));
-    let cp = ControlPlane::start_with_args(&name, &cp_dir, &addressing.control_plane_args(&dir.join(format!("vol{n}"))))
-        .unwrap();
+    let cp = ControlPlane::start_with_args(
+        &name,
+        &cp_dir,
+        &addressing.control_plane_args(&dir.join(format!("vol{n}"))),
+    )
+    .unwrap();
     let node = RealNode::start(
         &cp,
         &dir.join(format!("node{n}")),
@@ -69,12 +76,19 @@ async fn wait_phase(client: &Client, name: &str, phases: &[&str]) -> Pod {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Ok(pod) = pods.get(name).await {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
             if phases.contains(&phase.as_str()) {
                 return pod;
             }
         }
-        assert!(Instant::now() < deadline, "pod {name} not {phases:?} within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} not {phases:?} within {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -173,7 +187,9 @@ async fn two_clusters_with_real_nodes() {
         return;
     }
     if std::env::var("FERRY_ISOLATED").as_deref() != Ok("1") {
-        panic!("run this inside e2e/isolated.sh: the nodes' links and routes must stay in the sandbox's namespace");
+        panic!(
+            "run this inside e2e/isolated.sh: the nodes' links and routes must stay in the sandbox's namespace"
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     let images = build_images(tmp.path());
@@ -184,9 +200,19 @@ async fn two_clusters_with_real_nodes() {
     apply_yaml(&a, &writer_yaml(), "default").await.unwrap();
     let pod = wait_phase(&a, "writer", &["Succeeded", "Failed"]).await;
     let out = logs(&a, "writer").await;
-    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"), "writer: {out}");
-    assert!(out.starts_with("999\ndrwx------ "), "writer's log (through the API server and kubelet): {out}");
-    let pvc = Api::<PersistentVolumeClaim>::default_namespaced(a.clone()).get("data").await.unwrap();
+    assert_eq!(
+        pod.status.unwrap().phase.as_deref(),
+        Some("Succeeded"),
+        "writer: {out}"
+    );
+    assert!(
+        out.starts_with("999\ndrwx------ "),
+        "writer's log (through the API server and kubelet): {out}"
+    );
+    let pvc = Api::<PersistentVolumeClaim>::default_namespaced(a.clone())
+        .get("data")
+        .await
+        .unwrap();
     assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
     let pv = Api::<PersistentVolume>::all(a.clone())
         .get(pvc.spec.unwrap().volume_name.as_deref().unwrap())
@@ -195,16 +221,30 @@ async fn two_clusters_with_real_nodes() {
     let host_dir = PathBuf::from(pv.spec.unwrap().host_path.unwrap().path).join("app");
     let meta = std::fs::metadata(&host_dir).unwrap();
     use std::os::unix::fs::MetadataExt as _;
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (999, 999, 0o700), "{}", host_dir.display());
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (999, 999, 0o700),
+        "{}",
+        host_dir.display()
+    );
 
     // B: an HTTP server behind a NodePort.
     apply_yaml(&b, &server_yaml(), "default").await.unwrap();
     let server = wait_phase(&b, "server", &["Running"]).await;
     let pod_ip = server.status.unwrap().pod_ip.unwrap();
-    assert!(pod_ip.starts_with("10.201.2."), "B's pod IP {pod_ip} is in B's pod range");
-    let service = Api::<Service>::default_namespaced(b.clone()).get("server").await.unwrap();
+    assert!(
+        pod_ip.starts_with("10.201.2."),
+        "B's pod IP {pod_ip} is in B's pod range"
+    );
+    let service = Api::<Service>::default_namespaced(b.clone())
+        .get("server")
+        .await
+        .unwrap();
     let cluster_ip = service.spec.unwrap().cluster_ip.unwrap();
-    assert!(cluster_ip.starts_with("10.202.2."), "B's ClusterIP {cluster_ip} is in B's Service range");
+    assert!(
+        cluster_ip.starts_with("10.202.2."),
+        "B's ClusterIP {cluster_ip} is in B's Service range"
+    );
 
     // A's pod reaches B only through the NodePort on B's node address.
     let mut reached = String::new();
@@ -215,9 +255,13 @@ async fn two_clusters_with_real_nodes() {
         while pods.get("client").await.is_ok() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        apply_yaml(&a, &client_yaml(node_b.addressing.node_ip(), &pod_ip, &cluster_ip), "default")
-            .await
-            .unwrap();
+        apply_yaml(
+            &a,
+            &client_yaml(node_b.addressing.node_ip(), &pod_ip, &cluster_ip),
+            "default",
+        )
+        .await
+        .unwrap();
         wait_phase(&a, "client", &["Succeeded", "Failed"]).await;
         reached = logs(&a, "client").await;
         // kube-proxy may not have programmed the NodePort yet on the first try.
@@ -225,9 +269,18 @@ async fn two_clusters_with_real_nodes() {
             break;
         }
     }
-    assert!(reached.contains("nodeport reached: pong-from-b"), "A's pod to B's NodePort: {reached}");
-    assert!(reached.contains("pod-ip unreachable"), "B's pod IP must be unreachable from A: {reached}");
-    assert!(reached.contains("cluster-ip unreachable"), "B's ClusterIP must be unreachable from A: {reached}");
+    assert!(
+        reached.contains("nodeport reached: pong-from-b"),
+        "A's pod to B's NodePort: {reached}"
+    );
+    assert!(
+        reached.contains("pod-ip unreachable"),
+        "B's pod IP must be unreachable from A: {reached}"
+    );
+    assert!(
+        reached.contains("cluster-ip unreachable"),
+        "B's ClusterIP must be unreachable from A: {reached}"
+    );
 
     drop(node_a);
     drop(node_b);

@@ -96,12 +96,18 @@ pub(crate) fn teardown(record: &NodeRecord) {
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while victims.iter().any(|pid| Path::new(&format!("/proc/{pid}")).exists()) && Instant::now() < deadline {
+        while victims
+            .iter()
+            .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
     unmount_under(&[&record.dir, &record.shim_sockets]);
-    for hierarchy in hierarchies() {
+    // runc also mirrors the tree into the cgroup v2 `unified` hierarchy of this hybrid layout.
+    let unified = Path::new(CGROUP_FS).join("unified");
+    for hierarchy in hierarchies().into_iter().chain([unified]) {
         remove_cgroup_tree(&hierarchy.join(&record.cgroup_root));
     }
     let _ = std::fs::remove_dir_all(&record.shim_sockets);

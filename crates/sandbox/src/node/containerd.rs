@@ -120,7 +120,10 @@ pub(crate) fn start(
     }
     let config_path = paths.dir.join("config.toml");
     write(&config_path, &config(paths, addressing))?;
-    write(&paths.cni_conf.join("10-ferry.conflist"), &cni_conflist(addressing, node_dir))?;
+    write(
+        &paths.cni_conf.join("10-ferry.conflist"),
+        &cni_conflist(addressing, node_dir),
+    )?;
     let mut command = network.command(binaries.dir.join("containerd"));
     command.arg("--config").arg(&config_path);
     let log = node_dir.join("containerd.log");
@@ -128,7 +131,10 @@ pub(crate) fn start(
     let deadline = Instant::now() + Duration::from_secs(30);
     while !paths.socket.exists() {
         if let Ok(Some(status)) = process.child().try_wait() {
-            return Err(Error::Sandbox(format!("containerd exited ({status}); see {}", log.display())));
+            return Err(Error::Sandbox(format!(
+                "containerd exited ({status}); see {}",
+                log.display()
+            )));
         }
         if Instant::now() > deadline {
             return Err(Error::Sandbox(format!(

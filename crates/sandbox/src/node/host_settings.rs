@@ -20,7 +20,12 @@ use super::cleanup::{NodeRecord, teardown};
 use crate::{Error, Result};
 
 /// The sysctls (as paths under /proc/sys) the kubelet or the sandbox sets.
-const SYSCTLS: [&str; 4] = ["kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward"];
+const SYSCTLS: [&str; 4] = [
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "vm/overcommit_memory",
+    "net/ipv4/ip_forward",
+];
 
 /// Directories created on the host whatever the configuration says.
 const DIRECTORIES: [&str; 5] = [
@@ -32,9 +37,11 @@ const DIRECTORIES: [&str; 5] = [
 ];
 
 fn journal_dir() -> PathBuf {
-    let cache = std::env::var_os("FERRY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/ferry")
-    });
+    let cache = std::env::var_os("FERRY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/ferry")
+        });
     cache.join("real-nodes")
 }
 
@@ -44,14 +51,19 @@ fn with_journal<T>(change: impl FnOnce(&mut Value) -> Result<T>) -> Result<T> {
     std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     let lock_path = dir.join("lock");
     let lock = File::create(&lock_path).map_err(Error::io(format!("opening {}", lock_path.display())))?;
-    lock.lock().map_err(Error::io(format!("locking {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(Error::io(format!("locking {}", lock_path.display())))?;
     let path = dir.join("host.json");
     let mut journal = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({})),
         Err(_) => json!({}),
     };
     let result = change(&mut journal)?;
-    if journal.get("nodes").and_then(Value::as_array).is_some_and(|n| !n.is_empty()) {
+    if journal
+        .get("nodes")
+        .and_then(Value::as_array)
+        .is_some_and(|n| !n.is_empty())
+    {
         let tmp = dir.join("host.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&journal)?)
             .map_err(Error::io(format!("writing {}", tmp.display())))?;

@@ -13,9 +13,15 @@ use crate::{ControlPlane, Error, Result, controlplane_binary};
 /// The node's kubeconfig: the control plane's admin credentials (the sandbox's nodes are trusted
 /// components, as kubeadm's bootstrap is not modelled), with the API server reached at the sandbox side
 /// of the node's veth pair (the API server listens there too; its certificate names that address).
-pub(crate) fn write_kubeconfig(control_plane: &ControlPlane, addressing: &Addressing, dir: &Path) -> Result<PathBuf> {
-    let admin = std::fs::read_to_string(&control_plane.kubeconfig)
-        .map_err(Error::io(format!("reading {}", control_plane.kubeconfig.display())))?;
+pub(crate) fn write_kubeconfig(
+    control_plane: &ControlPlane,
+    addressing: &Addressing,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let admin = std::fs::read_to_string(&control_plane.kubeconfig).map_err(Error::io(format!(
+        "reading {}",
+        control_plane.kubeconfig.display()
+    )))?;
     let loopback = "https://127.0.0.1:";
     if !admin.contains(loopback) {
         return Err(Error::Sandbox(format!(
@@ -101,7 +107,12 @@ pub(crate) fn start_kubelet(
         .args(["--hostname-override", name])
         .args(["--node-ip", &addressing.node_ip().to_string()])
         .args(["--v", "1"]);
-    Supervised::spawn(&format!("kubelet {name}"), command, &dir.join("kubelet.log"), false)
+    Supervised::spawn(
+        &format!("kubelet {name}"),
+        command,
+        &dir.join("kubelet.log"),
+        false,
+    )
 }
 
 /// Starts kube-proxy in iptables mode: its rules live in the node's namespace, and NodePorts answer on
@@ -134,5 +145,10 @@ nodePortAddresses: ["{node_ip}/32"]
     std::fs::write(&config, contents).map_err(Error::io(format!("writing {}", config.display())))?;
     let mut command = network.command(controlplane_binary()?);
     command.arg("kube-proxy").arg("--config").arg(&config);
-    Supervised::spawn(&format!("kube-proxy {name}"), command, &dir.join("kube-proxy.log"), false)
+    Supervised::spawn(
+        &format!("kube-proxy {name}"),
+        command,
+        &dir.join("kube-proxy.log"),
+        false,
+    )
 }

@@ -51,7 +51,9 @@ impl Addressing {
     /// The addresses of cluster `cluster` (1 to 250).
     pub fn new(cluster: u8) -> Result<Self> {
         if !(1..=250).contains(&cluster) {
-            return Err(Error::Sandbox(format!("cluster number {cluster} is not within 1 to 250")));
+            return Err(Error::Sandbox(format!(
+                "cluster number {cluster} is not within 1 to 250"
+            )));
         }
         Ok(Self { cluster })
     }
@@ -111,9 +113,14 @@ impl NodeBinaries {
                     .collect()
             }
         };
-        let dir = candidates.into_iter().find(|d| d.join("containerd").is_file()).ok_or_else(|| {
-            Error::Sandbox("containerd is missing from target/node; run `make node` (or set FERRY_NODE_BIN)".into())
-        })?;
+        let dir = candidates
+            .into_iter()
+            .find(|d| d.join("containerd").is_file())
+            .ok_or_else(|| {
+                Error::Sandbox(
+                    "containerd is missing from target/node; run `make node` (or set FERRY_NODE_BIN)".into(),
+                )
+            })?;
         // The shim is found on PATH by containerd.
         Ok(Self { dir })
     }
@@ -163,7 +170,11 @@ impl RealNode {
         let record = NodeRecord {
             owner: std::process::id(),
             dir: dir.clone(),
-            shim_sockets: PathBuf::from(format!("/tmp/ferry-shims-{}-{}", std::process::id(), addressing.cluster)),
+            shim_sockets: PathBuf::from(format!(
+                "/tmp/ferry-shims-{}-{}",
+                std::process::id(),
+                addressing.cluster
+            )),
             cgroup_root: format!("ferry-node-{}-{}", std::process::id(), addressing.cluster),
             netns_id: None,
         };
@@ -177,16 +188,24 @@ impl RealNode {
             record,
         };
         node.launch(control_plane, &binaries, &images)?;
-        node.wait_ready(&control_plane.client().await?, Duration::from_secs(90)).await?;
+        node.wait_ready(&control_plane.client().await?, Duration::from_secs(90))
+            .await?;
         Ok(node)
     }
 
-    fn launch(&mut self, control_plane: &ControlPlane, binaries: &NodeBinaries, images: &[PathBuf]) -> Result<()> {
+    fn launch(
+        &mut self,
+        control_plane: &ControlPlane,
+        binaries: &NodeBinaries,
+        images: &[PathBuf],
+    ) -> Result<()> {
         let network = NodeNetwork::create(&self.addressing, &self.dir.join("netns.log"))?;
         self.record.netns_id = Some(network.netns_id.clone());
         host_settings::update(&self.record)?;
         let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
-        std::fs::write(forward, "1").map_err(Error::io("turning on IPv4 forwarding (the nodes route through the sandbox)"))?;
+        std::fs::write(forward, "1").map_err(Error::io(
+            "turning on IPv4 forwarding (the nodes route through the sandbox)",
+        ))?;
         cleanup::create_cgroup_root(&self.record.cgroup_root)?;
         let paths = ContainerdPaths::new(&self.dir, self.record.shim_sockets.clone());
         let containerd = containerd::start(&network, binaries, &paths, &self.dir, &self.addressing)?;
@@ -196,9 +215,18 @@ impl RealNode {
         }
         let kubeconfig = kubelet::write_kubeconfig(control_plane, &self.addressing, &self.dir)?;
         let cgroup_root = format!("/{}", self.record.cgroup_root);
-        let kubelet = kubelet::start_kubelet(&network, &self.name, &self.addressing, &paths, &kubeconfig, &self.dir, &cgroup_root)?;
+        let kubelet = kubelet::start_kubelet(
+            &network,
+            &self.name,
+            &self.addressing,
+            &paths,
+            &kubeconfig,
+            &self.dir,
+            &cgroup_root,
+        )?;
         self.processes.push(kubelet);
-        let proxy = kubelet::start_kube_proxy(&network, &self.name, &self.addressing, &kubeconfig, &self.dir)?;
+        let proxy =
+            kubelet::start_kube_proxy(&network, &self.name, &self.addressing, &kubeconfig, &self.dir)?;
         self.processes.push(proxy);
         tracing::info!(node = %self.name, holder = network.holder_pid(), "real node started");
         self.network = Some(network);

@@ -62,20 +62,29 @@ impl NodeNetwork {
         let host_cidr = format!("{}/24", addressing.host_ip());
         let node_cidr = format!("{}/24", addressing.node_ip());
         let gateway = addressing.host_ip().to_string();
-        run(Command::new("ip").args(["link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", &pid]))?;
+        run(Command::new("ip").args([
+            "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", &pid,
+        ]))?;
         run(Command::new("ip").args(["addr", "add", &host_cidr, "dev", host]))?;
         run(Command::new("ip").args(["link", "set", host, "up"]))?;
         run(self.command("ip").args(["link", "set", "lo", "up"]))?;
-        run(self.command("ip").args(["addr", "add", &node_cidr, "dev", "eth0"]))?;
+        run(self
+            .command("ip")
+            .args(["addr", "add", &node_cidr, "dev", "eth0"]))?;
         run(self.command("ip").args(["link", "set", "eth0", "up"]))?;
-        run(self.command("ip").args(["route", "add", "default", "via", &gateway]))?;
+        run(self
+            .command("ip")
+            .args(["route", "add", "default", "via", &gateway]))?;
         Ok(())
     }
 
     /// `program` to run inside the namespace.
     pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("nsenter");
-        command.arg(format!("--net={}", self.netns.display())).arg("--").arg(program);
+        command
+            .arg(format!("--net={}", self.netns.display()))
+            .arg("--")
+            .arg(program);
         command
     }
 
