@@ -4,6 +4,10 @@
 
 CONTROLPLANE := $(CURDIR)/target/controlplane/controlplane
 export FERRY_CONTROLPLANE := $(CONTROLPLANE)
+# containerd, its runc shim and ctr for the sandbox's real nodes (e2e/node/build-containerd.sh, cached by
+# content under ~/.cache/ferry/containerd; docs/sandbox.md, "Real nodes").
+NODE_BIN := $(CURDIR)/target/node
+export FERRY_NODE_BIN := $(NODE_BIN)
 CARGO ?= cargo
 # test, demo and bench build here (crates.io reachable), then run inside ISOLATED: a network namespace
 # with only loopback, so nothing they start can reach another host (docs/sandbox.md, "Network isolation").
@@ -12,7 +16,7 @@ ISOLATED := $(CURDIR)/e2e/isolated.sh
 DEMO_FLAGS ?=
 
 ## deps: install (as root) or name the Debian packages in .ci/packages that this machine lacks.
-.PHONY: all build deps controlplane test unit e2e demo bench bench-controller crds fmt lint clean
+.PHONY: all build deps controlplane node test unit e2e demo bench bench-controller crds fmt lint clean
 
 all: build
 
@@ -28,8 +32,13 @@ controlplane: $(CONTROLPLANE)
 $(CONTROLPLANE): e2e/controlplane/go.mod e2e/controlplane/go.sum $(wildcard e2e/controlplane/*.go) e2e/controlplane/build.sh
 	e2e/controlplane/build.sh $@
 
+node: $(NODE_BIN)/containerd
+
+$(NODE_BIN)/containerd: e2e/node/build-containerd.sh
+	e2e/node/build-containerd.sh $(NODE_BIN)
+
 ## test: every test — unit, integration against local services, e2e against real control planes.
-test: deps controlplane
+test: deps controlplane node
 	$(CARGO) test --workspace --lib --bins --tests --no-fail-fast --no-run
 	$(ISOLATED) $(CARGO) test --offline --workspace --lib --bins --tests --no-fail-fast
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,16 +17,29 @@ import (
 )
 
 const (
-	serviceClusterIPRange = "10.96.0.0/16"
-	kubernetesServiceIP   = "10.96.0.1"
-	serviceAccountIssuer  = "https://kubernetes.default.svc.cluster.local"
+	defaultServiceCIDR   = "10.96.0.0/16"
+	serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 )
+
+// apiAddresses are the API server's listen and advertised addresses and its Service range.
+type apiAddresses struct {
+	bind, advertise, serviceCIDR string
+}
+
+// firstServiceIP is the address the kubernetes Service gets in cidr (its first host address).
+func firstServiceIP(cidr string) (string, error) {
+	prefix, err := netip.ParsePrefix(cidr)
+	if err != nil || !prefix.Addr().Is4() {
+		return "", fmt.Errorf("--service-cluster-ip-range %q is not an IPv4 CIDR", cidr)
+	}
+	return prefix.Masked().Addr().Next().String(), nil
+}
 
 // startAPIServer builds kube-apiserver's options from a command line, exactly
 // as the real binary would parse it, and runs the server chain (aggregator ->
 // kube APIs -> apiextensions) in a goroutine. The returned channel receives
 // the result of the server's Run once it stops.
-func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pkiFiles) (<-chan error, error) {
+func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pkiFiles, addrs apiAddresses) (<-chan error, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	s := options.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
@@ -44,8 +58,8 @@ func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pk
 		"--audit-log-path=" + auditLog,
 		"--audit-log-format=json",
 		"--audit-log-mode=blocking",
-		"--advertise-address=127.0.0.1",
-		"--bind-address=127.0.0.1",
+		"--advertise-address=" + addrs.advertise,
+		"--bind-address=" + addrs.bind,
 		"--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + pki.ServingCert,
 		"--tls-private-key-file=" + pki.ServingKey,
@@ -54,17 +68,17 @@ func startAPIServer(ctx context.Context, ln net.Listener, etcdURL string, pki pk
 		"--service-account-key-file=" + pki.SAPublicKey,
 		"--service-account-signing-key-file=" + pki.SAPrivateKey,
 		"--authorization-mode=Node,RBAC",
-		"--service-cluster-ip-range=" + serviceClusterIPRange,
+		"--service-cluster-ip-range=" + addrs.serviceCIDR,
 		"--allow-privileged=true",
 		// Without a node lifecycle controller nothing would ever lift the
 		// not-ready taint this plugin puts on new nodes.
 		"--disable-admission-plugins=TaintNodesByCondition",
-		// The advertised address is loopback, which Endpoints may not carry.
+		// The advertised address is loopback by default, which Endpoints may not carry.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--event-ttl=1h",
-		// Sandbox nodes are all this machine: dial a node's InternalIP (127.0.0.1) for the
-		// kubelet API the e2e node agent serves (pods/log), never its unresolvable hostname.
+		// Dial a node's InternalIP for the kubelet API (the e2e node agent's on 127.0.0.1, or a
+		// real kubelet's on its network namespace's address), never its unresolvable hostname.
 		"--kubelet-preferred-address-types=InternalIP",
 	}
 	if err := fs.Parse(args); err != nil {

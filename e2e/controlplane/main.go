@@ -1,7 +1,7 @@
 // Command controlplane runs a real Kubernetes control plane (etcd,
 // kube-apiserver, kube-controller-manager and optionally kube-scheduler) in
-// one process, for end-to-end tests on machines without containers or
-// kubelets. See README.md.
+// one process, for end-to-end tests; the same binary also runs the upstream
+// kubelet and kube-proxy (subcommands) for the sandbox's real nodes. See README.md.
 package main
 
 import (
@@ -13,6 +13,8 @@ import (
 const usage = `Usage:
   controlplane serve --data-dir DIR [--port N] [--node NAME ...] [--scheduler] [--fake-kubelet] [--v N]
   controlplane token --kubeconfig FILE --namespace NS --serviceaccount SA [--duration 1h] [--create] [--cluster-admin]
+  controlplane kubelet KUBELET-FLAGS...      (the upstream kubelet, k8s.io/kubernetes/cmd/kubelet)
+  controlplane kube-proxy KUBE-PROXY-FLAGS... (the upstream kube-proxy, k8s.io/kubernetes/cmd/kube-proxy)
 
 Run "controlplane serve --help" or "controlplane token --help" for the flags.
 `
@@ -28,6 +30,10 @@ func main() {
 		err = runServe(os.Args[2:])
 	case "token":
 		err = runToken(os.Args[2:])
+	case "kubelet":
+		exitWith(runKubelet(os.Args[2:]))
+	case "kube-proxy":
+		exitWith(runKubeProxy(os.Args[2:]))
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return

@@ -28,6 +28,9 @@ type pkiFiles struct {
 	AdminKey     string
 	SAPrivateKey string
 	SAPublicKey  string
+	// extraIPs are added to the serving certificate's IP SANs when it is generated (the kubernetes
+	// Service's ClusterIP, the advertised address).
+	extraIPs []net.IP
 }
 
 func newPKIFiles(dataDir string) pkiFiles {
@@ -111,7 +114,7 @@ func (p pkiFiles) ensure() error {
 			"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local",
 		},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP(kubernetesServiceIP)},
+		IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, p.extraIPs...),
 	})
 	if err != nil {
 		return fmt.Errorf("create serving certificate: %w", err)

@@ -30,6 +30,13 @@ type serveOptions struct {
 	fakeKubelet    bool
 	verbosity      int
 	startupTimeout time.Duration
+	// bindAddress is where the API server listens (127.0.0.1 unless a real node in another network
+	// namespace must reach it); advertiseAddress is the address it advertises (defaults to bindAddress,
+	// or 127.0.0.1 when that is unspecified).
+	bindAddress      string
+	advertiseAddress string
+	serviceCIDR      string
+	provisionerDir   string
 }
 
 var startTime = time.Now()
@@ -52,6 +59,10 @@ func runServe(args []string) error {
 	fs.BoolVar(&o.fakeKubelet, "fake-kubelet", false, "report pods bound to --node nodes as Running and Ready (no container runs)")
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 shows only this tool's progress, >=1 adds component logs at that klog level")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 3*time.Minute, "give up if not ready within this time")
+	fs.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address the API server listens on (0.0.0.0: every address, for real nodes in other network namespaces)")
+	fs.StringVar(&o.advertiseAddress, "advertise-address", "", "address the API server advertises (default: --bind-address, or 127.0.0.1 when that is 0.0.0.0)")
+	fs.StringVar(&o.serviceCIDR, "service-cluster-ip-range", defaultServiceCIDR, "the Service (ClusterIP) range; the kubernetes Service gets its first address")
+	fs.StringVar(&o.provisionerDir, "hostpath-provisioner-dir", "", "run a hostPath provisioner for StorageClass "+provisionerClass+" (made the default class) that makes each PV a directory under this one")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -63,6 +74,27 @@ func runServe(args []string) error {
 	}
 	if o.dataDir == "" {
 		return fmt.Errorf("--data-dir is required")
+	}
+	if net.ParseIP(o.bindAddress) == nil {
+		return fmt.Errorf("--bind-address %q is not an IP address", o.bindAddress)
+	}
+	if o.advertiseAddress == "" {
+		o.advertiseAddress = o.bindAddress
+		if net.ParseIP(o.bindAddress).IsUnspecified() {
+			o.advertiseAddress = "127.0.0.1"
+		}
+	}
+	if net.ParseIP(o.advertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address %q is not an IP address", o.advertiseAddress)
+	}
+	serviceIP, err := firstServiceIP(o.serviceCIDR)
+	if err != nil {
+		return err
+	}
+	if o.provisionerDir != "" {
+		if o.provisionerDir, err = filepath.Abs(o.provisionerDir); err != nil {
+			return err
+		}
 	}
 	dir, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -77,7 +109,7 @@ func runServe(args []string) error {
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
 
-	cp := &controlPlane{opts: o}
+	cp := &controlPlane{opts: o, serviceIP: serviceIP}
 	err = cp.start(sigCtx)
 	if err != nil {
 		cp.stop()
@@ -131,6 +163,7 @@ func setupLogging(verbosity int) {
 
 type controlPlane struct {
 	opts       serveOptions
+	serviceIP  string
 	pki        pkiFiles
 	etcd       *embeddedEtcd
 	server     string
@@ -152,14 +185,15 @@ func (cp *controlPlane) start(sigCtx context.Context) error {
 		return err
 	}
 	cp.pki = newPKIFiles(o.dataDir)
+	cp.pki.extraIPs = []net.IP{net.ParseIP(cp.serviceIP), net.ParseIP(o.advertiseAddress)}
 	if err := cp.pki.ensure(); err != nil {
 		return fmt.Errorf("generate certificates: %w", err)
 	}
 
 	// Claim the API server's port first, so a busy --port fails at once.
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port)))
 	if err != nil {
-		return fmt.Errorf("listen on 127.0.0.1:%d: %w", o.port, err)
+		return fmt.Errorf("listen on %s:%d: %w", o.bindAddress, o.port, err)
 	}
 
 	e, err := startEtcd(o.dataDir, o.verbosity)
@@ -180,7 +214,9 @@ func (cp *controlPlane) start(sigCtx context.Context) error {
 
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	cp.apiCancel = apiCancel
-	apiDone, err := startAPIServer(apiCtx, ln, e.clientURL, cp.pki)
+	apiDone, err := startAPIServer(apiCtx, ln, e.clientURL, cp.pki, apiAddresses{
+		bind: o.bindAddress, advertise: o.advertiseAddress, serviceCIDR: o.serviceCIDR,
+	})
 	if err != nil {
 		ln.Close()
 		return err
@@ -234,6 +270,21 @@ func (cp *controlPlane) start(sigCtx context.Context) error {
 		}); err != nil {
 			return err
 		}
+	}
+	if o.provisionerDir != "" {
+		if err := cp.waitFor(ctx, "StorageClass "+provisionerClass, func(ctx context.Context) (bool, error) {
+			if err := ensureStorageClass(ctx, client); err != nil {
+				klog.V(1).InfoS("creating the StorageClass", "err", err)
+				return false, nil
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if err := runProvisioner(ctrlCtx, client, o.provisionerDir); err != nil {
+			return err
+		}
+		logf("hostPath provisioner: StorageClass %s, volumes under %s", provisionerClass, o.provisionerDir)
 	}
 	if len(o.nodes) > 0 {
 		if err := runPodAgent(ctrlCtx, client, o.nodes, o.fakeKubelet); err != nil {

@@ -79,6 +79,21 @@ impl ControlPlane {
         if scheduler {
             command.arg("--scheduler");
         }
+        Self::spawn(name, dir, command)
+    }
+
+    /// Starts a control plane with its data in `dir` and `controlplane serve`'s extra `args` (real
+    /// nodes: `--bind-address`, `--advertise-address`, `--service-cluster-ip-range`, `--scheduler`,
+    /// `--hostpath-provisioner-dir`; see `e2e/controlplane/README.md`).
+    pub fn start_with_args(name: &str, dir: &Path, args: &[String]) -> Result<Self> {
+        let binary = controlplane_binary()?;
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let mut command = Command::new(&binary);
+        command.arg("serve").arg("--data-dir").arg(dir).args(args);
+        Self::spawn(name, dir, command)
+    }
+
+    fn spawn(name: &str, dir: &Path, command: Command) -> Result<Self> {
         let log = dir.join("controlplane.log");
         let mut process = Supervised::spawn(&format!("control plane {name}"), command, &log, true)?;
         let stdout = process.child().stdout.take().expect("stdout is piped");

@@ -1,0 +1,3 @@
+module ferry/e2e/images/pause
+
+go 1.26.0
