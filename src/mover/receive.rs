@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
+use tokio::signal::unix::SignalKind;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -45,7 +46,8 @@ pub struct ReceiveConfig {
     pub cut_first_connection_after: Option<u64>,
 }
 
-/// Runs the receiver until the process is stopped. Prints a `listening` record first.
+/// Runs the receiver until the process gets SIGTERM or SIGINT (then returns `Ok`, its scratch folder
+/// removed). Prints a `listening` record first.
 pub async fn run(config: ReceiveConfig) -> Result<()> {
     let ReceiveConfig {
         listen,
@@ -64,13 +66,13 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
         as_root,
         supplemental_groups,
     })?;
-    // The config lives outside the volume so the sender can never see or change it.
-    let conf_path = std::env::temp_dir().join(format!(
-        "ferry-rsyncd-{}-{:016x}.conf",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(&conf_path, conf_text).map_err(Error::io(format!("writing {}", conf_path.display())))?;
+    // The config lives outside the volume so the sender can never see or change it, in a private
+    // folder removed on every way out of this function (see `scratch`).
+    let scratch = super::scratch::ScratchDir::create("ferry-rsyncd")?;
+    let conf_path = scratch.write("rsyncd.conf", conf_text.as_bytes())?;
+    // Before the `listening` record: whoever waits for it may stop the receiver at once.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
 
     let listener = TcpListener::bind(&listen)
         .await
@@ -89,7 +91,12 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
         spent: Arc::new(AtomicBool::new(false)),
     });
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
@@ -112,6 +119,16 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
             }
         });
     }
+    // Stopped (the pod is deleted): connections still running end with the runtime, their daemons
+    // killed on drop; the scratch folder goes with `scratch`.
+    tracing::info!("mover receiver stopping");
+    drop(scratch);
+    Ok(())
+}
+
+/// A handler for `kind`, so the signal unwinds [`run`] instead of killing the process.
+fn signal(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).map_err(Error::io("installing a signal handler"))
 }
 
 async fn serve(

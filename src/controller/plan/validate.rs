@@ -61,6 +61,17 @@ pub(crate) fn unsupported(spec: &MigPlanSpec) -> Vec<Condition> {
             ),
         ));
     }
+    if let Some(transfer) = &spec.transfer
+        && let Err(problem) =
+            crate::api::mover_identity::resolve(transfer.identity_fields(), Default::default())
+    {
+        conditions.push(Condition::holds(
+            "InvalidMoverIdentity",
+            Category::Critical,
+            problem.reason,
+            problem.message,
+        ));
+    }
     if let Some(gitops) = &spec.gitops {
         let mut missing = Vec::new();
         if gitops.repo.url.trim().is_empty() {
