@@ -39,6 +39,10 @@ pub fn capabilities(side: Side) -> &'static [&'static str] {
             "FOWNER",
             // Keep setuid/setgid bits that chown and chmod would otherwise clear.
             "FSETID",
+            // Create the volume's device files (--devices). Without it rsync's daemon skips them and
+            // only logs it: the sender still exits 0 (e2e/mover_privileges.rs found it). Opening a
+            // device is what the container's device cgroup guards, not this.
+            "MKNOD",
             // rsync's daemon sets its gid list (`gid = 0 …` in the generated config) before serving.
             "SETGID",
             // rsync's daemon chroots into the volume root (`use chroot = yes`).
