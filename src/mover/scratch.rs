@@ -1,6 +1,6 @@
 //! A mover's private scratch folder under `TMPDIR` (in a pod: the scratch emptyDir at /tmp, the only
-//! writable path besides the volume): the receiver's rsyncd config, a sender's `--files-from` lists
-//! and manifests. Mode 0700, named by pid and a random suffix, and removed when dropped, so every exit
+//! writable path besides the volume): a sender's `--files-from` lists and manifests (the receiver
+//! keeps its rsyncd config off disk altogether, see `receive`). Mode 0700, named by pid and a random suffix, and removed when dropped, so every exit
 //! that unwinds (success, error, a handled SIGTERM or SIGINT) leaves nothing behind; only SIGKILL can,
 //! and in a pod the emptyDir goes with it.
 

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::api::MoverIdentity;
 
-/// Where movers write their scratch files (the receiver's rsyncd config, a sender's file lists and
-/// manifests): an emptyDir, the only writable path besides the volume.
+/// Where movers write their scratch files (a sender's file lists and manifests, rsync's temporary
+/// files): an emptyDir, the only writable path besides the volume.
 pub(super) const SCRATCH: &str = "/tmp";
 /// The scratch volume's name in the pod spec.
 pub(super) const SCRATCH_VOLUME: &str = "scratch";
