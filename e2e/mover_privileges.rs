@@ -179,7 +179,13 @@ fn a_non_root_sender_names_every_file_it_cannot_read_and_fails() {
         &address,
         &certs.client(),
         &source,
-        &["--stats-file", stats_file.to_str().unwrap(), "--parallel", "1"],
+        // As in a pod: a manifest key (delta passes), the stats file as the termination message.
+        &[
+            "--stats-file",
+            stats_file.to_str().unwrap(),
+            "--manifest-key",
+            "src-uid/shop-new/db",
+        ],
     );
     drop(receiver);
     let stderr = String::from_utf8_lossy(&output.stderr);

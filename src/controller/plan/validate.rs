@@ -286,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn a_contradicting_mover_identity_default_is_one_condition() {
+        let mut plan = spec(&["shop"]);
+        plan.transfer = Some(crate::api::plan::Transfer {
+            run_as_root: Some(true),
+            run_as_user: Some(1000),
+            ..Default::default()
+        });
+        let conditions = unsupported(&plan);
+        assert_eq!(conditions.len(), 1, "{conditions:?}");
+        assert_eq!(conditions[0].type_, "InvalidMoverIdentity");
+        assert_eq!(conditions[0].reason.as_deref(), Some("RootWithUser"));
+        plan.transfer.as_mut().unwrap().run_as_root = Some(false);
+        assert!(unsupported(&plan).is_empty(), "a restricted default is valid");
+    }
+
+    #[test]
     fn on_push_needs_gitops() {
         let mut plan = spec(&["app"]);
         plan.triggers = Some(crate::api::plan::Triggers {
