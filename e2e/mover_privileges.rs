@@ -394,3 +394,58 @@ fn the_receiver_leaves_nothing_in_its_tmpdir_however_it_stops() {
         entries(tmp.path())
     );
 }
+
+#[test]
+fn a_terminated_sender_leaves_nothing_in_its_tmpdir() {
+    let certs = CertDirs::issue("sender-scratch");
+    let work = tempfile::tempdir().unwrap();
+    let (source, target, tmp) = (
+        work.path().join("source"),
+        work.path().join("target"),
+        work.path().join("tmp"),
+    );
+    for dir in [&source, &target, &tmp] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    for i in 0..4 {
+        fs::write(source.join(format!("f{i}")), vec![i as u8; 1 << 20]).unwrap();
+    }
+    let (_receiver, address) = start_receiver(Command::new(FERRY), &target, &certs.server());
+    // A delta pass (manifest key) writes its lists in the scratch folder; 64 KiB/s keeps it running.
+    let mut sender = Command::new(FERRY)
+        .args(["mover", "send", "--connect", &address, "--certs-dir"])
+        .arg(certs.client())
+        .arg("--source")
+        .arg(&source)
+        .args([
+            "--manifest-key",
+            "k",
+            "--bwlimit",
+            "64",
+            "--parallel",
+            "2",
+            "--parallel-min-bytes",
+            "0",
+        ])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || !entries(&tmp).is_empty()),
+        "the sender never wrote scratch files"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    run("kill", &["-TERM", &sender.id().to_string()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sender.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sender ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(entries(&tmp).is_empty(), "SIGTERM left {:?}", entries(&tmp));
+}
