@@ -15,6 +15,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends rsync ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/ferry /usr/local/bin/ferry
-# Non-root by default; mover pods that must keep file ownership run as root via their securityContext.
+# Non-root by default (the controller, hooks). Mover pods say who they are in their securityContext:
+# root with only the capabilities each side needs unless the plan asks otherwise (docs/mover.md).
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/ferry"]

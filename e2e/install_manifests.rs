@@ -196,6 +196,13 @@ const EXERCISED_ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "lookups made before the watch caches have listed once (src/controller/stores.rs; timing-dependent)",
     ),
     (
+        "",
+        "services",
+        "patch",
+        "an unset endpointType turning receiver LoadBalancers without an address into NodePorts \
+         (migrate_endpoints_and_policies)",
+    ),
+    (
         "migration.ferry.dev",
         "mighooks",
         "get",

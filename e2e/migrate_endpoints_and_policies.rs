@@ -2,6 +2,9 @@
 //! - `endpointType: Route` on a cluster without OpenShift's API fails the stage with a clear message;
 //! - `endpointType: LoadBalancer` with no load balancer waits and says so; deleting the migration then
 //!   removes its temporary objects from both clusters before the finalizer lets it go;
+//! - `endpointType: ClusterIP` between two clusters fails at once saying why; unset, Ferry picks: no
+//!   Route API and no load-balancer address within `loadBalancerWaitSeconds`, so NodePort, and the
+//!   step message says so;
 //! - `networkPolicies: true` creates the movers' NetworkPolicies (and the stage still moves the data);
 //! - Patch mode under an Argo CD Application that self-heals is refused, and nothing is scaled down.
 
@@ -90,6 +93,43 @@ async fn endpoints_policies_and_argocd_refusal() {
     .await;
     let left = scenario::temporary_objects(sandbox).await;
     assert!(left.is_empty(), "left after deletion: {left:?}");
+
+    // ClusterIP asked across two clusters: refused at once, with the reason.
+    set_transfer(&scenario, serde_json::json!({"endpointType": "ClusterIP"})).await;
+    scenario
+        .create_migration("via-cluster-ip", |s| s.stage = true)
+        .await;
+    let cause = failure(&scenario.wait_finished("via-cluster-ip", TIMEOUT).await);
+    assert!(
+        cause.contains("CreateMoverEndpoints failed") && cause.contains("different clusters"),
+        "{cause}"
+    );
+
+    // Unset: no Route API here, and the LoadBalancer gets no address within the bound, so the same
+    // Services become NodePorts; the step says which and why, and the data moves.
+    set_transfer(
+        &scenario,
+        serde_json::json!({"endpointType": null, "loadBalancerWaitSeconds": 2}),
+    )
+    .await;
+    scenario.create_migration("picked", |s| s.stage = true).await;
+    let picked = scenario.wait_succeeded("picked", TIMEOUT).await;
+    let endpoints = picked
+        .status
+        .as_ref()
+        .unwrap()
+        .pipeline
+        .iter()
+        .find(|p| p.name == "CreateMoverEndpoints")
+        .and_then(|p| p.message.clone())
+        .unwrap_or_default();
+    assert!(
+        endpoints.starts_with(
+            "endpoint NodePort: no Route API and no load-balancer address after 2s; receivers at"
+        ),
+        "{endpoints}"
+    );
+    mover::assert_same_tree(&sandbox.volume_dir(true), &sandbox.volume_dir(false));
 
     // NetworkPolicies: created for the movers, the data still moves, and they go at cleanup.
     set_transfer(

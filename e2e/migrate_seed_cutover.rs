@@ -1,6 +1,7 @@
 //! Scenario: MTC's procedure as written (`shared/seeds/`, steps 1 to 11 with the apiVersion changed),
 //! run to the end on the whole sandbox: a plan of two source namespaces, one mapped to another name
-//! (`app2:app2-new`), each with a bound PVC and a workload, no `gitops` and no `transfer`; and step
+//! (`app2:app2-new`), each with a bound PVC and a workload, no `gitops` and no `transfer` (but a short
+//! `loadBalancerWaitSeconds`: the unset `endpointType` falls back to NodePort, and says so); and step
 //! 10 as the seed writes it, a final migration (`quiescePods: true, stage: false`) with no stage
 //! before it. It succeeds: the target namespaces and PVCs are created by the cutover itself, both
 //! volumes are identical on the target, the source is quiesced, the target (where the app is
@@ -209,6 +210,17 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
             .contains("app2-new"),
         "{warning:?}"
     );
+    // endpointType unset, two clusters, no Route API and no load balancer: NodePort, and it says why.
+    let stage_sync = status
+        .pipeline
+        .iter()
+        .find(|p| p.name == "StageSync")
+        .and_then(|p| p.message.clone())
+        .unwrap_or_default();
+    assert!(
+        stage_sync.contains("endpoint NodePort: no Route API and no load-balancer address after 2s"),
+        "{stage_sync}"
+    );
     // The volume set was fixed when it started.
     let moved = scenario::moved_volumes(&status);
     assert_eq!(moved, ["app1/data", "app2/data"]);
@@ -405,6 +417,10 @@ spec:
   srcMigClusterRef:
     name: remote
     namespace: openshift-migration
+  # Not the seed's: with endpointType unset Ferry tries a LoadBalancer first, which the sandbox never
+  # answers; a short wait keeps this test fast and still takes the NodePort fallback.
+  transfer:
+    loadBalancerWaitSeconds: 2
 ";
 
 /// Step 10 of the seed, as written.

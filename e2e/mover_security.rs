@@ -1,7 +1,10 @@
 //! The receiver's guarantees, tested with the real binary and real rsync: only a client certificate from
 //! the migration CA gets in; nothing is written outside the volume root, whatever paths, symlinks or
-//! remote commands the client tries; the command the receiver runs is its own.
+//! remote commands the client tries; the command the receiver runs is its own. `mover_privileges.rs`
+//! (a module of this binary): who the movers run as, their capabilities, and their scratch files.
 
+#[path = "mover_privileges.rs"]
+mod privileges;
 #[path = "support/mover.rs"]
 mod support;
 

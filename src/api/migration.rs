@@ -51,14 +51,19 @@ pub struct MigMigrationSpec {
     /// otherwise removes `migration.ferry.dev/source-pvc` from the target PVCs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_annotations: Option<bool>,
-    /// MTC: run the mover pods as root (`runAsUser: 0`, `runAsNonRoot: false`): a sender that must read
-    /// files only root may read, a receiver that must set owners.
+    /// MTC: run the mover pods as root (uid 0, every capability dropped but the few preserving
+    /// ownership needs; the default when neither this migration nor its plan says otherwise). `false`:
+    /// the image's non-root user. Refused together with a non-zero `runAsUser`. Any of the three fields
+    /// set here replaces the plan's `transfer.runAsRoot/runAsUser/runAsGroup` (docs/api.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_root: Option<bool>,
-    /// MTC: user id of the mover pods (`securityContext.runAsUser`); `runAsRoot` wins.
+    /// MTC: user id of the mover pods (`securityContext.runAsUser`); non-zero: restricted, a file it
+    /// cannot read fails the transfer naming it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub run_as_user: Option<i64>,
     /// MTC: group id of the mover pods (`securityContext.runAsGroup`).
+    #[schemars(range(min = 0))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_group: Option<i64>,
 }
@@ -72,6 +77,15 @@ impl MigMigrationSpec {
                 namespace: Some(namespace.to_string()),
             },
             ..MigMigrationSpec::default()
+        }
+    }
+
+    /// The mover identity fields (`runAsRoot`, `runAsUser`, `runAsGroup`) as written here.
+    pub fn identity_fields(&self) -> crate::api::IdentityFields {
+        crate::api::IdentityFields {
+            run_as_root: self.run_as_root,
+            run_as_user: self.run_as_user,
+            run_as_group: self.run_as_group,
         }
     }
 

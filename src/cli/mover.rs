@@ -254,7 +254,18 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         manifest_key: manifest_key.filter(|key| !key.is_empty()),
         compress,
     };
-    match mover::send::run(config).await {
+    // SIGTERM (the pod deleted) or SIGINT: drop the run, which removes its scratch folder and kills
+    // rsync (kill on drop), and exit as a shell reports a signal.
+    let (mut terminate, mut interrupt) = (
+        signal(tokio::signal::unix::SignalKind::terminate())?,
+        signal(tokio::signal::unix::SignalKind::interrupt())?,
+    );
+    let result = tokio::select! {
+        result = mover::send::run(config) => result,
+        _ = terminate.recv() => return stopped(15),
+        _ = interrupt.recv() => return stopped(2),
+    };
+    match result {
         Ok(outcome) if outcome.success => Ok(ExitCode::SUCCESS),
         // A verify that found differences: rsync succeeded, the trees do not agree.
         Ok(outcome) => {
@@ -269,6 +280,15 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err) => Err(err.into()),
     }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).context("installing a signal handler")
+}
+
+fn stopped(signal: u8) -> anyhow::Result<ExitCode> {
+    eprintln!("ferry: stopped by signal {signal} before the transfer ended");
+    Ok(ExitCode::from(128 + signal))
 }
 
 fn certs(args: CertsArgs) -> anyhow::Result<ExitCode> {

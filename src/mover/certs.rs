@@ -10,9 +10,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::{Error, Result};
 
@@ -179,17 +181,73 @@ pub(crate) fn server_config(dir: &Path) -> Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// The sender's TLS configuration: the receiver must present a certificate from the migration CA, and
-/// the sender authenticates with its client certificate.
-pub(crate) fn client_config(dir: &Path) -> Result<Arc<ClientConfig>> {
+/// The sender's TLS configuration: the receiver must present a certificate from the migration CA
+/// valid for `pinned` (the fixed [`crate::pipeline::movers::SERVER_NAME`] in pods), whatever name the
+/// connection sends as SNI (a Route's host, so a passthrough router can route it: see [`PinnedName`]),
+/// and the sender authenticates with its client certificate.
+pub(crate) fn client_config(dir: &Path, pinned: &str) -> Result<Arc<ClientConfig>> {
     let Identity { roots, chain, key } = load_identity(dir)?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| Error::Mover(format!("server verifier: {e}")))?;
+    let verifier = Arc::new(PinnedName {
+        inner: webpki,
+        name: server_name(pinned)?,
+    });
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_error("client TLS versions"))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(chain, key)
         .map_err(tls_error("client certificate"))?;
     Ok(Arc::new(config))
+}
+
+/// Verifies the receiver's certificate exactly as rustls' WebPKI verifier does (chain to the migration
+/// CA, validity, key usage, signatures), but for the pinned name instead of the name the connection
+/// was opened with: that one is the SNI, chosen for the network path (a Route host, a load balancer's
+/// name), while the pinned name is what the migration's certificate says.
+#[derive(Debug)]
+struct PinnedName {
+    inner: Arc<WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for PinnedName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _sni: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Parses the name the sender expects in the receiver's certificate (DNS name or IP address).
@@ -209,7 +267,7 @@ mod tests {
         certs.write_server_dir(&dir.path().join("server")).unwrap();
         certs.write_client_dir(&dir.path().join("client")).unwrap();
         server_config(&dir.path().join("server")).unwrap();
-        client_config(&dir.path().join("client")).unwrap();
+        client_config(&dir.path().join("client"), "receiver.example").unwrap();
         assert!(certs.ca_pem.contains("BEGIN CERTIFICATE"));
         assert!(!format!("{certs:?}").contains("PRIVATE KEY"));
     }
@@ -221,7 +279,9 @@ mod tests {
         certs.write_server_dir(&dir.path().join("server")).unwrap();
         certs.write_client_dir(&dir.path().join("client")).unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&dir.path().join("server")).unwrap());
-        let connector = tokio_rustls::TlsConnector::from(client_config(&dir.path().join("client")).unwrap());
+        let connector = tokio_rustls::TlsConnector::from(
+            client_config(&dir.path().join("client"), "receiver.example").unwrap(),
+        );
         let (near, far) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move { acceptor.accept(far).await.map(|_| ()) });
         let client = connector

@@ -90,7 +90,7 @@ pub(crate) fn decide(manifest: Option<&[u8]>, key: &str, checksum: bool, scan: &
 /// Runs steps 1 to 6; see the module header.
 pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) -> Result<Combined> {
     let key = config.manifest_key.clone().unwrap_or_default();
-    let lists = ListDir::create()?;
+    let lists = ListDir::create("ferry-send")?;
     let shared = Shared::new(1);
     let reporter = || Reporter::new(&shared, 0, started, config);
     let fetch_args =

@@ -12,7 +12,8 @@
 //! the bytes; [`send`] and [`receive`] run the two ends; [`verify`] reads a compare-only pass's findings,
 //! [`stats_file`] bounds what the controller reads back. With a manifest key, [`delta_pass`] sends only
 //! what changed since the last pass: [`tree_scan`] walks the source, [`manifest`] stores what the target
-//! holds, [`delta`] computes the change set. docs/mover.md describes the CLI and exit codes.
+//! holds, [`delta`] computes the change set. [`scratch`] is the private folder each end writes its own
+//! files in, removed on every exit that unwinds. docs/mover.md describes the CLI and exit codes.
 
 pub mod certs;
 pub(crate) mod delta;
@@ -23,11 +24,15 @@ pub(crate) mod proxy;
 mod read_ahead;
 pub mod receive;
 pub(crate) mod rsync;
+pub(crate) mod scratch;
 pub mod send;
 pub(crate) mod shard;
+#[cfg(test)]
+mod sni_tests;
 mod stats_file;
 pub(crate) mod tree_scan;
 pub(crate) mod tunnel;
+pub(crate) mod unreadable;
 pub mod verify;
 
 use std::io::Write as _;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
+use tokio::signal::unix::SignalKind;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -45,7 +46,8 @@ pub struct ReceiveConfig {
     pub cut_first_connection_after: Option<u64>,
 }
 
-/// Runs the receiver until the process is stopped. Prints a `listening` record first.
+/// Runs the receiver until the process gets SIGTERM or SIGINT (then returns `Ok`). Prints a
+/// `listening` record first. Leaves no file behind, however it ends.
 pub async fn run(config: ReceiveConfig) -> Result<()> {
     let ReceiveConfig {
         listen,
@@ -64,13 +66,13 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
         as_root,
         supplemental_groups,
     })?;
-    // The config lives outside the volume so the sender can never see or change it.
-    let conf_path = std::env::temp_dir().join(format!(
-        "ferry-rsyncd-{}-{:016x}.conf",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(&conf_path, conf_text).map_err(Error::io(format!("writing {}", conf_path.display())))?;
+    // The config lives outside the volume so the sender can never see or change it, and on no disk:
+    // each daemon reads it from a pipe this process fills (see `serve`), so no way of ending, SIGKILL
+    // included, can leave a file behind (every receiver used to leave one in /tmp).
+    let conf_text: Arc<str> = Arc::from(conf_text);
+    // Before the `listening` record: whoever waits for it may stop the receiver at once.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
 
     let listener = TcpListener::bind(&listen)
         .await
@@ -89,7 +91,12 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
         spent: Arc::new(AtomicBool::new(false)),
     });
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
@@ -102,23 +109,32 @@ pub async fn run(config: ReceiveConfig) -> Result<()> {
             .map_err(|_| Error::Mover("closed".into()))?;
         let tls = tls.clone();
         let rsync = rsync.clone();
-        let conf_path = conf_path.clone();
+        let conf_text = Arc::clone(&conf_text);
         let cut = cut.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match serve(tcp, tls, &rsync, &conf_path, cut).await {
+            match serve(tcp, tls, &rsync, &conf_text, cut).await {
                 Ok(()) => tracing::info!(%peer, "connection done"),
                 Err(err) => tracing::warn!(%peer, %err, "connection failed"),
             }
         });
     }
+    // Stopped (the pod is deleted): connections still running end with the runtime, their daemons
+    // killed on drop.
+    tracing::info!("mover receiver stopping");
+    Ok(())
+}
+
+/// A handler for `kind`, so the signal unwinds [`run`] instead of killing the process.
+fn signal(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).map_err(Error::io("installing a signal handler"))
 }
 
 async fn serve(
     tcp: tokio::net::TcpStream,
     tls: TlsAcceptor,
     rsync: &std::path::Path,
-    conf_path: &std::path::Path,
+    conf_text: &str,
     cut: Option<CutHook>,
 ) -> Result<()> {
     tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
@@ -130,8 +146,17 @@ async fn serve(
     .await
     .map_err(|_| Error::Mover("TLS handshake timed out".into()))?
     .map_err(Error::io("TLS handshake"))?;
-    let mut conf_arg = std::ffi::OsString::from("--config=");
-    conf_arg.push(conf_path);
+    // The daemon's config, through a pipe it opens as /proc/<this pid>/fd/<n> (the descriptor itself
+    // is close-on-exec): the text fits the pipe's buffer, so the write never waits for the reader.
+    let (conf_pipe, mut conf_writer) = std::io::pipe().map_err(Error::io("creating the config pipe"))?;
+    std::io::Write::write_all(&mut conf_writer, conf_text.as_bytes())
+        .map_err(Error::io("writing the rsync daemon config"))?;
+    drop(conf_writer);
+    let conf_arg = format!(
+        "--config=/proc/{}/fd/{}",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&conf_pipe)
+    );
     let mut child = Command::new(rsync)
         .arg("--server")
         .arg("--daemon")
@@ -164,6 +189,8 @@ async fn serve(
             child.wait().await.map_err(Error::io("waiting for rsync"))?
         }
     };
+    // Held until the daemon has exited: it opens the pipe when it starts.
+    drop(conf_pipe);
     let _logged = log.await;
     piped?;
     tracing::info!(code = status.code(), "rsync daemon exited");

@@ -18,6 +18,7 @@ use super::rsync::Selection;
 use super::rsync::{self, SendPlan};
 use super::shard;
 use super::stats_file;
+use super::unreadable::Unreadable;
 use super::verify::{self, Differences};
 use crate::{Error, Result};
 
@@ -144,7 +145,11 @@ impl SendOutcome {
 pub async fn run(config: SendConfig) -> Result<SendOutcome> {
     let started = Instant::now();
     // Fail early, with a clear message, on material the tunnel would otherwise reject inside rsync.
-    super::certs::client_config(&config.certs_dir)?;
+    let pinned = config
+        .server_name
+        .clone()
+        .unwrap_or_else(|| super::tunnel::host_of(&config.connect).to_string());
+    super::certs::client_config(&config.certs_dir, &pinned)?;
     if let Some(proxy) = &config.proxy {
         super::proxy::ProxyUrl::parse(proxy)?;
     }
@@ -185,12 +190,17 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
     };
     let Combined {
         code,
-        message,
+        mut message,
         stats,
         attempts,
         differences,
         pass,
+        unreadable,
     } = outcome;
+    // A file rsync could not read is named, never skipped in silence (rsync goes on, then exits 23).
+    if !unreadable.is_empty() {
+        message = format!("{}; {message}", unreadable.message());
+    }
     let rsync_ok = rsync::exit_is_success(code, config.strict());
     let success = rsync_ok && differences.is_empty();
     let stats = Progress::Stats {
@@ -286,7 +296,7 @@ async fn run_sharded(
     shards: &shard::ShardPlan,
     started: Instant,
 ) -> Result<Combined> {
-    let lists = ListDir::create()?;
+    let lists = ListDir::create("ferry-send")?;
     let dirs_list = lists.write("split-dirs", &shard::split_dirs_list(&shards.split_dirs))?;
     let streams = shards.streams.len();
     // Each stream gets its share of a bandwidth limit, so the sum keeps to it.
@@ -344,6 +354,8 @@ pub(super) struct Combined {
     differences: Differences,
     /// How the pass went about it, when it decided (`delta pass: …`, or `full pass: <why>`).
     pub(super) pass: Option<String>,
+    /// What the runs could not read.
+    pub(super) unreadable: Unreadable,
 }
 
 impl Combined {
@@ -359,8 +371,10 @@ impl Combined {
         };
         let mut stats = Stats::default();
         let mut differences = Differences::default();
+        let mut unreadable = Unreadable::default();
         for run in runs {
             differences.merge(&run.differences);
+            unreadable.merge(&run.unreadable);
             stats.bytes_sent += run.stats.bytes_sent;
             stats.bytes_received += run.stats.bytes_received;
             stats.files_transferred += run.stats.files_transferred;
@@ -379,6 +393,7 @@ impl Combined {
             attempts: runs.iter().map(|run| run.attempts).max().unwrap_or(1),
             differences,
             pass: None,
+            unreadable,
         }
     }
 }
@@ -395,41 +410,16 @@ impl Combined {
             self.message = run.message.clone();
         }
         self.attempts = runs.iter().map(|run| run.attempts).fold(self.attempts, u32::max);
+        for run in runs {
+            self.unreadable.merge(&run.unreadable);
+        }
         self
     }
 }
 
 /// A private folder for the `--files-from` lists of a parallel send (and a delta pass's manifests),
 /// removed when dropped.
-pub(super) struct ListDir(PathBuf);
-
-impl ListDir {
-    pub(super) fn create() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "ferry-send-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        Ok(Self(dir))
-    }
-
-    pub(super) fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-
-    pub(super) fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).map_err(Error::io(format!("writing {}", path.display())))?;
-        Ok(path)
-    }
-}
-
-impl Drop for ListDir {
-    fn drop(&mut self) {
-        let _removed = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(super) type ListDir = super::scratch::ScratchDir;
 
 /// How one rsync run ended, after its retries.
 pub(super) struct Finished {
@@ -439,6 +429,8 @@ pub(super) struct Finished {
     attempts: u32,
     /// What the last attempt found (a verify; a failed attempt's partial list is dropped).
     differences: Differences,
+    /// What the last attempt could not read.
+    unreadable: Unreadable,
 }
 
 /// Runs rsync with `args` until it succeeds, fails for good, or runs out of retries (exponential
@@ -473,6 +465,7 @@ pub(super) async fn run_with_retries(
             stats: run.stats,
             attempts: attempt,
             differences: run.differences,
+            unreadable: run.unreadable,
         });
     }
 }
@@ -530,6 +523,7 @@ struct RunResult {
     message: String,
     stats: Stats,
     differences: Differences,
+    unreadable: Unreadable,
 }
 
 async fn run_once(
@@ -562,17 +556,24 @@ async fn run_once(
     let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::Mover("rsync stdio not captured".into()));
     };
+    // rsync names files by their absolute, resolved path: strip the same spelling of the root.
+    let source = std::fs::canonicalize(&config.source)
+        .unwrap_or_else(|_| config.source.clone())
+        .to_string_lossy()
+        .into_owned();
     let stderr_task = tokio::spawn(async move {
         let mut tail: Vec<String> = Vec::new();
+        let mut unreadable = Unreadable::default();
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("{line}");
+            unreadable.absorb(&line, &source);
             tail.push(line);
             if tail.len() > STDERR_TAIL {
                 tail.remove(0);
             }
         }
-        tail
+        (tail, unreadable)
     });
 
     let mut stats = Stats::default();
@@ -611,7 +612,7 @@ async fn run_once(
         reporter.report(parsed, attempt, true);
     }
     let status = child.wait().await.map_err(Error::io("waiting for rsync"))?;
-    let tail = stderr_task.await.unwrap_or_default();
+    let (tail, unreadable) = stderr_task.await.unwrap_or_default();
     // Killed by a signal: report it like a shell would, so it is never mistaken for success.
     let code = status
         .code()
@@ -626,5 +627,6 @@ async fn run_once(
         message,
         stats,
         differences,
+        unreadable,
     })
 }

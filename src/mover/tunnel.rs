@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::FutureExt as _;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -23,7 +24,8 @@ const BUFFER_SIZE: usize = 256 * 1024;
 pub(crate) struct DialTarget {
     /// `host:port` of the receiver.
     pub address: String,
-    /// The name the receiver's certificate must carry (defaults to the host part of `address`).
+    /// The name the receiver's certificate must carry (defaults to the host part of `address`); the
+    /// host part of `address` goes out as SNI.
     pub server_name: String,
     /// Optional HTTP CONNECT proxy.
     pub proxy: Option<ProxyUrl>,
@@ -33,6 +35,15 @@ pub(crate) struct DialTarget {
 pub(crate) fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The name the connection opens with: the dialled host (sent as SNI when it is a DNS name, e.g. a
+/// Route's host, which an OpenShift passthrough router routes by; an IP sends none). The certificate
+/// is checked against `target.server_name` by the config's verifier, not against this.
+fn sni(target: &DialTarget) -> ServerName<'static> {
+    ServerName::try_from(host_of(&target.address).to_string())
+        .or_else(|_| ServerName::try_from(target.server_name.clone()))
+        .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into()))
 }
 
 /// Connects to the receiver and completes the mutual-TLS handshake.
@@ -47,9 +58,8 @@ pub(crate) async fn dial(
             .map_err(Error::io(format!("connecting to receiver {}", target.address)))?,
     };
     tcp.set_nodelay(true).map_err(Error::io("setting TCP_NODELAY"))?;
-    let name = super::certs::server_name(&target.server_name)?;
     TlsConnector::from(config)
-        .connect(name, ReadAhead::new(tcp))
+        .connect(sni(target), ReadAhead::new(tcp))
         .await
         .map_err(Error::io(format!(
             "TLS handshake with receiver {}",
@@ -143,8 +153,8 @@ pub(crate) async fn run_from_env(
     certs_dir: std::path::PathBuf,
     proxy: Option<String>,
 ) -> Result<()> {
-    let config = super::certs::client_config(&certs_dir)?;
     let server_name = server_name.unwrap_or_else(|| host_of(&connect).to_string());
+    let config = super::certs::client_config(&certs_dir, &server_name)?;
     let proxy = proxy.as_deref().map(ProxyUrl::parse).transpose()?;
     run_stdio(
         &DialTarget {

@@ -79,6 +79,22 @@ pub(crate) fn admission(
                     format!("MigPlan {plan_name} is closed (spec.closed: true) and runs no more migrations; set closed: false to reopen it."),
                 ));
             }
+            let identity = crate::api::mover_identity::resolve(
+                plan.spec
+                    .transfer
+                    .as_ref()
+                    .map(|t| t.identity_fields())
+                    .unwrap_or_default(),
+                migration.spec.identity_fields(),
+            );
+            if let (Err(problem), false) = (identity, has_started(migration)) {
+                conditions.push(Condition::holds(
+                    "InvalidMoverIdentity",
+                    Category::Critical,
+                    problem.reason,
+                    problem.message,
+                ));
+            }
             if !condition::is_true(plan_conditions, READY) {
                 conditions.push(Condition::holds(
                     "PlanNotReady",
@@ -258,6 +274,37 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(types(&admission(&running, Some(&closed), &[])), [("Ready", true)]);
+    }
+
+    #[test]
+    fn a_contradicting_mover_identity_is_a_condition_not_a_crash() {
+        let mut m = migration("a", 10, false);
+        m.spec.run_as_root = Some(true);
+        m.spec.run_as_user = Some(999);
+        let verdict = admission(&m, Some(&plan(true)), &[]);
+        assert_eq!(
+            types(&verdict),
+            [("InvalidMoverIdentity", true), ("Ready", false)]
+        );
+        assert_eq!(verdict[0].reason.as_deref(), Some("RootWithUser"));
+        let message = verdict[0].message.as_deref().unwrap();
+        assert!(
+            message.contains("runAsUser: 999") && !message.contains('\n'),
+            "{message}"
+        );
+        // The plan's restricted default is fine, and a migration's runAsRoot replaces it.
+        let mut restricted = plan(true);
+        restricted.spec.transfer = Some(crate::api::plan::Transfer {
+            run_as_root: Some(false),
+            run_as_user: Some(1000),
+            ..Default::default()
+        });
+        let mut root = migration("b", 10, false);
+        root.spec.run_as_root = Some(true);
+        assert_eq!(
+            types(&admission(&root, Some(&restricted), &[])),
+            [("Ready", true)]
+        );
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub(crate) fn unsupported(spec: &MigPlanSpec) -> Vec<Condition> {
             ),
         ));
     }
+    if let Some(transfer) = &spec.transfer
+        && let Err(problem) =
+            crate::api::mover_identity::resolve(transfer.identity_fields(), Default::default())
+    {
+        conditions.push(Condition::holds(
+            "InvalidMoverIdentity",
+            Category::Critical,
+            problem.reason,
+            problem.message,
+        ));
+    }
     if let Some(gitops) = &spec.gitops {
         let mut missing = Vec::new();
         if gitops.repo.url.trim().is_empty() {
@@ -272,6 +283,22 @@ mod tests {
         );
         assert!(conditions[1].message.as_deref().unwrap().contains("[2] (logs)"));
         assert_eq!(conditions[3].category, Category::Warn);
+    }
+
+    #[test]
+    fn a_contradicting_mover_identity_default_is_one_condition() {
+        let mut plan = spec(&["shop"]);
+        plan.transfer = Some(crate::api::plan::Transfer {
+            run_as_root: Some(true),
+            run_as_user: Some(1000),
+            ..Default::default()
+        });
+        let conditions = unsupported(&plan);
+        assert_eq!(conditions.len(), 1, "{conditions:?}");
+        assert_eq!(conditions[0].type_, "InvalidMoverIdentity");
+        assert_eq!(conditions[0].reason.as_deref(), Some("RootWithUser"));
+        plan.transfer.as_mut().unwrap().run_as_root = Some(false);
+        assert!(unsupported(&plan).is_empty(), "a restricted default is valid");
     }
 
     #[test]

@@ -21,10 +21,14 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
+use crate::api::MoverIdentity;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
 
+pub mod endpoint_choice;
 mod endpoints;
+mod security;
 pub use endpoints::{connect_address, network_policies, receive_route, receive_service};
+pub use security::{Side, capabilities};
 
 /// The name in every receiver certificate, which senders check.
 pub const SERVER_NAME: &str = "receiver.mover.migration.ferry.dev";
@@ -83,10 +87,8 @@ pub struct MoverSpec {
     pub bw_limit: Option<u32>,
     /// Whether a proxy URL Secret exists for senders.
     pub proxy: bool,
-    /// The movers' user id (MTC's `runAsUser`, or 0 for `runAsRoot`); the image's when `None`.
-    pub run_as_user: Option<i64>,
-    /// The movers' group id (MTC's `runAsGroup`).
-    pub run_as_group: Option<i64>,
+    /// Who the movers run as (MTC's `runAsRoot`, `runAsUser`, `runAsGroup`, resolved).
+    pub identity: MoverIdentity,
     /// Compress data on the wire (the plan's `transfer.compress`).
     pub compress: bool,
 }
@@ -175,22 +177,6 @@ pub fn proxy_secret(spec: &MoverSpec, namespace: &str, url: &str) -> Secret {
     }
 }
 
-fn security_context(spec: &MoverSpec, groups: &[i64]) -> serde_json::Value {
-    let mut context = json!({});
-    if !groups.is_empty() {
-        context["supplementalGroups"] = json!(groups);
-    }
-    if let Some(user) = spec.run_as_user {
-        context["runAsUser"] = json!(user);
-        // The image says USER 65532 and a pod may insist on non-root: root has to be asked for.
-        context["runAsNonRoot"] = json!(user != 0);
-    }
-    if let Some(group) = spec.run_as_group {
-        context["runAsGroup"] = json!(group);
-    }
-    context
-}
-
 fn groups_env(groups: &[i64]) -> serde_json::Value {
     let text: Vec<String> = groups.iter().map(ToString::to_string).collect();
     json!({"name": "FERRY_MOVER_SUPPLEMENTAL_GROUPS", "value": text.join(",")})
@@ -204,10 +190,12 @@ pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
         json!({"name": "FERRY_MOVER_LISTEN", "value": format!("$(POD_IP):{port}")}),
         json!({"name": "FERRY_MOVER_ROOT", "value": DATA}),
         json!({"name": "FERRY_MOVER_CERTS_DIR", "value": CERTS}),
+        security::tmpdir_env(),
     ];
     if !spec.target_groups.is_empty() {
         env.push(groups_env(&spec.target_groups));
     }
+    let (scratch_volume, scratch_mount) = security::scratch();
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": meta(&receiver_name(&spec.uid, volume), &volume.target_namespace, labels(spec, "receive", volume)),
@@ -215,11 +203,12 @@ pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
             "restartPolicy": "Always",
             "automountServiceAccountToken": false,
             "terminationGracePeriodSeconds": 10,
-            "securityContext": security_context(spec, &spec.target_groups),
+            "securityContext": security::pod_context(spec.identity, &spec.target_groups),
             "containers": [{
                 "name": "mover",
                 "image": spec.image,
                 "command": ["ferry", "mover", "receive"],
+                "securityContext": security::container_context(spec.identity, Side::Receive),
                 "env": env,
                 "ports": [{"name": "rsync-tls", "containerPort": port, "protocol": "TCP"}],
                 "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2},
@@ -227,11 +216,13 @@ pub fn receive_pod(spec: &MoverSpec, volume: &DiscoveredVolume) -> Pod {
                 "volumeMounts": [
                     {"name": "data", "mountPath": DATA},
                     {"name": "certs", "mountPath": CERTS, "readOnly": true},
+                    scratch_mount,
                 ],
             }],
             "volumes": [
                 {"name": "data", "persistentVolumeClaim": {"claimName": volume.target_name}},
                 {"name": "certs", "secret": {"secretName": server_secret_name(&spec.uid), "defaultMode": 0o400}},
+                scratch_volume,
             ],
         }
     });
@@ -261,6 +252,7 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
         // Stages leave a manifest on the target and later passes send only what changed; the key
         // ties it to this source PVC and target PVC (docs/mover.md, "Delta passes").
         json!({"name": "FERRY_MOVER_MANIFEST_KEY", "value": manifest_key(volume)}),
+        security::tmpdir_env(),
     ];
     if spec.compress {
         env.push(json!({"name": "FERRY_MOVER_COMPRESS", "value": "true"}));
@@ -281,25 +273,29 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
         .access_modes
         .iter()
         .any(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod");
+    let (scratch_volume, scratch_mount) = security::scratch();
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "automountServiceAccountToken": false,
-        "securityContext": security_context(spec, &spec.src_groups),
+        "securityContext": security::pod_context(spec.identity, &spec.src_groups),
         "containers": [{
             "name": "mover",
             "image": spec.image,
             "command": ["ferry", "mover", "send"],
+            "securityContext": security::container_context(spec.identity, Side::Send),
             "env": env,
             "terminationMessagePath": TERMINATION_LOG,
             "terminationMessagePolicy": "FallbackToLogsOnError",
             "volumeMounts": [
                 {"name": "data", "mountPath": DATA, "readOnly": true},
                 {"name": "certs", "mountPath": CERTS, "readOnly": true},
+                scratch_mount,
             ],
         }],
         "volumes": [
             {"name": "data", "persistentVolumeClaim": {"claimName": volume.name, "readOnly": true}},
             {"name": "certs", "secret": {"secretName": client_secret_name(&spec.uid), "defaultMode": 0o400}},
+            scratch_volume,
         ],
     });
     // A ReadWriteOnce volume can only be mounted on the node that already mounts it.

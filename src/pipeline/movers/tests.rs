@@ -18,50 +18,135 @@ fn spec(endpoint: EndpointType) -> MoverSpec {
         target_groups: vec![1000],
         bw_limit: None,
         proxy: true,
-        run_as_user: None,
-        run_as_group: None,
+        identity: MoverIdentity::Root { group: None },
         compress: false,
     }
 }
 
-#[test]
-fn run_as_user_group_and_root_set_both_movers_security_context() {
+/// Both movers' pod and container security contexts, as JSON.
+fn contexts(spec: &MoverSpec) -> [(serde_json::Value, serde_json::Value); 2] {
     let v = volume(&["ReadWriteOnce"], None);
-    let context = |spec: &MoverSpec| {
-        let send = serde_json::to_value(send_pod(spec, &v, Pass::Stage, "a:1")).unwrap();
-        let receive = serde_json::to_value(receive_pod(spec, &v)).unwrap();
-        assert_eq!(
-            send["spec"]["securityContext"]["runAsUser"],
-            receive["spec"]["securityContext"]["runAsUser"]
-        );
-        send["spec"]["securityContext"].clone()
-    };
-    let plain = context(&spec(EndpointType::NodePort));
-    assert!(
-        plain.get("runAsUser").is_none(),
-        "the image's user by default: {plain}"
-    );
-    let root = context(&MoverSpec {
-        run_as_user: Some(0),
-        ..spec(EndpointType::NodePort)
-    });
-    assert_eq!(
-        (root["runAsUser"].clone(), root["runAsNonRoot"].clone()),
-        (json!(0), json!(false))
-    );
-    let user = context(&MoverSpec {
-        run_as_user: Some(999),
-        run_as_group: Some(999),
-        ..spec(EndpointType::NodePort)
-    });
-    assert_eq!(
+    let send = serde_json::to_value(send_pod(spec, &v, Pass::Stage, "a:1")).unwrap();
+    let receive = serde_json::to_value(receive_pod(spec, &v)).unwrap();
+    [send, receive].map(|pod| {
         (
-            user["runAsUser"].clone(),
-            user["runAsGroup"].clone(),
-            user["runAsNonRoot"].clone()
-        ),
-        (json!(999), json!(999), json!(true))
+            pod["spec"]["securityContext"].clone(),
+            pod["spec"]["containers"][0]["securityContext"].clone(),
+        )
+    })
+}
+
+#[test]
+fn by_default_movers_are_root_with_only_the_capabilities_each_side_needs() {
+    let [(send_pod_ctx, send), (receive_pod_ctx, receive)] = contexts(&spec(EndpointType::NodePort));
+    for pod in [&send_pod_ctx, &receive_pod_ctx] {
+        assert_eq!(pod["runAsUser"], json!(0), "{pod}");
+        assert_eq!(pod["runAsNonRoot"], json!(false), "root must be explicit: {pod}");
+        assert_eq!(pod["seccompProfile"], json!({"type": "RuntimeDefault"}));
+    }
+    for container in [&send, &receive] {
+        assert_eq!(container["allowPrivilegeEscalation"], json!(false));
+        assert_eq!(container["readOnlyRootFilesystem"], json!(true));
+        assert_eq!(container["runAsNonRoot"], json!(false));
+        assert_eq!(container["capabilities"]["drop"], json!(["ALL"]));
+        assert!(container.get("privileged").is_none(), "{container}");
+    }
+    assert_eq!(send["capabilities"]["add"], json!(["DAC_READ_SEARCH"]));
+    let added: Vec<&str> = receive["capabilities"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "FSETID",
+            "MKNOD",
+            "SETGID",
+            "SYS_CHROOT"
+        ]
     );
+    for never in ["SYS_ADMIN", "SETUID", "NET_RAW", "DAC_READ_SEARCH", "ALL"] {
+        assert!(!added.contains(&never), "the receiver gets {never}");
+    }
+}
+
+#[test]
+fn a_restricted_identity_runs_non_root_with_no_capability() {
+    let restricted = MoverSpec {
+        identity: MoverIdentity::Restricted {
+            user: Some(999),
+            group: Some(998),
+        },
+        ..spec(EndpointType::NodePort)
+    };
+    for (pod, container) in contexts(&restricted) {
+        assert_eq!(
+            (&pod["runAsUser"], &pod["runAsGroup"], &pod["runAsNonRoot"]),
+            (&json!(999), &json!(998), &json!(true))
+        );
+        assert_eq!(container["capabilities"], json!({"drop": ["ALL"]}));
+        assert_eq!(container["runAsNonRoot"], json!(true));
+        assert_eq!(container["readOnlyRootFilesystem"], json!(true));
+    }
+    let image_user = MoverSpec {
+        identity: MoverIdentity::Restricted {
+            user: None,
+            group: None,
+        },
+        ..spec(EndpointType::NodePort)
+    };
+    for (pod, _) in contexts(&image_user) {
+        assert!(pod.get("runAsUser").is_none(), "the image's USER: {pod}");
+        assert_eq!(pod["runAsNonRoot"], json!(true));
+    }
+    let root_group = MoverSpec {
+        identity: MoverIdentity::Root { group: Some(5) },
+        ..spec(EndpointType::NodePort)
+    };
+    let [(pod, _), _] = contexts(&root_group);
+    assert_eq!((&pod["runAsUser"], &pod["runAsGroup"]), (&json!(0), &json!(5)));
+}
+
+#[test]
+fn with_a_read_only_root_everything_a_mover_writes_goes_to_one_scratch_empty_dir() {
+    let s = spec(EndpointType::NodePort);
+    let v = volume(&["ReadWriteOnce"], None);
+    for pod in [send_pod(&s, &v, Pass::Final, "a:1"), receive_pod(&s, &v)] {
+        let pod = serde_json::to_value(pod).unwrap();
+        let container = &pod["spec"]["containers"][0];
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let writable: Vec<&str> = mounts
+            .iter()
+            .filter(|m| m["readOnly"] != json!(true))
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        let is_sender = pod["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("ferry-send-");
+        // The sender's volume is read-only; the receiver's is what it writes.
+        let expected: &[&str] = if is_sender { &["/tmp"] } else { &["/data", "/tmp"] };
+        assert_eq!(writable, expected, "{pod}");
+        let scratch = pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "scratch")
+            .unwrap();
+        assert_eq!(scratch["emptyDir"], json!({}));
+        let tmpdir = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "TMPDIR")
+            .unwrap();
+        assert_eq!(tmpdir["value"], "/tmp");
+    }
 }
 
 fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {

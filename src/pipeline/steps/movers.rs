@@ -15,7 +15,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DynamicObject, ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
-use super::mover_endpoints::{addresses, route_api};
+use super::mover_endpoints::{CHOICE_ANNOTATION, addresses, endpoint, recorded_choice, route_api};
 use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::Step;
@@ -44,29 +44,29 @@ pub(crate) fn stage_poll(elapsed: Duration) -> Duration {
     (elapsed / 5).clamp(POLL, STAGE_POLL_MAX)
 }
 
-/// The builders' view of the migration.
-fn spec(ctx: &StepContext) -> MoverSpec {
+/// The builders' view of the migration. The endpoint is the plan's as asked (NodePort when unset):
+/// [`endpoint`] decides the real one where it matters, before a Service is made or an address read.
+fn spec(ctx: &StepContext) -> Result<MoverSpec> {
     let transfer = ctx.plan.spec.transfer.clone().unwrap_or_default();
-    MoverSpec {
+    // Admission refuses a contradiction before the migration starts; a plan edited since fails here.
+    let identity =
+        crate::api::mover_identity::resolve(transfer.identity_fields(), ctx.migration.spec.identity_fields())
+            .map_err(|problem| crate::Error::InvalidSpec(problem.message))?;
+    Ok(MoverSpec {
         uid: ctx.uid(),
         labels: ctx.temporary_labels(),
         image: transfer
             .mover_image
             .clone()
             .unwrap_or_else(|| movers::DEFAULT_IMAGE.into()),
-        endpoint: transfer.endpoint_type.unwrap_or_default(),
+        endpoint: transfer.endpoint_type.unwrap_or(EndpointType::NodePort),
         src_groups: transfer.src_supplemental_groups.clone(),
         target_groups: transfer.target_supplemental_groups.clone(),
         bw_limit: transfer.bw_limit,
         proxy: transfer.proxy.is_some(),
-        run_as_user: if ctx.migration.spec.run_as_root == Some(true) {
-            Some(0)
-        } else {
-            ctx.migration.spec.run_as_user
-        },
-        run_as_group: ctx.migration.spec.run_as_group,
+        identity,
         compress: transfer.compress,
-    }
+    })
 }
 
 fn start_timeout(ctx: &StepContext) -> Duration {
@@ -98,7 +98,7 @@ fn namespaces(volumes: &[DiscoveredVolume], target: bool) -> Vec<String> {
 /// both clusters. The CA key is discarded, so a partial set (a crash between creations) is deleted
 /// and issued again whole: two issues' certificates never meet.
 pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
-    let spec = spec(ctx);
+    let spec = spec(ctx)?;
     let volumes = ctx.volumes();
     // (cluster, namespace, name, server side?)
     let mut wanted: Vec<(&Client, String, String, bool)> = Vec::new();
@@ -143,18 +143,27 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
     )))
 }
 
-/// CreateMoverEndpoints: a Service (and a Route when asked for) per receiver, and every endpoint's
-/// address once it has one.
+/// CreateMoverEndpoints: the endpoint type chosen (the plan's, or what works: see
+/// `movers::endpoint_choice`), a Service (and a Route when chosen) per receiver, and every endpoint's
+/// address once it has one. The message says which type and why.
 pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
-    let spec = spec(ctx);
+    let mut spec = spec(ctx)?;
+    let why = match endpoint(ctx, &mut spec).await? {
+        Ok(why) => why,
+        Err(outcome) => return Ok(outcome),
+    };
     for volume in ctx.volumes() {
         let services: Api<Service> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
-        create_if_absent(&services, &movers::receive_service(&spec, volume)).await?;
+        let mut service = movers::receive_service(&spec, volume);
+        service
+            .annotations_mut()
+            .insert(CHOICE_ANNOTATION.into(), why.clone());
+        create_if_absent(&services, &service).await?;
         if spec.endpoint == EndpointType::Route {
             let Some(routes) = route_api(&ctx.target, &volume.target_namespace).await? else {
                 return Ok(StepOutcome::Failed(
                     "transfer.endpointType is Route, but the target cluster does not serve route.openshift.io/v1 \
-                     (not OpenShift); use NodePort, LoadBalancer or ClusterIP"
+                     (not OpenShift); use NodePort, LoadBalancer or ClusterIP, or leave it unset"
                         .into(),
                 ));
             };
@@ -164,7 +173,7 @@ pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
     }
     match addresses(ctx, &spec).await? {
         Ok(addresses) => Ok(StepOutcome::Done(format!(
-            "Receivers at {}.",
+            "{why}; receivers at {}.",
             addresses
                 .iter()
                 .map(|(_, address)| address.as_str())
@@ -248,7 +257,10 @@ async fn same_source_claim(ctx: &StepContext, volume: &DiscoveredVolume) -> Resu
 /// CreateMoverPods: receivers, then (once they run) this pass's senders; senders of other passes are
 /// removed first, so a pass never starts behind a stale one.
 pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
-    let spec = spec(ctx);
+    let mut spec = spec(ctx)?;
+    if let Err(outcome) = endpoint(ctx, &mut spec).await? {
+        return Ok(outcome);
+    }
     let addresses = match addresses(ctx, &spec).await? {
         Ok(addresses) => addresses,
         Err(waiting) => return Ok(waiting),
@@ -305,7 +317,7 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
 /// is started again (bounded by the step's retries); a sender that does not start fails the step with
 /// its reason after the plan's limit; a data error fails it with rsync's message.
 pub async fn wait_for_transfer(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
-    let spec = spec(ctx);
+    let spec = spec(ctx)?;
     let senders = senders(ctx, &spec, pass).await?;
     follow(ctx, &spec, pass, senders).await
 }
@@ -447,12 +459,15 @@ async fn follow(
             volumes.len()
         )
     } else {
-        let done = transfer::done_message(volumes.len(), bytes, files);
-        if passes.is_empty() {
-            done
-        } else {
-            format!("{done} {}.", passes.join("; "))
+        let mut done = transfer::done_message(volumes.len(), bytes, files);
+        if !passes.is_empty() {
+            done = format!("{done} {}.", passes.join("; "));
         }
+        // The sync steps make their endpoints inside them: say here which type and why.
+        if let Some(why) = recorded_choice(ctx, spec).await {
+            done = format!("{done} {why}.");
+        }
+        done
     };
     Ok(match volumes_not_moved(ctx) {
         Some(pvcs) => StepOutcome::Warned {
@@ -483,7 +498,7 @@ pub async fn sync(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     if pass == Pass::Verify && !ctx.verify() {
         return Ok(StepOutcome::Skipped("verification was not requested".into()));
     }
-    let spec = spec(ctx);
+    let spec = spec(ctx)?;
     let mut senders = senders(ctx, &spec, pass).await?;
     let all_there = ctx
         .volumes()
