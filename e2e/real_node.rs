@@ -17,6 +17,10 @@ use kube::api::LogParams;
 use kube::{Api, Client};
 
 const APP_IMAGE: &str = "localhost/ferry-sandbox/app:1";
+/// The controller/mover image, built from the Dockerfile's definition around this build's `ferry`.
+const FERRY_IMAGE: &str = "localhost/ferry:e2e";
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+const MOVER_PORT: u16 = 30443;
 const NODE_PORT: u16 = 30080;
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -29,16 +33,18 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Builds the pause and app images with `e2e/images/build.sh` into `dir`.
+/// Builds the pause, app and ferry images with `e2e/images/build.sh` into `dir`.
 fn build_images(dir: &Path) -> Vec<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/images/build.sh");
     let mut images = Vec::new();
-    for (kind, name) in [("pause", PAUSE_IMAGE), ("app", APP_IMAGE)] {
+    for (kind, name) in [("pause", PAUSE_IMAGE), ("app", APP_IMAGE), ("ferry", FERRY_IMAGE)] {
         let out = dir.join(format!("{kind}.tar"));
-        let status = Command::new(&script)
-            .args([kind, out.to_str().unwrap(), name])
-            .status()
-            .unwrap();
+        let mut command = Command::new(&script);
+        command.arg(kind);
+        if kind == "ferry" {
+            command.arg(FERRY);
+        }
+        let status = command.args([out.to_str().unwrap(), name]).status().unwrap();
         assert!(status.success(), "building the {kind} image failed");
         images.push(out);
     }
@@ -75,19 +81,23 @@ async fn wait_phase(client: &Client, name: &str, phases: &[&str]) -> Pod {
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(pod) = pods.get(name).await {
+        let found = pods.get(name).await.ok();
+        if let Some(pod) = &found {
             let phase = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.phase.clone())
                 .unwrap_or_default();
             if phases.contains(&phase.as_str()) {
-                return pod;
+                return pod.clone();
             }
         }
+        let status = found
+            .and_then(|p| p.status)
+            .map(|s| serde_json::to_string(&s).unwrap());
         assert!(
             Instant::now() < deadline,
-            "pod {name} not {phases:?} within {WAIT:?}"
+            "pod {name} not {phases:?} within {WAIT:?}: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -282,6 +292,198 @@ async fn two_clusters_with_real_nodes() {
         "B's ClusterIP must be unreachable from A: {reached}"
     );
 
+    for node in [&node_a, &node_b] {
+        let images = node.images().unwrap();
+        assert!(
+            images.iter().any(|i| i == FERRY_IMAGE),
+            "{} holds {images:?}",
+            node.name
+        );
+    }
+    mover_pair(&a, &b, node_b.addressing.node_ip(), tmp.path()).await;
+
     drop(node_a);
     drop(node_b);
+}
+
+/// A Secret `certs` holding `dir`'s ca.crt, tls.crt and tls.key.
+fn certs_secret(dir: &Path) -> String {
+    use base64::Engine as _;
+    let b64 = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join(f)).unwrap());
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: certs}}\ndata: {{ca.crt: {}, tls.crt: {}, tls.key: {}}}\n",
+        b64("ca.crt"),
+        b64("tls.crt"),
+        b64("tls.key")
+    )
+}
+
+fn mover_pod(name: &str, claim: &str, run_as_root: bool, args: &[&str]) -> String {
+    let security = if run_as_root {
+        "securityContext: {runAsUser: 0, runAsGroup: 0}"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  restartPolicy: Never
+  {security}
+  containers:
+  - name: mover
+    image: {FERRY_IMAGE}
+    imagePullPolicy: Never
+    args: {args}
+    volumeMounts: [{{name: data, mountPath: /data}}, {{name: certs, mountPath: /certs, readOnly: true}}]
+  volumes:
+  - {{name: data, persistentVolumeClaim: {{claimName: {claim}}}}}
+  - {{name: certs, secret: {{secretName: certs}}}}
+"#,
+        args = serde_json::to_string(args).unwrap(),
+    )
+}
+
+/// The `ferry` image as a mover pair across the clusters: `ferry mover receive` in B behind a NodePort,
+/// `ferry mover send` in A on the writer's PVC; the uid-999 0700 tree arrives as it was. The image's
+/// USER (65532) holds for a pod that does not override it.
+async fn mover_pair(a: &Client, b: &Client, b_node: Ipv4Addr, dir: &Path) {
+    let certs = dir.join("certs");
+    let status = Command::new(FERRY)
+        .args([
+            "mover",
+            "certs",
+            "--out",
+            certs.to_str().unwrap(),
+            "--server-name",
+            &b_node.to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    apply_yaml(b, &certs_secret(&certs.join("server")), "default")
+        .await
+        .unwrap();
+    apply_yaml(a, &certs_secret(&certs.join("client")), "default")
+        .await
+        .unwrap();
+    let receiver = mover_pod(
+        "receiver",
+        "target",
+        true,
+        &[
+            "mover",
+            "receive",
+            "--root",
+            "/data",
+            "--certs-dir",
+            "/certs",
+            "--listen",
+            "0.0.0.0:7443",
+        ],
+    );
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: receiver}}\nspec: {{type: NodePort, selector: {{app: receiver}}, \
+         ports: [{{port: 7443, targetPort: 7443, nodePort: {MOVER_PORT}}}]}}\n"
+    );
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: target}\n\
+                 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n";
+    apply_yaml(b, &format!("{claim}---\n{receiver}---\n{service}"), "default")
+        .await
+        .unwrap();
+    wait_phase(b, "receiver", &["Running"]).await;
+
+    // USER from the image: a pod that does not set runAsUser runs as 65532.
+    let idle = mover_pod(
+        "as-image-user",
+        "target",
+        false,
+        &[
+            "mover",
+            "receive",
+            "--root",
+            "/tmp",
+            "--certs-dir",
+            "/certs",
+            "--listen",
+            "0.0.0.0:7444",
+        ],
+    );
+    apply_yaml(b, &idle, "default").await.unwrap();
+    wait_phase(b, "as-image-user", &["Running"]).await;
+    let uid = process_uid("0.0.0.0:7444").expect("the as-image-user process on this machine");
+    assert_eq!(uid, 65532, "the ferry image's USER");
+
+    let sender = mover_pod(
+        "sender",
+        "data",
+        true,
+        &[
+            "mover",
+            "send",
+            "--source",
+            "/data",
+            "--connect",
+            &format!("{b_node}:{MOVER_PORT}"),
+            "--certs-dir",
+            "/certs",
+            "--retries",
+            "10",
+            "--retry-delay-ms",
+            "1000",
+        ],
+    );
+    apply_yaml(a, &sender, "default").await.unwrap();
+    let pod = wait_phase(a, "sender", &["Succeeded", "Failed"]).await;
+    let sender_logs = logs(a, "sender").await;
+    assert_eq!(
+        pod.status.unwrap().phase.as_deref(),
+        Some("Succeeded"),
+        "sender: {sender_logs}"
+    );
+
+    let pvc = Api::<PersistentVolumeClaim>::default_namespaced(b.clone())
+        .get("target")
+        .await
+        .unwrap();
+    let pv = Api::<PersistentVolume>::all(b.clone())
+        .get(pvc.spec.unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    let moved = PathBuf::from(pv.spec.unwrap().host_path.unwrap().path).join("app");
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(&moved)
+        .unwrap_or_else(|err| panic!("{}: {err}; sender: {sender_logs}", moved.display()));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (999, 999, 0o700),
+        "{}",
+        moved.display()
+    );
+    assert_eq!(std::fs::read_to_string(moved.join("file")).unwrap(), "state\n");
+    let file = std::fs::metadata(moved.join("file")).unwrap();
+    assert_eq!((file.uid(), file.gid()), (999, 999));
+}
+
+/// The uid of the process on this machine whose command line holds `needle`.
+fn process_uid(needle: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(needle)
+            || !cmdline.starts_with(b"/usr/local/bin/ferry")
+        {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).ok()?;
+        return status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok();
+    }
+    None
 }

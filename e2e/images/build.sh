@@ -139,16 +139,26 @@ build_ferry() {
     for pkg in $packages; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" ||
             fail "Debian package $pkg (the Dockerfile installs it) is not installed here: apt-get install $pkg"
+        # Regular files in one tar pipe (thousands for tzdata); links one by one, with what they name.
+        local files=()
         while read -r path; do
             case $path in
             /usr/share/doc/* | /usr/share/man/* | /usr/share/lintian/* | /usr/share/bug/*) continue ;;
             esac
             [[ -d $path ]] && continue # directories (and links to them, such as /lib) come with their files
-            copy_in "$root" "$path"
-            if [[ -f $path && -x $path ]] && head -c4 "$path" | grep -q ELF; then
+            if [[ -L $path || ! -e $path ]]; then
+                copy_in "$root" "$path"
+                continue
+            fi
+            files+=("${path#/}")
+            if [[ -x $path ]] && head -c4 "$path" | grep -q ELF; then
                 copy_libs "$root" "$path"
             fi
         done < <(dpkg -L "$pkg")
+        if ((${#files[@]})); then
+            printf '%s\0' "${files[@]}" | tar -C / --null --no-recursion -T - -cf - |
+                tar -C "$root" --keep-directory-symlink -xpf -
+        fi
         if [[ $pkg == ca-certificates && -f /etc/ssl/certs/ca-certificates.crt ]]; then
             copy_in "$root" /etc/ssl/certs/ca-certificates.crt
         fi

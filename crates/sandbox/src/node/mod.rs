@@ -276,6 +276,22 @@ impl RealNode {
         }
     }
 
+    /// The image references its containerd holds (`ctr -n k8s.io images ls -q`).
+    pub fn images(&self) -> Result<Vec<String>> {
+        let binaries = NodeBinaries::find()?;
+        let socket = ContainerdPaths::new(&self.dir, self.record.shim_sockets.clone()).socket;
+        let output = std::process::Command::new(binaries.dir.join("ctr"))
+            .arg("--address")
+            .arg(&socket)
+            .args(["--namespace", "k8s.io", "images", "ls", "-q"])
+            .output()
+            .map_err(Error::io("running ctr images ls"))?;
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Stops it and cleans up (as dropping it does).
     pub fn stop(self) {}
 
