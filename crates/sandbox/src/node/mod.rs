@@ -9,14 +9,16 @@
 //!     Services 10.202.N.0/24 (only this node's kube-proxy knows them)
 //! ```
 //!
-//! Clusters reach each other only through a NodePort on a node address (10.200.N.2): the sandbox
-//! namespace routes between the 10.200.N.0/24 links, and no route anywhere leads to another cluster's
-//! pod or Service range, so such a connect fails.
+//! Clusters reach each other only through a NodePort on a node address (10.200.N.2), or a
+//! LoadBalancer address from 10.203.N.0/24 that the load-balancer stand-in assigns and routes to the
+//! node (`load_balancer.rs`): the sandbox namespace routes between the 10.200.N.0/24 links, and no
+//! route anywhere leads to another cluster's pod or Service range, so such a connect fails.
 
 mod cleanup;
 mod containerd;
 mod host_settings;
 mod kubelet;
+mod load_balancer;
 mod netns;
 
 use std::net::Ipv4Addr;
@@ -71,6 +73,11 @@ impl Addressing {
     /// The pods' range (the node's bridge subnet).
     pub fn pod_cidr(&self) -> String {
         format!("10.201.{}.0/24", self.cluster)
+    }
+
+    /// The addresses the load-balancer stand-in gives LoadBalancer Services (routed via the node).
+    pub fn load_balancer_cidr(&self) -> String {
+        format!("10.203.{}.0/24", self.cluster)
     }
 
     /// The Services' range (`--service-cluster-ip-range`).
@@ -151,6 +158,7 @@ pub struct RealNode {
     pub dir: PathBuf,
     processes: Vec<Supervised>,
     network: Option<NodeNetwork>,
+    load_balancer: Option<load_balancer::LoadBalancer>,
     record: NodeRecord,
 }
 
@@ -185,11 +193,13 @@ impl RealNode {
             dir,
             processes: Vec::new(),
             network: None,
+            load_balancer: None,
             record,
         };
         node.launch(control_plane, &binaries, &images)?;
-        node.wait_ready(&control_plane.client().await?, Duration::from_secs(90))
-            .await?;
+        let client = control_plane.client().await?;
+        node.wait_ready(&client, Duration::from_secs(90)).await?;
+        node.load_balancer = Some(load_balancer::LoadBalancer::start(client, node.addressing)?);
         Ok(node)
     }
 
@@ -296,6 +306,7 @@ impl RealNode {
     pub fn stop(self) {}
 
     fn shut_down(&mut self) {
+        self.load_balancer = None;
         // kube-proxy, then the kubelet, then containerd.
         while let Some(mut process) = self.processes.pop() {
             process.stop(Duration::from_secs(10));

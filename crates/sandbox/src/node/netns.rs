@@ -94,6 +94,18 @@ impl NodeNetwork {
     }
 }
 
+impl Drop for NodeNetwork {
+    fn drop(&mut self) {
+        // The pair would go with the namespace, but the kernel frees namespaces asynchronously: delete
+        // it now, so the sandbox namespace has only `lo` again when the node is gone.
+        self.holder.stop(Duration::from_secs(5));
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_interface])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// Runs `command`, failing with its stderr unless it exits 0.
 pub(crate) fn run(command: &mut Command) -> Result<()> {
     let output = command
