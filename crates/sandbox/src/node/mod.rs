@@ -20,6 +20,8 @@ mod host_settings;
 mod kubelet;
 mod load_balancer;
 mod netns;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
