@@ -463,8 +463,39 @@ async fn mover_pair(a: &Client, b: &Client, b_node: Ipv4Addr, dir: &Path) {
             "1000",
         ],
     );
+    // The receiver's NodePort answers once kube-proxy has programmed it (slow on a loaded machine);
+    // this process is in the sandbox namespace, which routes to B's node.
+    let deadline = Instant::now() + WAIT;
+    let target = std::net::SocketAddr::from((b_node, MOVER_PORT));
+    while std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "B's mover NodePort {target} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     apply_yaml(a, &sender, "default").await.unwrap();
-    let pod = wait_phase(a, "sender", &["Succeeded", "Failed"]).await;
+    let pods: Api<Pod> = Api::default_namespaced(a.clone());
+    let deadline = Instant::now() + 2 * WAIT;
+    let pod = loop {
+        let pod = pods.get("sender").await.unwrap();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            break pod;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "sender still {phase} after {:?}; its log: {}",
+                2 * WAIT,
+                logs(a, "sender").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let sender_logs = logs(a, "sender").await;
     assert_eq!(
         pod.status.unwrap().phase.as_deref(),

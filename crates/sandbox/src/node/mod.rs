@@ -262,10 +262,15 @@ impl RealNode {
             }
             for process in &mut self.processes {
                 if let Ok(Some(status)) = process.child().try_wait() {
+                    let tails: Vec<String> = ["containerd.log", "kubelet.log", "kube-proxy.log"]
+                        .iter()
+                        .map(|log| format!("{log}: {}", last_lines(&self.dir.join(log), 4)))
+                        .collect();
                     return Err(Error::Sandbox(format!(
-                        "a process of node {} exited ({status}) before it was Ready; see the logs in {}",
+                        "a process of node {} exited ({status}) before it was Ready; the logs in {} end with\n{}",
                         self.name,
-                        self.dir.display()
+                        self.dir.display(),
+                        tails.join("\n")
                     )));
                 }
             }
@@ -319,6 +324,13 @@ impl RealNode {
             tracing::warn!(node = %self.name, "restoring host settings: {err}");
         }
     }
+}
+
+/// The last `n` lines of a log file (empty if it cannot be read).
+fn last_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 impl Drop for RealNode {
