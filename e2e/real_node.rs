@@ -1,7 +1,8 @@
 //! e2e: two sandbox clusters, each with a REAL node (kubelet, containerd + runc, CNI bridge, kube-proxy
 //! in iptables mode, in a network namespace of its own; docs/sandbox.md, "Real nodes"). In cluster A a
 //! pod running as uid 999 writes a 0700 directory onto a PVC that the hostPath provisioner binds; in
-//! cluster B an HTTP server behind a NodePort Service answers a pod of cluster A at B's node address,
+//! cluster B an HTTP server behind a LoadBalancer Service answers a pod of cluster A at B's node address
+//! (its NodePort) and at the address the sandbox's load-balancer stand-in gave it,
 //! while B's pod IP and ClusterIP stay unreachable from A (bounded connects that must fail); the pods'
 //! logs come through the API server from the kubelets. Needs root (namespaces, cgroups, mounts).
 
@@ -150,16 +151,34 @@ apiVersion: v1
 kind: Service
 metadata: {{name: server}}
 spec:
-  type: NodePort
+  type: LoadBalancer
   selector: {{app: server}}
   ports: [{{port: 80, targetPort: 8080, nodePort: {NODE_PORT}}}]
 "#
     )
 }
 
+/// The address the load-balancer stand-in gave Service `name`.
+async fn wait_load_balancer_ip(client: &Client, name: &str) -> String {
+    let services: Api<Service> = Api::default_namespaced(client.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let service = services.get(name).await.unwrap();
+        let ip = (|| service.status?.load_balancer?.ingress?.first()?.ip.clone())();
+        if let Some(ip) = ip {
+            return ip;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Service {name} got no load-balancer address"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A pod of cluster A that sends an HTTP request to B's NodePort, pod IP and ClusterIP, each connect
 /// bounded by 3 s (`nc -w 3`).
-fn client_yaml(node: Ipv4Addr, pod_ip: &str, cluster_ip: &str) -> String {
+fn client_yaml(node: Ipv4Addr, lb_ip: &str, pod_ip: &str, cluster_ip: &str) -> String {
     // busybox nc, not wget: Debian's static busybox wget crashes (SIGSEGV) even on the host.
     let probe = |label: &str, target: String| {
         format!(
@@ -170,6 +189,7 @@ fn client_yaml(node: Ipv4Addr, pod_ip: &str, cluster_ip: &str) -> String {
     };
     let script = [
         probe("nodeport", format!("{node} {NODE_PORT}")),
+        probe("load-balancer", format!("{lb_ip} 80")),
         probe("pod-ip", format!("{pod_ip} 8080")),
         probe("cluster-ip", format!("{cluster_ip} 80")),
     ]
@@ -238,7 +258,7 @@ async fn two_clusters_with_real_nodes() {
         host_dir.display()
     );
 
-    // B: an HTTP server behind a NodePort.
+    // B: an HTTP server behind a LoadBalancer Service (so also a NodePort).
     apply_yaml(&b, &server_yaml(), "default").await.unwrap();
     let server = wait_phase(&b, "server", &["Running"]).await;
     let pod_ip = server.status.unwrap().pod_ip.unwrap();
@@ -255,6 +275,11 @@ async fn two_clusters_with_real_nodes() {
         cluster_ip.starts_with("10.202.2."),
         "B's ClusterIP {cluster_ip} is in B's Service range"
     );
+    let lb_ip = wait_load_balancer_ip(&b, "server").await;
+    assert!(
+        lb_ip.starts_with("10.203.2."),
+        "B's load-balancer address {lb_ip}"
+    );
 
     // A's pod reaches B only through the NodePort on B's node address.
     let mut reached = String::new();
@@ -267,7 +292,7 @@ async fn two_clusters_with_real_nodes() {
         }
         apply_yaml(
             &a,
-            &client_yaml(node_b.addressing.node_ip(), &pod_ip, &cluster_ip),
+            &client_yaml(node_b.addressing.node_ip(), &lb_ip, &pod_ip, &cluster_ip),
             "default",
         )
         .await
@@ -275,13 +300,17 @@ async fn two_clusters_with_real_nodes() {
         wait_phase(&a, "client", &["Succeeded", "Failed"]).await;
         reached = logs(&a, "client").await;
         // kube-proxy may not have programmed the NodePort yet on the first try.
-        if reached.contains("nodeport reached") {
+        if reached.contains("nodeport reached") && reached.contains("load-balancer reached") {
             break;
         }
     }
     assert!(
         reached.contains("nodeport reached: pong-from-b"),
         "A's pod to B's NodePort: {reached}"
+    );
+    assert!(
+        reached.contains("load-balancer reached: pong-from-b"),
+        "A's pod to B's load-balancer address: {reached}"
     );
     assert!(
         reached.contains("pod-ip unreachable"),
@@ -434,8 +463,39 @@ async fn mover_pair(a: &Client, b: &Client, b_node: Ipv4Addr, dir: &Path) {
             "1000",
         ],
     );
+    // The receiver's NodePort answers once kube-proxy has programmed it (slow on a loaded machine);
+    // this process is in the sandbox namespace, which routes to B's node.
+    let deadline = Instant::now() + WAIT;
+    let target = std::net::SocketAddr::from((b_node, MOVER_PORT));
+    while std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "B's mover NodePort {target} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     apply_yaml(a, &sender, "default").await.unwrap();
-    let pod = wait_phase(a, "sender", &["Succeeded", "Failed"]).await;
+    let pods: Api<Pod> = Api::default_namespaced(a.clone());
+    let deadline = Instant::now() + 2 * WAIT;
+    let pod = loop {
+        let pod = pods.get("sender").await.unwrap();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            break pod;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "sender still {phase} after {:?}; its log: {}",
+                2 * WAIT,
+                logs(a, "sender").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let sender_logs = logs(a, "sender").await;
     assert_eq!(
         pod.status.unwrap().phase.as_deref(),

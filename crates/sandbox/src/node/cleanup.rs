@@ -1,6 +1,6 @@
 //! Tearing a real node down to nothing, also for a node whose sandbox crashed: every process of its
-//! pods (its cgroup subtree), of the node itself (its network namespace, or a command line naming its
-//! directory: containerd's shims), then every mount under its directories (overlay rootfs, shm,
+//! pods (its cgroup subtree), of the node itself (a command line naming its directory: the namespace
+//! holder, containerd and its shims, the kubelet, kube-proxy), then every mount under its directories (overlay rootfs, shm,
 //! volumes, pod network namespaces), then its cgroup directories. Processes are ended by their ids.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ pub(crate) struct NodeRecord {
     pub(crate) shim_sockets: PathBuf,
     /// The kubelet's cgroup root (a directory name under each cgroup v1 hierarchy).
     pub(crate) cgroup_root: String,
-    /// `net:[INODE]` of its network namespace, once created.
+    /// `net:[INODE]` of its network namespace, once created (for the record: inode numbers are reused,
+    /// so it identifies nothing after the namespace is gone).
     pub(crate) netns_id: Option<String>,
 }
 
@@ -130,7 +131,10 @@ fn cgroup_processes(root: &str) -> Vec<u32> {
     pids
 }
 
-/// Processes in the node's network namespace, or whose command line names its directory.
+/// Processes whose command line names the node's directory: the namespace holder, containerd, its shims,
+/// the kubelet and kube-proxy. Not "every process in the recorded network namespace": a namespace's
+/// inode number is reused once it is freed, so a crashed node's record could name a live node's
+/// namespace.
 fn node_processes(record: &NodeRecord) -> Vec<u32> {
     let dir = record.dir.to_string_lossy().into_owned();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -140,13 +144,11 @@ fn node_processes(record: &NodeRecord) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-            let in_netns = record
-                .netns_id
-                .as_deref()
-                .is_some_and(|id| netns.as_deref().is_some_and(|n| n.as_os_str() == id));
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            in_netns || String::from_utf8_lossy(&cmdline).contains(&dir)
+            // NUL-separated arguments: the directory itself, or a path below it.
+            String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .any(|arg| arg == dir || arg.contains(&format!("{dir}/")))
         })
         .collect()
 }

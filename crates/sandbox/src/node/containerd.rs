@@ -34,7 +34,7 @@ impl ContainerdPaths {
 }
 
 /// The configuration (version 3, containerd 2.x plugin names).
-fn config(paths: &ContainerdPaths, addressing: &Addressing) -> String {
+pub(crate) fn config(paths: &ContainerdPaths, addressing: &Addressing) -> String {
     let d = paths.dir.display();
     format!(
         r#"version = 3

@@ -6,7 +6,8 @@
 //! their configuration says. Their iptables chains live in the node's namespace and go with it.
 //!
 //! The journal, `$FERRY_CACHE/real-nodes/host.json` (default `~/.cache/ferry`), holds the values found
-//! before the first node started, the directories that did not exist then, and every running node
+//! before the first node started (`net.*` ones with the network namespace they were read in, and put
+//! back only from that namespace), the directories that did not exist then, and every running node
 //! (its owner's pid and what [`cleanup::teardown`] needs). It is read and written under an exclusive
 //! file lock, so several sandboxes on one machine share it: the settings come back when the last node
 //! of a live owner is gone, and nodes of owners that died are torn down first.
@@ -74,6 +75,13 @@ fn with_journal<T>(change: impl FnOnce(&mut Value) -> Result<T>) -> Result<T> {
     Ok(result)
 }
 
+/// This process's network namespace (`net:[INODE]`), where `net.*` sysctls were read.
+fn current_netns() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/net")
+        .ok()
+        .map(|l| l.to_string_lossy().into_owned())
+}
+
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -106,7 +114,13 @@ fn recover(journal: &mut Value) {
 /// Writes the recorded sysctls back and removes the directories that did not exist before.
 fn restore(journal: &mut Value) {
     if let Some(sysctls) = journal.get("sysctls").and_then(Value::as_object) {
+        let here = current_netns();
+        let recorded_in = journal.get("netns").and_then(Value::as_str).map(str::to_string);
         for (name, value) in sysctls {
+            // Per-namespace settings go back only into the namespace they were read in.
+            if name.starts_with("net/") && recorded_in != here {
+                continue;
+            }
             if let Some(value) = value.as_str() {
                 let _ = std::fs::write(Path::new("/proc/sys").join(name), value);
             }
@@ -137,7 +151,7 @@ pub(crate) fn register(record: &NodeRecord) -> Result<()> {
                 .filter(|d| !Path::new(d).exists())
                 .map(|d| Value::String((*d).to_string()))
                 .collect();
-            *journal = json!({"sysctls": sysctls, "absent_directories": absent});
+            *journal = json!({"sysctls": sysctls, "absent_directories": absent, "netns": current_netns()});
         }
         let mut all = nodes(journal);
         all.push(record.clone());

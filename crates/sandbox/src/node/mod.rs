@@ -9,15 +9,19 @@
 //!     Services 10.202.N.0/24 (only this node's kube-proxy knows them)
 //! ```
 //!
-//! Clusters reach each other only through a NodePort on a node address (10.200.N.2): the sandbox
-//! namespace routes between the 10.200.N.0/24 links, and no route anywhere leads to another cluster's
-//! pod or Service range, so such a connect fails.
+//! Clusters reach each other only through a NodePort on a node address (10.200.N.2), or a
+//! LoadBalancer address from 10.203.N.0/24 that the load-balancer stand-in assigns and routes to the
+//! node (`load_balancer.rs`): the sandbox namespace routes between the 10.200.N.0/24 links, and no
+//! route anywhere leads to another cluster's pod or Service range, so such a connect fails.
 
 mod cleanup;
 mod containerd;
 mod host_settings;
 mod kubelet;
+mod load_balancer;
 mod netns;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -71,6 +75,11 @@ impl Addressing {
     /// The pods' range (the node's bridge subnet).
     pub fn pod_cidr(&self) -> String {
         format!("10.201.{}.0/24", self.cluster)
+    }
+
+    /// The addresses the load-balancer stand-in gives LoadBalancer Services (routed via the node).
+    pub fn load_balancer_cidr(&self) -> String {
+        format!("10.203.{}.0/24", self.cluster)
     }
 
     /// The Services' range (`--service-cluster-ip-range`).
@@ -151,6 +160,7 @@ pub struct RealNode {
     pub dir: PathBuf,
     processes: Vec<Supervised>,
     network: Option<NodeNetwork>,
+    load_balancer: Option<load_balancer::LoadBalancer>,
     record: NodeRecord,
 }
 
@@ -185,11 +195,13 @@ impl RealNode {
             dir,
             processes: Vec::new(),
             network: None,
+            load_balancer: None,
             record,
         };
         node.launch(control_plane, &binaries, &images)?;
-        node.wait_ready(&control_plane.client().await?, Duration::from_secs(90))
-            .await?;
+        let client = control_plane.client().await?;
+        node.wait_ready(&client, Duration::from_secs(90)).await?;
+        node.load_balancer = Some(load_balancer::LoadBalancer::start(client, node.addressing)?);
         Ok(node)
     }
 
@@ -250,10 +262,15 @@ impl RealNode {
             }
             for process in &mut self.processes {
                 if let Ok(Some(status)) = process.child().try_wait() {
+                    let tails: Vec<String> = ["containerd.log", "kubelet.log", "kube-proxy.log"]
+                        .iter()
+                        .map(|log| format!("{log}: {}", last_lines(&self.dir.join(log), 4)))
+                        .collect();
                     return Err(Error::Sandbox(format!(
-                        "a process of node {} exited ({status}) before it was Ready; see the logs in {}",
+                        "a process of node {} exited ({status}) before it was Ready; the logs in {} end with\n{}",
                         self.name,
-                        self.dir.display()
+                        self.dir.display(),
+                        tails.join("\n")
                     )));
                 }
             }
@@ -296,6 +313,7 @@ impl RealNode {
     pub fn stop(self) {}
 
     fn shut_down(&mut self) {
+        self.load_balancer = None;
         // kube-proxy, then the kubelet, then containerd.
         while let Some(mut process) = self.processes.pop() {
             process.stop(Duration::from_secs(10));
@@ -306,6 +324,13 @@ impl RealNode {
             tracing::warn!(node = %self.name, "restoring host settings: {err}");
         }
     }
+}
+
+/// The last `n` lines of a log file (empty if it cannot be read).
+fn last_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 impl Drop for RealNode {

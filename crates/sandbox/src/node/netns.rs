@@ -1,4 +1,4 @@
-//! A real node's network namespace: held by a `sleep` process started with `unshare --net` (no bind
+//! A real node's network namespace: held by a `tail -f` process started with `unshare --net` (no bind
 //! mount in /var/run/netns), joined to the sandbox's own namespace by a veth pair. The node gets
 //! `10.200.<cluster>.2/24` on its `eth0`, the sandbox side `10.200.<cluster>.1/24` on `ferry-n<cluster>`,
 //! which is also the node's default route. Everything in the node runs under `nsenter --net=/proc/PID/ns/net`.
@@ -26,8 +26,12 @@ impl NodeNetwork {
     /// Creates the namespace and the veth pair, and addresses and routes both ends.
     pub(crate) fn create(addressing: &Addressing, log: &Path) -> Result<Self> {
         let ours = std::fs::read_link("/proc/self/ns/net").map_err(Error::io("reading /proc/self/ns/net"))?;
+        // `tail -f` of a file in the node's directory: runs until killed, and its command line names the
+        // directory, which is how a later teardown finds it (see cleanup.rs).
+        let hold = log.with_file_name("netns.hold");
+        std::fs::write(&hold, "").map_err(Error::io(format!("writing {}", hold.display())))?;
         let mut command = Command::new("unshare");
-        command.args(["--net", "--", "sleep", "infinity"]);
+        command.args(["--net", "--", "tail", "-f"]).arg(&hold);
         let holder = Supervised::spawn("network namespace holder", command, log, false)?;
         let netns = PathBuf::from(format!("/proc/{}/ns/net", holder.pid()));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -91,6 +95,18 @@ impl NodeNetwork {
     /// The holder's process id (the namespace lives while it, or anything started in it, runs).
     pub(crate) fn holder_pid(&self) -> u32 {
         self.holder.pid()
+    }
+}
+
+impl Drop for NodeNetwork {
+    fn drop(&mut self) {
+        // The pair would go with the namespace, but the kernel frees namespaces asynchronously: delete
+        // it now, so the sandbox namespace has only `lo` again when the node is gone.
+        self.holder.stop(Duration::from_secs(5));
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_interface])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
