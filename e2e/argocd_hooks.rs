@@ -5,8 +5,6 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::process::Command;
 
 use ferry::api::plan::QuiesceMethod;
@@ -14,8 +12,7 @@ use scenario::Scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hook_examples_apply_and_the_presync_command_stages_with_the_hook_rbac() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let sandbox = &scenario.sandbox;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/argocd");
     for file in ["hook-rbac.yaml", "presync-stage.yaml", "syncfail-status.yaml"] {

@@ -5,8 +5,6 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -40,8 +38,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_runs_and_follows_migrations() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let mut scenario = Scenario::start(QuiesceMethod::Patch).await;
     scenario::write_files(&scenario.sandbox.volume_dir(true), &[("table", b"rows")]);
 
     // A plan that does not exist: one line, exit 1, nothing created.

@@ -11,8 +11,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::Duration;
 
 use ferry::api::condition;
@@ -24,8 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_cutover_nothing_writes_the_target_from_the_source_until_a_rollback() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let source_dir = scenario.sandbox.volume_dir(true);
     let target_dir = scenario.sandbox.volume_dir(false);
     write_files(

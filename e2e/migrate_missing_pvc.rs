@@ -4,8 +4,6 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
@@ -17,8 +15,7 @@ use scenario::Scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_pvc_blocks_the_migration_and_nothing_is_created() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let patch = serde_json::json!({"spec": {"persistentVolumes": [
         {"pvc": {"name": "db-data"}}, {"pvc": {"name": "orders-data"}, "selection": {"action": "copy"}}]}});
     scenario

@@ -9,8 +9,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::Duration;
 
 use ferry::api::plan::QuiesceMethod;
@@ -18,8 +16,7 @@ use scenario::{Scenario, replicas, write_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_only_moves_data_and_leaves_the_app_alone() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Commit, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Commit).await;
     let source_dir = scenario.sandbox.volume_dir(true);
     write_files(
         &source_dir,

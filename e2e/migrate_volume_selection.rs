@@ -8,8 +8,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,8 +24,7 @@ const RENAMED: &str = "db-data-v2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_moves_the_copied_claim_renamed_with_its_new_class_and_skips_the_other() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let plans = scenario.plans();
     let source_dir = scenario.sandbox.volume_dir(true);
     write_files(&source_dir, &[("db/1", b"rows"), ("db/2", b"more rows")]);
