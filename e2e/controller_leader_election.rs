@@ -7,8 +7,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
@@ -31,8 +29,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_acts_and_a_successor_finishes_the_cutover() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
+    let scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
     let sandbox = &scenario.sandbox;
     let start = |identity: &str| {
         let lease = LEASE_SECONDS.to_string();

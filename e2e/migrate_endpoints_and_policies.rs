@@ -13,8 +13,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
@@ -45,8 +43,7 @@ fn failure(migration: &ferry::api::MigMigration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_policies_and_argocd_refusal() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let sandbox = &scenario.sandbox;
     write_files(&sandbox.volume_dir(true), &[("data", b"rows")]);
     let labelled = ListParams::default().labels("migration.ferry.dev/migration-uid");

@@ -25,7 +25,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
+    // Node agent: its ErrImagePull is immediate; a real kubelet is still ContainerCreating when the 3 s
+    // moverStartTimeoutSeconds below ends, so the step fails with that reason instead.
     let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
     let patch_plan = |transfer: serde_json::Value| {
         let plans = scenario.plans();

@@ -11,8 +11,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
@@ -26,8 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_movers_are_started_again_and_the_transfer_completes() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Patch).await;
     let source_dir = scenario.sandbox.volume_dir(true);
     let target_dir = scenario.sandbox.volume_dir(false);
     // Slow the movers down (1 MiB/s) so there is a "mid-transfer" to delete them in.

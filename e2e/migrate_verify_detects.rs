@@ -8,8 +8,6 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::time::{Duration, Instant};
 
 use ferry::api::Itinerary;
@@ -24,8 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_compares_without_changing_and_names_what_differs() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
+    let mut scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
     let gate = scenario.dir.path().join("gate");
     std::fs::create_dir_all(&gate).unwrap();
     // Every step passes its gate at once except FinalSync.

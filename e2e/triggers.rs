@@ -14,8 +14,6 @@ mod http;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
@@ -33,8 +31,7 @@ const TRIGGER_LABEL: &str = "migration.ferry.dev/trigger";
 
 /// A sandbox whose controller serves HTTP on a loopback port; returns the scenario and the port.
 async fn start() -> (Scenario, u16) {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
+    let mut scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
     let port = http::free_port();
     let addr = format!("127.0.0.1:{port}");
     scenario
