@@ -1,5 +1,5 @@
 //! The sandbox's nodes: by default one real node per cluster ([`crate::RealNode`]: kubelet, containerd
-//! + runc, CNI, kube-proxy; docs/sandbox.md, "Real nodes"), or, for the few tests that need its
+//! with runc, CNI, kube-proxy; docs/sandbox.md, "Real nodes"), or, for the few tests that need its
 //! stand-ins, the node agent (movers as host processes, other pods only marked Running).
 
 use std::path::Path;
