@@ -8,8 +8,6 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -115,8 +113,7 @@ fn step<'a>(migration: &'a MigMigration, name: &str) -> &'a PipelineStep {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_of_a_real_migration_renders_in_chromium() {
     chromium(); // before the sandbox starts: no browser, no point
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Commit, true, Nodes::Agent).await;
+    let scenario = Scenario::start(QuiesceMethod::Commit).await;
     let head_before = scenario.sandbox.git_head();
     scenario::write_files(
         &scenario.sandbox.volume_dir(true),
