@@ -90,8 +90,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     say(
         clock,
-        "starting the sandbox: source and target control planes, a real node each (kubelet, containerd), \
-         git server, BIND9, controller",
+        if agent {
+            "starting the sandbox: source and target control planes, node agents, git server, BIND9, controller"
+        } else {
+            "starting the sandbox: source and target control planes, a real node each (kubelet, containerd), \
+             git server, BIND9, controller"
+        },
     );
     let mut sandbox = Sandbox::start(SandboxOptions {
         nodes: if agent { Nodes::Agent } else { Nodes::Real },
