@@ -43,7 +43,7 @@ test: deps controlplane node
 	$(ISOLATED) $(CARGO) test --offline --workspace --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
-demo: deps controlplane
+demo: deps controlplane node
 	$(CARGO) build --quiet --workspace --bins
 	$(ISOLATED) $(CARGO) run --offline --quiet -p ferry-sandbox --bin ferry-sandbox -- demo $(DEMO_FLAGS)
 

@@ -12,6 +12,8 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
+use ferry_sandbox::Nodes;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,8 @@ use scenario::{Scenario, replicas, write_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cutover_survives_a_kill_in_every_step() {
-    let mut scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
+    // Node agent: not yet run on real nodes (issue #12 item 6).
+    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
     let gate = scenario.dir.path().join("gate");
     std::fs::create_dir_all(&gate).unwrap();
     let env = [("FERRY_TEST_STEP_GATE", gate.as_os_str())];

@@ -12,6 +12,8 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
+use ferry_sandbox::Nodes;
+
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
@@ -30,7 +32,8 @@ const SLOW: &str = "ferry.test/hooks/slow:1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_before_quiesce() {
-    let mut scenario = Scenario::start(QuiesceMethod::Patch).await;
+    // Node agent: stand-in hook images (`Sandbox::install_image`) exist only on the agent.
+    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
     let dir = scenario.dir.path().to_path_buf();
     let source_dir = scenario.sandbox.volume_dir(true);
     let target_dir = scenario.sandbox.volume_dir(false);

@@ -9,6 +9,8 @@
 #[path = "support/scenario.rs"]
 mod scenario;
 
+use ferry_sandbox::Nodes;
+
 use std::time::Duration;
 
 use ferry::api::condition;
@@ -23,7 +25,9 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mover_that_does_not_start_fails_the_step_with_its_reason() {
-    let scenario = Scenario::start(QuiesceMethod::Patch).await;
+    // Node agent: its ErrImagePull is immediate; a real kubelet is still ContainerCreating when the 3 s
+    // moverStartTimeoutSeconds below ends, so the step fails with that reason instead.
+    let scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
     let patch_plan = |transfer: serde_json::Value| {
         let plans = scenario.plans();
         async move {

@@ -1,8 +1,8 @@
 //! Scenario: a stage, writes while the app runs, then a Patch-mode cutover with the DNS flip, on two
-//! real control planes with the movers run by the node agents, real rsync, real BIND9. Afterwards the
-//! target volume equals the source, the app runs on the target with the source's replica counts, the
-//! source is at zero with its way back recorded, DNS answers with the target, and no temporary object
-//! is left in either cluster.
+//! real control planes with a real node each (the movers and the app as containers), real rsync, real
+//! BIND9. Afterwards the target volume equals the source, the app runs on the target with the source's
+//! replica counts, the source is at zero with its way back recorded, DNS answers with the target, and no
+//! temporary object is left in either cluster.
 
 #[path = "support/mover.rs"]
 mod mover;

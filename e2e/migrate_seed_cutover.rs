@@ -37,6 +37,8 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
         dir: dir.path().to_path_buf(),
         ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
         controller: true,
+        // Agent: its own app runs images (postgres:16) that no sandbox node holds.
+        nodes: ferry_sandbox::Nodes::Agent,
     })
     .await
     .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));

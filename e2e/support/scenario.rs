@@ -1,5 +1,6 @@
 //! Shared harness of the migration scenarios (`e2e/migrate_*.rs`): the whole sandbox
-//! (`ferry_sandbox::Sandbox`: two control planes, node agents, git server, BIND9, controller), and
+//! (`ferry_sandbox::Sandbox`: two control planes with a real node each, or the node agent where a test
+//! asks for it, git server, BIND9, controller), and
 //! helpers to create a MigMigration and follow it to its end, failing with the controller's log.
 
 #![allow(dead_code)]
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{MigMigration, MigMigrationSpec, MigPlan};
 use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
-use ferry_sandbox::{Sandbox, SandboxOptions};
+use ferry_sandbox::{Nodes, Sandbox, SandboxOptions};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
@@ -29,6 +30,11 @@ impl Scenario {
 
     /// [`Scenario::start`], with or without the controller running.
     pub async fn start_with(quiesce: QuiesceMethod, controller: bool) -> Scenario {
+        Self::start_on(quiesce, controller, Nodes::Real).await
+    }
+
+    /// [`Scenario::start_with`] on real nodes or, where a test needs its stand-ins, the node agent.
+    pub async fn start_on(quiesce: QuiesceMethod, controller: bool, nodes: Nodes) -> Scenario {
         let dir = tempfile::Builder::new()
             .prefix("ferry-scenario-")
             .tempdir()
@@ -38,6 +44,7 @@ impl Scenario {
             dir: dir.path().to_path_buf(),
             ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
             controller,
+            nodes,
         })
         .await
         .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));

@@ -1,10 +1,11 @@
 //! `ferry-sandbox demo`: a whole migration on this machine. It starts the sandbox ([`crate::Sandbox`]:
-//! two real control planes, node agents, a git server with the example app's repo, BIND9, the
+//! two real control planes, a real node each, a git server with the example app's repo, BIND9, the
 //! controller), deploys the app, registers the clusters and the plan, then runs two stages with data
-//! written in between, and a cutover, printing a timeline (steps, bytes, durations) and the downtime
-//! window. Finally it checks the target's data, replicas and DNS answer, and stops everything.
+//! written in between, and a cutover, printing a timeline (steps, bytes, durations, which kubelet and
+//! container runtime run each pod) and the downtime window. Finally it checks the target's data
+//! (contents, owners, modes), replicas and DNS answer, and stops everything.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,13 @@ use anyhow::{Context as _, bail};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use crate::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
-use crate::{Sandbox, SandboxOptions};
+use self::runtime::PodWatch;
+use self::tree::{compare_trees, write_data};
+use crate::world::{APP_DATA_DIR, APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME, TARGET_ADDRESS};
+use crate::{Nodes, Sandbox, SandboxOptions};
+
+mod runtime;
+mod tree;
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{MigMigration, MigMigrationSpec, MigPlan, condition};
 
@@ -36,6 +42,9 @@ pub struct Args {
     /// to this binary, which `cargo build --bins` puts there).
     #[arg(long, env = "FERRY_BINARY")]
     ferry: Option<PathBuf>,
+    /// Run the pods with the e2e node agent (movers as host processes) instead of real nodes.
+    #[arg(long)]
+    agent: bool,
 }
 
 /// The product binary the demo drives: `--ferry`, else `ferry` beside `ferry-sandbox`.
@@ -70,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         quiesce,
         timeout_seconds,
         ferry,
+        agent,
     } = args;
     let clock = Instant::now();
     if dir.exists() {
@@ -80,12 +90,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     say(
         clock,
-        "starting the sandbox: source and target control planes, node agents, git server, BIND9, controller",
+        if agent {
+            "starting the sandbox: source and target control planes, node agents, git server, BIND9, controller"
+        } else {
+            "starting the sandbox: source and target control planes, a real node each (kubelet, containerd), \
+             git server, BIND9, controller"
+        },
     );
     let mut sandbox = Sandbox::start(SandboxOptions {
-        dir: dir.clone(),
-        ferry_binary: ferry_binary(ferry)?,
-        controller: true,
+        nodes: if agent { Nodes::Agent } else { Nodes::Real },
+        ..SandboxOptions::new(dir.clone(), ferry_binary(ferry)?)
     })
     .await?;
     say(
@@ -95,6 +109,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             sandbox.source.url, sandbox.target.url
         ),
     );
+    for line in runtime::describe_nodes(&sandbox).await? {
+        say(clock, &line);
+    }
     let outcome = migrate(&mut sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
     if let Err(err) = &outcome {
         eprintln!(
@@ -128,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     say(
         clock,
-        "stopping the controller, the agents, git, BIND9 and both control planes",
+        "stopping the controller, the nodes, git, BIND9 and both control planes",
     );
     let clean = sandbox.stop().await;
     if !keep && outcome.is_ok() {
@@ -154,11 +171,15 @@ async fn migrate(
         "deploying the example app (repo \"shop\": clusters/source, clusters/target at replicas 0)",
     );
     sandbox.install_app().await?;
-    let source_dir = sandbox.volume_dir(true);
+    let mut pods = PodWatch::default();
+    for line in pods.started(sandbox).await? {
+        say(clock, &format!("  {line}"));
+    }
+    let source_dir = sandbox.volume_dir(true).join(APP_DATA_DIR);
     let written = write_data(&source_dir, 0, 400, 64 << 10)?;
     say(
         clock,
-        &format!("the app wrote {written} into its volume (shop/db-data)"),
+        &format!("the app wrote {written} into its volume (shop/db-data, {APP_DATA_DIR}/: uid 999, 0700)"),
     );
 
     say(
@@ -168,17 +189,32 @@ async fn migrate(
     sandbox.create_plan(quiesce).await?;
     wait_plan_ready(&sandbox.host_client, timeout, clock).await?;
 
-    let stage1 = run_migration(sandbox, "stage-1", |s| s.stage = true, timeout, clock).await?;
+    let stage1 = run_migration(sandbox, &mut pods, "stage-1", |s| s.stage = true, timeout, clock).await?;
     let written = write_data(&source_dir, 400, 100, 16 << 10)?;
     say(clock, &format!("the app keeps running and writes {written} more"));
-    let stage2 = run_migration(sandbox, "stage-2", |s| s.stage = true, timeout, clock).await?;
+    let stage2 = run_migration(sandbox, &mut pods, "stage-2", |s| s.stage = true, timeout, clock).await?;
     let written = write_data(&source_dir, 500, 20, 0)?;
     say(
         clock,
         &format!("the app writes {written} more before the cutover"),
     );
-    let cutover = run_migration(sandbox, "cutover", |s| s.quiesce_pods = true, timeout, clock).await?;
+    let cutover = run_migration(
+        sandbox,
+        &mut pods,
+        "cutover",
+        |s| s.quiesce_pods = true,
+        timeout,
+        clock,
+    )
+    .await?;
 
+    if !sandbox.nodes().is_empty() {
+        // The target's app, started by the cutover, on the target's node.
+        crate::world::wait_target_app(sandbox).await?;
+    }
+    for line in pods.started(sandbox).await? {
+        say(clock, &format!("  {line}"));
+    }
     println!();
     for migration in [&stage1, &stage2, &cutover] {
         print!(
@@ -193,28 +229,9 @@ async fn migrate(
     Ok(())
 }
 
-/// Writes `count` files `f<first>..` of `size` bytes (and a small journal entry) into `dir`.
-fn write_data(dir: &Path, first: usize, count: usize, size: usize) -> anyhow::Result<String> {
-    let table = dir.join("base");
-    std::fs::create_dir_all(&table)?;
-    let mut bytes = 0;
-    for i in first..first + count {
-        let contents = format!("row {i}\n").repeat(size.max(64) / 8);
-        std::fs::write(table.join(format!("f{i:05}")), &contents)?;
-        bytes += contents.len();
-    }
-    let journal = dir.join("journal.log");
-    let mut entries = std::fs::read_to_string(&journal).unwrap_or_default();
-    entries.push_str(&format!("wrote rows {first}..{}\n", first + count));
-    std::fs::write(&journal, entries)?;
-    Ok(format!(
-        "{count} files, {}",
-        ferry::pipeline::transfer::human_bytes(bytes as u64)
-    ))
-}
-
 async fn run_migration(
     sandbox: &Sandbox,
+    pods: &mut PodWatch,
     name: &str,
     set: impl FnOnce(&mut MigMigrationSpec),
     timeout: Duration,
@@ -236,6 +253,9 @@ async fn run_migration(
         if line != last && !line.is_empty() {
             say(clock, &format!("  {name}: {line}"));
             last = line;
+        }
+        for line in pods.started(sandbox).await? {
+            say(clock, &format!("  {line}"));
         }
         if condition::is_true(&status.conditions, "Succeeded") {
             return Ok(migration);
@@ -263,7 +283,9 @@ async fn check_result(sandbox: &Sandbox) -> anyhow::Result<()> {
         );
     }
     println!("\nChecks:");
-    println!("  target volume identical to the source volume (every file compared)");
+    println!(
+        "  target volume identical to the source volume (every file's contents, owner and mode compared)"
+    );
     for (cluster, client) in [
         ("source", &sandbox.source_client),
         ("target", &sandbox.host_client),
@@ -285,35 +307,6 @@ async fn check_result(sandbox: &Sandbox) -> anyhow::Result<()> {
         bail!("DNS serves {values}, expected {TARGET_ADDRESS}");
     }
     Ok(())
-}
-
-/// Paths whose contents differ between two trees (missing on either side included).
-fn compare_trees(a: &Path, b: &Path) -> anyhow::Result<Vec<String>> {
-    let (left, right) = (list_tree(a)?, list_tree(b)?);
-    let mut differ: Vec<String> = left
-        .iter()
-        .filter(|(path, contents)| right.get(*path) != Some(contents))
-        .map(|(path, _)| path.clone())
-        .collect();
-    differ.extend(right.keys().filter(|p| !left.contains_key(*p)).cloned());
-    Ok(differ)
-}
-
-fn list_tree(root: &Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
-                files.insert(relative, std::fs::read(&path)?);
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// What runs a command of another shell in this process's network namespace, where the sandbox

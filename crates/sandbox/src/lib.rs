@@ -1,8 +1,9 @@
 //! Local sandbox: real control planes (kube-apiserver + etcd + kube-controller-manager, built from Go
 //! modules by `e2e/controlplane`) and the Ferry controller, started as processes for `make demo` and the
-//! e2e tests, a BIND9 DNS server with a dynamic zone, a git server over HTTP, and a node agent that
-//! runs Ferry's mover pods as local processes (there is no kubelet). Nothing here is a fake: it only
-//! starts and stops real components on loopback. `demo` is `make demo`'s whole migration.
+//! e2e tests, real nodes (kubelet, containerd + runc, CNI, kube-proxy in a network namespace per
+//! cluster) running every pod as a container, a BIND9 DNS server with a dynamic zone, a git server over
+//! HTTP, and, for the few tests that need its stand-ins, a node agent that runs Ferry's mover pods as
+//! local processes. Nothing here is a fake: it only starts and stops real components on this machine. `demo` is `make demo`'s whole migration.
 //!
 //! This crate is Ferry's test harness: the e2e tests (`e2e/*.rs`) and `ferry-sandbox demo` use it; the
 //! `ferry` binary and image never contain it (README, "Workspace").
@@ -14,6 +15,7 @@ mod controlplane;
 pub mod demo;
 mod error;
 pub mod git_server;
+pub mod images;
 pub mod node;
 pub mod node_agent;
 mod process;
@@ -25,4 +27,4 @@ pub use error::{Error, Result};
 pub use node::{Addressing, RealNode, RealNodeOptions};
 pub use node_agent::{NodeAgent, NodeAgentOptions};
 pub use process::ControllerProcess;
-pub use world::{Sandbox, SandboxOptions};
+pub use world::{Nodes, Sandbox, SandboxOptions};

@@ -1,17 +1,20 @@
 //! The whole sandbox in one value: two real control planes (source, and target = the host cluster
-//! Ferry runs against), an e2e node agent on each cluster's node, a git server holding the example
-//! app's repo, BIND9 serving the app's zone, and the `ferry controller` process. `ferry-sandbox demo` and the
-//! e2e migration scenarios both start one, so the demo shows exactly what the tests prove.
+//! Ferry runs against), a real node in each cluster (kubelet, containerd + runc, CNI, kube-proxy;
+//! `world/nodes.rs`, or the e2e node agent where a test asks for it), a git server holding the example
+//! app's repo, BIND9 serving the app's zone, and the `ferry controller` process. `ferry-sandbox demo`
+//! and the e2e migration scenarios both start one, so the demo shows exactly what the tests prove.
 //!
 //! ```text
-//!  source control plane ── node-a agent (movers run as processes, other pods marked Running)
-//!  target control plane ── node-b agent          ▲ ferry controller (host = target)
+//!  source control plane 10.200.N.1 ── node-a 10.200.N.2 (containers: app, movers)
+//!  target control plane 10.200.M.1 ── node-b 10.200.M.2          ▲ ferry controller (host = target)
 //!  git http-backend (repo "shop": clusters/source, clusters/target)    BIND9 (zone ferry.test)
 //! ```
 //!
 //! "Storage" is local directories: each cluster gets a hostPath PersistentVolume per app volume,
-//! pre-bound (claimRef) to the claim that will use it, as a static provisioner would.
+//! pre-bound (claimRef) to the claim that will use it, as a static provisioner would. The movers reach
+//! each other through a NodePort on the receiving node's address (the sandbox has no load balancer).
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,8 +24,7 @@ use kube::Client;
 use super::bind::Bind;
 use super::git_server::GitServer;
 use super::{
-    ControlPlane, ControllerProcess, NodeAgent, NodeAgentOptions, apply_yaml, install_crds,
-    wait_for_default_service_account,
+    ControlPlane, ControllerProcess, RealNode, apply_yaml, install_crds, wait_for_default_service_account,
 };
 use crate::{Error, Result};
 use ferry::api::plan::QuiesceMethod;
@@ -55,6 +57,14 @@ const SOURCE_APP: &str = include_str!("../../../e2e/examples/shop/source.yaml");
 const TARGET_APP: &str = include_str!("../../../e2e/examples/shop/target.yaml");
 const PLAN: &str = include_str!("../../../e2e/examples/shop/plan.yaml");
 const GIT_USER: &str = "ferry";
+/// The database's data directory on its volume (0700, uid 999, as PostgreSQL keeps `PGDATA`), and the
+/// file it writes there once it runs.
+pub const APP_DATA_DIR: &str = "pgdata";
+const APP_DATA_MARKER: &str = "PG_VERSION";
+
+mod nodes;
+
+pub use nodes::Nodes;
 
 /// How a sandbox is started.
 #[derive(Clone, Debug)]
@@ -65,6 +75,20 @@ pub struct SandboxOptions {
     pub ferry_binary: PathBuf,
     /// Start the controller (a crash test may start and kill it itself).
     pub controller: bool,
+    /// Real nodes (the default) or the node agent.
+    pub nodes: Nodes,
+}
+
+impl SandboxOptions {
+    /// Real nodes and the controller, in `dir`, with `ferry_binary`.
+    pub fn new(dir: impl Into<PathBuf>, ferry_binary: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            ferry_binary: ferry_binary.into(),
+            controller: true,
+            nodes: Nodes::Real,
+        }
+    }
 }
 
 /// A running sandbox. Stop it with [`Sandbox::stop`]; dropping it kills everything less gracefully.
@@ -87,7 +111,7 @@ pub struct Sandbox {
     pub controller: Option<ControllerProcess>,
     ferry_binary: PathBuf,
     git_password: String,
-    agents: Vec<NodeAgent>,
+    nodes: Option<nodes::Started>,
     appliers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -99,49 +123,21 @@ impl Sandbox {
             dir,
             ferry_binary,
             controller,
+            nodes,
         } = options;
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        let (source, target) = std::thread::scope(|scope| {
-            let source =
-                scope.spawn(|| ControlPlane::start_with("source", &dir.join("source"), &[SOURCE_NODE], true));
-            let target =
-                scope.spawn(|| ControlPlane::start_with("target", &dir.join("target"), &[TARGET_NODE], true));
-            (source.join(), target.join())
-        });
-        let joined = |r: std::thread::Result<Result<ControlPlane>>| {
-            r.unwrap_or_else(|_| Err(Error::Sandbox("a control-plane start thread panicked".into())))
-        };
-        let (source, target) = (joined(source)?, joined(target)?);
+        let (source, target, addressing) = nodes::start_control_planes(&dir, nodes)?;
         let source_client = source.client().await?;
         let host_client = target.client().await?;
         install_crds(&host_client).await?;
-
-        let agent_options = NodeAgentOptions {
-            ferry_binary: Some(ferry_binary.clone()),
-            mark_others_running: true,
-            // The nodes hold Ferry's image only: a plan naming another mover image fails to pull.
-            images: Some(vec![ferry::pipeline::movers::DEFAULT_IMAGE.to_string()]),
-            ..NodeAgentOptions::default()
-        };
-        // Each node's stand-in images (hooks a test "pushes" with `Sandbox::install_image`).
-        let with_images = |side: &str| NodeAgentOptions {
-            entrypoints: Some(images_dir(&dir, side == "source")),
-            ..agent_options.clone()
-        };
-        let agents = vec![
-            NodeAgent::start(
-                source_client.clone(),
-                SOURCE_NODE,
-                &dir.join("agent-source"),
-                with_images("source"),
-            )?,
-            NodeAgent::start(
-                host_client.clone(),
-                TARGET_NODE,
-                &dir.join("agent-target"),
-                with_images("target"),
-            )?,
-        ];
+        let nodes = nodes::start_nodes(
+            &dir,
+            &ferry_binary,
+            (&source, &target),
+            (&source_client, &host_client),
+            addressing,
+        )
+        .await?;
         let git_password = format!("pw-{}", std::process::id());
         let git = GitServer::start(dir.join("git"), GIT_USER, &git_password).await?;
         let bind_dir = dir.join("bind");
@@ -158,7 +154,7 @@ impl Sandbox {
             controller: None,
             ferry_binary,
             git_password,
-            agents,
+            nodes: Some(nodes),
             appliers: Vec::new(),
         };
         if controller {
@@ -199,6 +195,11 @@ impl Sandbox {
         std::fs::write(&path, script).map_err(Error::io(format!("writing {}", path.display())))
     }
 
+    /// The real nodes, source's first (none when the sandbox runs the node agent).
+    pub fn nodes(&self) -> &[RealNode] {
+        self.nodes.as_ref().map(nodes::Started::real).unwrap_or_default()
+    }
+
     /// The local directory behind the app's volume in the source (`source == true`) or target cluster.
     pub fn volume_dir(&self, source: bool) -> PathBuf {
         let side = if source { "source" } else { "target" };
@@ -222,6 +223,10 @@ impl Sandbox {
         ] {
             let volume = self.volume_dir(source);
             std::fs::create_dir_all(&volume).map_err(Error::io(format!("creating {}", volume.display())))?;
+            // As the hostPath provisioner makes them: anyone may write, so the app (uid 999) makes its
+            // own data directory.
+            std::fs::set_permissions(&volume, std::fs::Permissions::from_mode(0o777))
+                .map_err(Error::io(format!("opening up {}", volume.display())))?;
             apply_yaml(client, &persistent_volume(&volume), "default").await?;
             apply_yaml(
                 client,
@@ -231,6 +236,10 @@ impl Sandbox {
             .await?;
             wait_for_default_service_account(client, APP_NAMESPACE).await?;
             apply_yaml(client, app, APP_NAMESPACE).await?;
+        }
+        if !self.nodes().is_empty() {
+            let marker = self.volume_dir(true).join(APP_DATA_DIR).join(APP_DATA_MARKER);
+            nodes::wait_app_running(&self.source_client, Some(&marker)).await?;
         }
         let provider = self.bind.provider().await?;
         let record = RecordSet::new(
@@ -356,8 +365,8 @@ impl Sandbox {
         if let Some(controller) = self.controller.take() {
             clean &= controller.stop();
         }
-        for agent in self.agents.drain(..) {
-            agent.stop().await;
+        if let Some(nodes) = self.nodes.take() {
+            nodes.stop().await;
         }
         self.git.stop().await;
         drop(self.bind);
@@ -365,6 +374,11 @@ impl Sandbox {
         clean &= self.target.stop();
         clean
     }
+}
+
+/// Waits until the app runs in the target cluster (after a cutover: every Deployment available).
+pub async fn wait_target_app(sandbox: &Sandbox) -> Result<()> {
+    nodes::wait_app_running(&sandbox.host_client, None).await
 }
 
 /// A hostPath PersistentVolume at `dir` pre-bound to the app's claim.
