@@ -9,6 +9,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::labels;
 use crate::Result;
+use crate::api::Itinerary;
 
 /// `(group, version, kind, plural)` of every kind Ferry creates per migration.
 /// Jobs come before Pods, so the Job controller does not replace a hook pod deleted under a live Job.
@@ -25,9 +26,28 @@ pub const TEMPORARY_KINDS: &[(&str, &str, &str, &str)] = &[
 /// returns how many deletions were requested. Kinds the cluster does not serve are skipped; objects
 /// already gone count as deleted.
 pub async fn delete_temporary(client: &Client, uid: &str) -> Result<usize> {
+    delete_temporary_kinds(client, uid, TEMPORARY_KINDS).await
+}
+
+/// The kinds a migration of `itinerary` can create: every kind but Jobs for a stage, which runs no
+/// hooks (so its cleanup lists one kind less in each cluster).
+pub fn kinds_of(itinerary: Itinerary) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    TEMPORARY_KINDS
+        .iter()
+        .filter(|(_, _, kind, _)| itinerary != Itinerary::Stage || *kind != "Job")
+        .copied()
+        .collect()
+}
+
+/// [`delete_temporary`] for the given kinds only.
+pub async fn delete_temporary_kinds(
+    client: &Client,
+    uid: &str,
+    kinds: &[(&str, &str, &str, &str)],
+) -> Result<usize> {
     let selector = labels::temporary_selector(uid);
     let mut deleted = 0;
-    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+    for &(group, version, kind, plural) in kinds {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
@@ -80,4 +100,18 @@ pub async fn stale_migrations(
         }
     }
     Ok(uids.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_cleans_up_every_kind_but_the_hook_jobs_it_never_runs() {
+        let stage = kinds_of(Itinerary::Stage);
+        assert!(!stage.iter().any(|k| k.2 == "Job"));
+        assert_eq!(stage.len(), TEMPORARY_KINDS.len() - 1);
+        assert_eq!(kinds_of(Itinerary::Final), TEMPORARY_KINDS.to_vec());
+        assert_eq!(kinds_of(Itinerary::Rollback), TEMPORARY_KINDS.to_vec());
+    }
 }

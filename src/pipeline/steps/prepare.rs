@@ -6,7 +6,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use crate::Result;
-use crate::pipeline::cleanup::{delete_temporary, stale_migrations};
+use crate::api::Itinerary;
+use crate::pipeline::cleanup::{delete_temporary, delete_temporary_kinds, kinds_of, stale_migrations};
 use crate::pipeline::labels;
 use crate::pipeline::{StepContext, StepOutcome};
 
@@ -30,7 +31,9 @@ pub async fn prepare(ctx: &StepContext) -> Result<StepOutcome> {
 /// CleanupMovers / Cleanup: every temporary object of this migration, in both clusters.
 pub async fn cleanup(ctx: &StepContext) -> Result<StepOutcome> {
     let uid = ctx.uid();
-    let removed = delete_temporary(&ctx.source, &uid).await? + delete_temporary(&ctx.target, &uid).await?;
+    let kinds = kinds_of(Itinerary::for_spec(&ctx.migration.spec));
+    let removed = delete_temporary_kinds(&ctx.source, &uid, &kinds).await?
+        + delete_temporary_kinds(&ctx.target, &uid, &kinds).await?;
     Ok(StepOutcome::Done(format!(
         "Removed {removed} temporary object(s)."
     )))
