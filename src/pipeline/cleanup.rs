@@ -29,12 +29,27 @@ pub async fn delete_temporary(client: &Client, uid: &str) -> Result<usize> {
     delete_temporary_kinds(client, uid, TEMPORARY_KINDS).await
 }
 
-/// The kinds a migration of `itinerary` can create: every kind but Jobs for a stage, which runs no
-/// hooks (so its cleanup lists one kind less in each cluster).
-pub fn kinds_of(itinerary: Itinerary) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+/// Which of a plan's two clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The source cluster: senders, their Secrets and egress policies, hook Jobs.
+    Source,
+    /// The target cluster: receivers and their Services, Routes, Secrets and ingress policies, hook Jobs.
+    Target,
+}
+
+/// The kinds a migration of `itinerary` (any itinerary: `None`) can have created in the cluster on
+/// `side`: receiver Services and Routes only in the target (a plan whose source is its target cleans
+/// that one cluster up with the target's kinds too), hook Jobs only in itineraries with hook steps
+/// (a stage runs none). Each kind left out is a LIST less per cluster in Prepare and the cleanup.
+pub fn kinds_of(
+    itinerary: Option<Itinerary>,
+    side: Side,
+) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
     TEMPORARY_KINDS
         .iter()
-        .filter(|(_, _, kind, _)| itinerary != Itinerary::Stage || *kind != "Job")
+        .filter(|(_, _, kind, _)| itinerary != Some(Itinerary::Stage) || *kind != "Job")
+        .filter(|(_, _, kind, _)| side == Side::Target || !matches!(*kind, "Service" | "Route"))
         .copied()
         .collect()
 }
@@ -74,6 +89,7 @@ pub async fn delete_temporary_kinds(
 /// a volume this migration is about to fill.
 pub async fn stale_migrations(
     client: &Client,
+    side: Side,
     plan_namespace: &str,
     plan_name: &str,
     keep_uid: &str,
@@ -85,7 +101,7 @@ pub async fn stale_migrations(
         uid = labels::MIGRATION_UID,
     );
     let mut uids = std::collections::BTreeSet::new();
-    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+    for (group, version, kind, plural) in kinds_of(None, side) {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
@@ -107,11 +123,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stage_cleans_up_every_kind_but_the_hook_jobs_it_never_runs() {
-        let stage = kinds_of(Itinerary::Stage);
-        assert!(!stage.iter().any(|k| k.2 == "Job"));
-        assert_eq!(stage.len(), TEMPORARY_KINDS.len() - 1);
-        assert_eq!(kinds_of(Itinerary::Final), TEMPORARY_KINDS.to_vec());
-        assert_eq!(kinds_of(Itinerary::Rollback), TEMPORARY_KINDS.to_vec());
+    fn a_cluster_is_cleaned_up_of_every_kind_made_there() {
+        let names = |kinds: Vec<(&str, &str, &'static str, &str)>| kinds.iter().map(|k| k.2).collect::<Vec<_>>();
+        assert_eq!(
+            names(kinds_of(Some(Itinerary::Stage), Side::Target)),
+            ["Pod", "Service", "Route", "NetworkPolicy", "Secret"],
+            "a stage runs no hooks"
+        );
+        assert_eq!(
+            names(kinds_of(Some(Itinerary::Stage), Side::Source)),
+            ["Pod", "NetworkPolicy", "Secret"],
+            "receivers live in the target"
+        );
+        assert_eq!(kinds_of(Some(Itinerary::Final), Side::Target), TEMPORARY_KINDS.to_vec());
+        assert_eq!(kinds_of(None, Side::Target), TEMPORARY_KINDS.to_vec());
+        assert_eq!(
+            names(kinds_of(None, Side::Source)),
+            ["Job", "Pod", "NetworkPolicy", "Secret"]
+        );
     }
 }

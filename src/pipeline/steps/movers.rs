@@ -48,7 +48,7 @@ pub(crate) fn stage_poll(elapsed: Duration) -> Duration {
 /// How often a stage transfer is looked at while the controller watches the source's mover pods: a
 /// sender that starts, ends, fails or vanishes wakes the migration at once, so the looks in between
 /// only refresh the progress in status (a log read and a status write each).
-pub(crate) const WATCHED_STAGE_POLL: Duration = Duration::from_secs(15);
+pub(crate) const WATCHED_STAGE_POLL: Duration = Duration::from_secs(30);
 
 /// How often the receivers are looked at, waiting for them to run, while the target's mover pods are
 /// watched (a receiver that starts running wakes the migration at once).
@@ -390,13 +390,14 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     if let Err(outcome) = endpoint(ctx, &mut spec).await? {
         return Ok(outcome);
     }
+    // Receivers first: waiting for them to run then reads nothing else (in the watch's view, nothing).
+    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
+        return Ok(waiting);
+    }
     let addresses = match addresses(ctx, &spec).await? {
         Ok(addresses) => addresses,
         Err(waiting) => return Ok(waiting),
     };
-    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
-        return Ok(waiting);
-    }
     let network_policies = ctx
         .plan
         .spec
