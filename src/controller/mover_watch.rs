@@ -150,8 +150,8 @@ impl MoverWatches {
         let state = Arc::new(AtomicU8::new(State::Starting as u8));
         let used = Arc::new(Mutex::new(Instant::now()));
         let config = watcher::Config::default().labels(&selector());
-        let events = reflector::reflector(writer, watcher::watcher(Api::<Pod>::all(client), config))
-            .default_backoff();
+        let events =
+            reflector::reflector(writer, watcher::watcher(Api::<Pod>::all(client), config)).default_backoff();
         let task = tokio::spawn(follow(
             key.to_string(),
             events,
@@ -219,8 +219,14 @@ mod tests {
     #[test]
     fn only_a_listed_watch_is_used_and_a_broken_one_is_started_again() {
         assert_eq!(lookup(None), Lookup::Start);
-        assert_eq!(lookup(Some((State::Ready, Duration::from_secs(900)))), Lookup::Use);
-        assert_eq!(lookup(Some((State::Starting, Duration::from_secs(1)))), Lookup::Wait);
+        assert_eq!(
+            lookup(Some((State::Ready, Duration::from_secs(900)))),
+            Lookup::Use
+        );
+        assert_eq!(
+            lookup(Some((State::Starting, Duration::from_secs(1)))),
+            Lookup::Wait
+        );
         assert_eq!(
             lookup(Some((State::Starting, IDLE))),
             Lookup::Start,
@@ -232,9 +238,6 @@ mod tests {
 
     #[test]
     fn the_watch_selects_movers_of_a_migration() {
-        assert_eq!(
-            selector(),
-            format!("{},{}", labels::MIGRATION_UID, movers::ROLE)
-        );
+        assert_eq!(selector(), format!("{},{}", labels::MIGRATION_UID, movers::ROLE));
     }
 }

@@ -227,8 +227,14 @@ mod tests {
         written.record(&migration("0"), Some("5".into()));
         assert!(!written.is_superseded(&migration("5")), "the latest");
         written.record(&migration("5"), Some("7".into()));
-        assert!(written.is_superseded(&migration("5")), "its event for 7 is on its way");
-        assert!(!written.is_superseded(&migration("6")), "someone else's: read fresh");
+        assert!(
+            written.is_superseded(&migration("5")),
+            "its event for 7 is on its way"
+        );
+        assert!(
+            !written.is_superseded(&migration("6")),
+            "someone else's: read fresh"
+        );
         assert!(!written.is_superseded(&migration("7")));
         written.record(&migration("7"), None);
         assert!(!written.is_superseded(&migration("5")), "forgotten");

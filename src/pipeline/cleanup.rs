@@ -124,7 +124,8 @@ mod tests {
 
     #[test]
     fn a_cluster_is_cleaned_up_of_every_kind_made_there() {
-        let names = |kinds: Vec<(&str, &str, &'static str, &str)>| kinds.iter().map(|k| k.2).collect::<Vec<_>>();
+        let names =
+            |kinds: Vec<(&str, &str, &'static str, &str)>| kinds.iter().map(|k| k.2).collect::<Vec<_>>();
         assert_eq!(
             names(kinds_of(Some(Itinerary::Stage), Side::Target)),
             ["Pod", "Service", "Route", "NetworkPolicy", "Secret"],
@@ -135,7 +136,10 @@ mod tests {
             ["Pod", "NetworkPolicy", "Secret"],
             "receivers live in the target"
         );
-        assert_eq!(kinds_of(Some(Itinerary::Final), Side::Target), TEMPORARY_KINDS.to_vec());
+        assert_eq!(
+            kinds_of(Some(Itinerary::Final), Side::Target),
+            TEMPORARY_KINDS.to_vec()
+        );
         assert_eq!(kinds_of(None, Side::Target), TEMPORARY_KINDS.to_vec());
         assert_eq!(
             names(kinds_of(None, Side::Source)),

@@ -192,7 +192,10 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
     let mut created = 0;
     for (client, ns, name, server) in &wanted {
         match api(client, ns)
-            .create(&kube::api::PostParams::default(), &secret(&certs, ns, name, *server))
+            .create(
+                &kube::api::PostParams::default(),
+                &secret(&certs, ns, name, *server),
+            )
             .await
         {
             Ok(_) => created += 1,
@@ -466,7 +469,10 @@ async fn senders(ctx: &StepContext, spec: &MoverSpec, pass: Pass) -> Result<BTre
         let seen = watched(
             store,
             &source_namespaces,
-            &[(labels::MIGRATION_UID, spec.uid.as_str()), (movers::PASS, pass.as_str())],
+            &[
+                (labels::MIGRATION_UID, spec.uid.as_str()),
+                (movers::PASS, pass.as_str()),
+            ],
         );
         let expected: Vec<String> = ctx
             .volumes()
@@ -749,12 +755,24 @@ mod tests {
         let stats = stats.as_str();
         let running = seen(vec![pod("a", "Running", None), pod("b", "Pending", None)]);
         assert!(watched_view_suffices(&expected, &running, limit));
-        let one_done = seen(vec![pod("a", "Running", None), pod("b", "Succeeded", Some(stats))]);
+        let one_done = seen(vec![
+            pod("a", "Running", None),
+            pod("b", "Succeeded", Some(stats)),
+        ]);
         assert!(watched_view_suffices(&expected, &one_done, limit));
-        let all_done = seen(vec![pod("a", "Succeeded", Some(stats)), pod("b", "Succeeded", Some(stats))]);
-        assert!(!watched_view_suffices(&expected, &all_done, limit), "the end is confirmed by a LIST");
+        let all_done = seen(vec![
+            pod("a", "Succeeded", Some(stats)),
+            pod("b", "Succeeded", Some(stats)),
+        ]);
+        assert!(
+            !watched_view_suffices(&expected, &all_done, limit),
+            "the end is confirmed by a LIST"
+        );
         let missing = seen(vec![pod("a", "Running", None)]);
-        assert!(!watched_view_suffices(&expected, &missing, limit), "created a moment ago, or vanished");
+        assert!(
+            !watched_view_suffices(&expected, &missing, limit),
+            "created a moment ago, or vanished"
+        );
         let no_record = seen(vec![pod("a", "Running", None), pod("b", "Succeeded", None)]);
         assert!(!watched_view_suffices(&expected, &no_record, limit));
         let failed = seen(vec![pod("a", "Running", None), pod("b", "Failed", None)]);
