@@ -192,6 +192,8 @@ async fn commit_mode_quiesces_starts_and_rolls_back_through_git() {
         target: target.clone(),
         migration,
         plan,
+        source_pods: None,
+        target_pods: None,
     };
     let clone = git_support::cli_clone(dir.path(), &url, "watcher");
 

@@ -76,6 +76,8 @@ async fn destination_namespaces_and_pvcs_are_created_once_and_checked() {
         target: dst.clone(),
         migration: MigMigration::new("m", MigMigrationSpec::of_plan("ferry", "shop")),
         plan: plan.clone(),
+        source_pods: None,
+        target_pods: None,
     };
 
     assert_eq!(

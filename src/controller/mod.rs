@@ -20,6 +20,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 mod migration;
+pub mod mover_watch;
 mod pacing;
 pub mod plan;
 pub mod remote;
@@ -69,6 +70,10 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// When each running migration is next due for a look.
     pub pacing: pacing::Pacing,
+    /// Watches of the mover pods in the clusters migrations run in, shared by the migrations.
+    pub mover_watches: mover_watch::MoverWatches,
+    /// The UIDs of migrations whose mover pods changed, taken by [`run`] to wake them.
+    woken: std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<String>>>,
 }
 
 impl Context {
@@ -78,6 +83,7 @@ impl Context {
             controller: "ferry-controller".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let (wake, woken) = futures::channel::mpsc::unbounded();
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -90,6 +96,8 @@ impl Context {
             written: stores::Written::default(),
             backoff: backoff::Backoff::default(),
             pacing: pacing::Pacing::default(),
+            mover_watches: mover_watch::MoverWatches::new(wake),
+            woken: std::sync::Mutex::new(Some(woken)),
         }
     }
 }
@@ -185,7 +193,28 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .for_each(log_result);
 
+    // A mover pod event wakes its migration now, whenever its next look was due.
+    let woken = ctx
+        .woken
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .map(|woken| woken.boxed())
+        .unwrap_or_else(|| futures::stream::empty().boxed());
+    let (wake_store, wake_ctx) = (migration_store.clone(), ctx.clone());
+    let woken = woken.filter_map(move |uid| {
+        let found = wake_store
+            .state()
+            .into_iter()
+            .find(|m| m.uid().as_deref() == Some(uid.as_str()));
+        let found = found.map(|m| {
+            wake_ctx.pacing.clear(&stores::object_key(m.as_ref()));
+            ObjectRef::from_obj(m.as_ref())
+        });
+        std::future::ready(found)
+    });
     let migrations = migration_controller
+        .reconcile_on(woken)
         .watches(Api::<MigPlan>::all(client), config, move |plan| {
             referring(&migration_store.state(), &plan, |migration| {
                 vec![&migration.spec.mig_plan_ref]

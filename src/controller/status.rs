@@ -91,10 +91,14 @@ where
     }
 }
 
-/// The conditions of `after` that are new or differ from `before` in status, reason or message.
+/// The conditions of `after` that are new or differ from `before` in status, reason or message. The
+/// kstatus conditions (`Reconciling`, `Stalled`) repeat `Running` and `Failed` word for word: they
+/// are written, but publishing them would double the Events of every step (issue #13).
 pub(crate) fn changed_conditions<'a>(before: &[Condition], after: &'a [Condition]) -> Vec<&'a Condition> {
+    use crate::pipeline::kstatus::{RECONCILING, STALLED};
     after
         .iter()
+        .filter(|c| c.type_ != RECONCILING && c.type_ != STALLED)
         .filter(|c| match condition::find(before, &c.type_) {
             Some(old) => old.status != c.status || old.reason != c.reason || old.message != c.message,
             None => true,
@@ -115,5 +119,15 @@ mod tests {
         let changed: Vec<_> = changed_conditions(&before, &after).into_iter().cloned().collect();
         assert_eq!(changed, vec![problem]);
         assert!(changed_conditions(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn the_kstatus_copies_of_running_and_failed_publish_no_events() {
+        let reconciling = Condition::holds("Reconciling", Category::Advisory, "Prepare", "Step: 1/8");
+        let stalled = Condition::holds("Stalled", Category::Critical, "Verify", "differ");
+        let running = Condition::holds("Running", Category::Advisory, "Prepare", "Step: 1/8");
+        let after = vec![reconciling, stalled, running.clone()];
+        let changed: Vec<_> = changed_conditions(&[], &after).into_iter().cloned().collect();
+        assert_eq!(changed, vec![running]);
     }
 }

@@ -137,6 +137,9 @@ impl Context {
 #[derive(Default)]
 pub struct Written {
     versions: Mutex<HashMap<String, String>>,
+    /// The write before the latest, per object: a cached copy at that version is this controller's
+    /// own and the watch event of its newer write is still on its way.
+    previous: Mutex<HashMap<String, String>>,
 }
 
 /// `Kind/namespace/name`: the key of an object in the controller's per-object bookkeeping (last
@@ -156,10 +159,26 @@ impl Written {
     pub fn record<K: kube::Resource<DynamicType = ()>>(&self, object: &K, version: Option<String>) {
         let key = object_key(object);
         let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        match version {
-            Some(version) => versions.insert(key, version),
+        let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let before = match version {
+            Some(version) => versions.insert(key.clone(), version),
             None => versions.remove(&key),
         };
+        match before {
+            Some(before) => previous.insert(key, before),
+            None => previous.remove(&key),
+        };
+    }
+
+    /// Whether the cached `object` is this controller's write before its latest one: the watch event
+    /// of the latest write is still to come (and reconciles the object), so a read now is not needed.
+    pub fn is_superseded<K: kube::Resource<DynamicType = ()>>(&self, object: &K) -> bool {
+        let key = object_key(object);
+        let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        object.meta().resource_version.as_ref().is_some_and(|rv| {
+            previous.get(&key) == Some(rv) && versions.get(&key).is_some_and(|latest| latest != rv)
+        })
     }
 
     /// Whether `object` is, to the resourceVersion, what this controller wrote last.
@@ -200,5 +219,24 @@ mod tests {
         assert!(!written.is_latest(&migration("6")), "someone else wrote since");
         written.record(&migration("5"), None);
         assert!(!written.is_latest(&migration("5")));
+    }
+
+    #[test]
+    fn a_cached_copy_of_the_write_before_the_latest_waits_for_the_latest() {
+        let written = Written::default();
+        written.record(&migration("0"), Some("5".into()));
+        assert!(!written.is_superseded(&migration("5")), "the latest");
+        written.record(&migration("5"), Some("7".into()));
+        assert!(
+            written.is_superseded(&migration("5")),
+            "its event for 7 is on its way"
+        );
+        assert!(
+            !written.is_superseded(&migration("6")),
+            "someone else's: read fresh"
+        );
+        assert!(!written.is_superseded(&migration("7")));
+        written.record(&migration("7"), None);
+        assert!(!written.is_superseded(&migration("5")), "forgotten");
     }
 }

@@ -9,6 +9,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::labels;
 use crate::Result;
+use crate::api::Itinerary;
 
 /// `(group, version, kind, plural)` of every kind Ferry creates per migration.
 /// Jobs come before Pods, so the Job controller does not replace a hook pod deleted under a live Job.
@@ -25,9 +26,43 @@ pub const TEMPORARY_KINDS: &[(&str, &str, &str, &str)] = &[
 /// returns how many deletions were requested. Kinds the cluster does not serve are skipped; objects
 /// already gone count as deleted.
 pub async fn delete_temporary(client: &Client, uid: &str) -> Result<usize> {
+    delete_temporary_kinds(client, uid, TEMPORARY_KINDS).await
+}
+
+/// Which of a plan's two clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The source cluster: senders, their Secrets and egress policies, hook Jobs.
+    Source,
+    /// The target cluster: receivers and their Services, Routes, Secrets and ingress policies, hook Jobs.
+    Target,
+}
+
+/// The kinds a migration of `itinerary` (any itinerary: `None`) can have created in the cluster on
+/// `side`: receiver Services and Routes only in the target (a plan whose source is its target cleans
+/// that one cluster up with the target's kinds too), hook Jobs only in itineraries with hook steps
+/// (a stage runs none). Each kind left out is a LIST less per cluster in Prepare and the cleanup.
+pub fn kinds_of(
+    itinerary: Option<Itinerary>,
+    side: Side,
+) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    TEMPORARY_KINDS
+        .iter()
+        .filter(|(_, _, kind, _)| itinerary != Some(Itinerary::Stage) || *kind != "Job")
+        .filter(|(_, _, kind, _)| side == Side::Target || !matches!(*kind, "Service" | "Route"))
+        .copied()
+        .collect()
+}
+
+/// [`delete_temporary`] for the given kinds only.
+pub async fn delete_temporary_kinds(
+    client: &Client,
+    uid: &str,
+    kinds: &[(&str, &str, &str, &str)],
+) -> Result<usize> {
     let selector = labels::temporary_selector(uid);
     let mut deleted = 0;
-    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+    for &(group, version, kind, plural) in kinds {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
@@ -54,6 +89,7 @@ pub async fn delete_temporary(client: &Client, uid: &str) -> Result<usize> {
 /// a volume this migration is about to fill.
 pub async fn stale_migrations(
     client: &Client,
+    side: Side,
     plan_namespace: &str,
     plan_name: &str,
     keep_uid: &str,
@@ -65,7 +101,7 @@ pub async fn stale_migrations(
         uid = labels::MIGRATION_UID,
     );
     let mut uids = std::collections::BTreeSet::new();
-    for &(group, version, kind, plural) in TEMPORARY_KINDS {
+    for (group, version, kind, plural) in kinds_of(None, side) {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
@@ -80,4 +116,34 @@ pub async fn stale_migrations(
         }
     }
     Ok(uids.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_cleaned_up_of_every_kind_made_there() {
+        let names =
+            |kinds: Vec<(&str, &str, &'static str, &str)>| kinds.iter().map(|k| k.2).collect::<Vec<_>>();
+        assert_eq!(
+            names(kinds_of(Some(Itinerary::Stage), Side::Target)),
+            ["Pod", "Service", "Route", "NetworkPolicy", "Secret"],
+            "a stage runs no hooks"
+        );
+        assert_eq!(
+            names(kinds_of(Some(Itinerary::Stage), Side::Source)),
+            ["Pod", "NetworkPolicy", "Secret"],
+            "receivers live in the target"
+        );
+        assert_eq!(
+            kinds_of(Some(Itinerary::Final), Side::Target),
+            TEMPORARY_KINDS.to_vec()
+        );
+        assert_eq!(kinds_of(None, Side::Target), TEMPORARY_KINDS.to_vec());
+        assert_eq!(
+            names(kinds_of(None, Side::Source)),
+            ["Job", "Pod", "NetworkPolicy", "Secret"]
+        );
+    }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
 use crate::api::plan::DiscoveredVolume;
@@ -26,6 +28,12 @@ pub struct StepContext {
     pub migration: MigMigration,
     /// Its plan.
     pub plan: MigPlan,
+    /// The source cluster's mover pods as the controller's watch of them sees them, while that watch
+    /// is current (`None`: read the API). A view that may lag: steps use it only to see that a
+    /// transfer is still under way, and read the API for anything they decide on.
+    pub source_pods: Option<Store<Pod>>,
+    /// The same for the target cluster's (the receivers).
+    pub target_pods: Option<Store<Pod>>,
 }
 
 impl StepContext {

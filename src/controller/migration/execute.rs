@@ -354,9 +354,13 @@ async fn step_context(
     migration: &MigMigration,
     plan: MigPlan,
 ) -> std::result::Result<StepContext, String> {
-    let (source, target) = clusters(ctx, &plan).await?;
+    let plan_ns = plan.namespace().unwrap_or_default();
+    let (source_key, source) = cluster_client(ctx, &plan.spec.src_mig_cluster_ref, &plan_ns).await?;
+    let (target_key, target) = cluster_client(ctx, &plan.spec.dest_mig_cluster_ref, &plan_ns).await?;
     Ok(StepContext {
         host: ctx.client.clone(),
+        source_pods: ctx.mover_watches.store(&source_key, &source),
+        target_pods: ctx.mover_watches.store(&target_key, &target),
         source,
         target,
         migration: migration.clone(),
@@ -367,16 +371,18 @@ async fn step_context(
 /// Clients for the plan's source and target clusters, or why they cannot be had.
 async fn clusters(ctx: &Context, plan: &MigPlan) -> std::result::Result<(Client, Client), String> {
     let plan_ns = plan.namespace().unwrap_or_default();
-    let source = cluster_client(ctx, &plan.spec.src_mig_cluster_ref, &plan_ns).await?;
-    let target = cluster_client(ctx, &plan.spec.dest_mig_cluster_ref, &plan_ns).await?;
+    let (_, source) = cluster_client(ctx, &plan.spec.src_mig_cluster_ref, &plan_ns).await?;
+    let (_, target) = cluster_client(ctx, &plan.spec.dest_mig_cluster_ref, &plan_ns).await?;
     Ok((source, target))
 }
 
+/// The client of the cluster `reference` names, with the key its mover watch is kept under (the
+/// host's own for every host MigCluster: one cluster, one watch).
 async fn cluster_client(
     ctx: &Context,
     reference: &ResourceRef,
     plan_ns: &str,
-) -> std::result::Result<Client, String> {
+) -> std::result::Result<(String, Client), String> {
     let namespace = reference.namespace_or(plan_ns);
     let label = format!("MigCluster {namespace}/{}", reference.name);
     let cluster = ctx
@@ -384,10 +390,17 @@ async fn cluster_client(
         .await
         .map_err(|err| format!("{label}: {err}"))?
         .ok_or_else(|| format!("{label} does not exist"))?;
-    ctx.clients
+    let key = if cluster.spec.is_host_cluster {
+        String::new()
+    } else {
+        format!("{namespace}/{}", reference.name)
+    };
+    let client = ctx
+        .clients
         .get(&ctx.client, &cluster, SECRET_RECHECK)
         .await
-        .map_err(|problem| format!("{label}: {} ({})", problem.message, problem.reason))
+        .map_err(|problem| format!("{label}: {} ({})", problem.message, problem.reason))?;
+    Ok((key, client))
 }
 
 /// Test hook for the crash-safety scenario: with `FERRY_TEST_STEP_GATE=<dir>` set, the first run of

@@ -53,6 +53,10 @@ async fn reconcile_migration(cached: Arc<MigMigration>, ctx: Arc<Context>) -> Re
             return Ok(Action::requeue(wait));
         }
         (*cached).clone()
+    } else if ctx.written.is_superseded(cached.as_ref()) {
+        // The cache holds this controller's write before its latest (woken by a mover pod a moment
+        // after a status write): the latest one's watch event reconciles it, with no read now.
+        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     } else {
         let api = Api::<MigMigration>::namespaced(ctx.client.clone(), &own_ns);
         match api.get_opt(&cached.name_any()).await? {

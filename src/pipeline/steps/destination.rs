@@ -18,10 +18,12 @@ pub async fn ensure_namespaces(ctx: &StepContext) -> Result<StepOutcome> {
     let plan_ns = plan.namespace().unwrap_or_default();
     let mut created = Vec::new();
     for mapping in plan_mappings(plan) {
-        if api.get_opt(&mapping.target).await?.is_none() {
-            let namespace = target::namespace(&mapping.target, &plan_ns, &plan.name_any());
-            create_if_absent(&api, &namespace).await?;
-            created.push(mapping.target);
+        // Created without a read first: one that exists answers 409 (AlreadyExists) and is kept.
+        let namespace = target::namespace(&mapping.target, &plan_ns, &plan.name_any());
+        match api.create(&kube::api::PostParams::default(), &namespace).await {
+            Ok(_) => created.push(mapping.target),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(StepOutcome::Done(if created.is_empty() {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DynamicObject, ListParams, LogParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::mover_endpoints::{CHOICE_ANNOTATION, addresses, endpoint, recorded_choice, route_api};
@@ -42,6 +43,73 @@ const STAGE_POLL_MAX: Duration = Duration::from_secs(5);
 /// when a sender is not transferring).
 pub(crate) fn stage_poll(elapsed: Duration) -> Duration {
     (elapsed / 5).clamp(POLL, STAGE_POLL_MAX)
+}
+
+/// How often a stage transfer is looked at while the controller watches the source's mover pods: a
+/// sender that starts, ends, fails or vanishes wakes the migration at once, so the looks in between
+/// only refresh the progress in status (a log read and a status write each).
+pub(crate) const WATCHED_STAGE_POLL: Duration = Duration::from_secs(30);
+
+/// How often the receivers are looked at, waiting for them to run, while the target's mover pods are
+/// watched (a receiver that starts running wakes the migration at once).
+const WATCHED_POLL: Duration = Duration::from_secs(5);
+
+/// The passes whose senders can exist when `pass` starts: a migration runs its passes in this order
+/// (Stage, Final, Verify), so only an earlier pass's senders are there to be removed.
+fn earlier_passes(pass: Pass) -> &'static [Pass] {
+    match pass {
+        Pass::Stage => &[],
+        Pass::Final => &[Pass::Stage],
+        Pass::Verify => &[Pass::Stage, Pass::Final],
+    }
+}
+
+/// Whether the watch's view of this pass's senders (`expected` names) shows a transfer still under
+/// way, every sender there, none terminating, each pending (not past `start_limit`) or running:
+/// then it is enough for a look. Anything else (one missing, all done, one failed, ended without its
+/// stats record, or pending too long) is decided on a fresh LIST: the view may lag.
+pub(crate) fn watched_view_suffices(
+    expected: &[String],
+    seen: &BTreeMap<String, Pod>,
+    start_limit: Duration,
+) -> bool {
+    let mut running = false;
+    for name in expected {
+        let Some(pod) = seen.get(name) else {
+            return false;
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            return false;
+        }
+        match transfer::sender_state(pod) {
+            SenderState::Running => running = true,
+            SenderState::Pending(_) if pending_for(pod).is_some_and(|p| p < start_limit) => running = true,
+            SenderState::Succeeded(Some(_)) => {}
+            _ => return false,
+        }
+    }
+    running
+}
+
+/// How long `pod` has existed.
+fn pending_for(pod: &Pod) -> Option<Duration> {
+    let created = pod.metadata.creation_timestamp.as_ref()?.0;
+    Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(created)).ok()
+}
+
+/// The pods in `store` in `namespace` whose labels include every one of `labels`.
+fn watched(store: &Store<Pod>, namespaces: &[String], labels: &[(&str, &str)]) -> BTreeMap<String, Pod> {
+    store
+        .state()
+        .into_iter()
+        .filter(|pod| namespaces.iter().any(|ns| pod.namespace().as_deref() == Some(ns)))
+        .filter(|pod| {
+            labels
+                .iter()
+                .all(|(k, v)| pod.labels().get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|pod| (pod.name_any(), (*pod).clone()))
+        .collect()
 }
 
 /// The builders' view of the migration. The endpoint is the plan's as asked (NodePort when unset):
@@ -109,8 +177,40 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
         wanted.push((&ctx.source, ns, movers::client_secret_name(&spec.uid), false));
     }
     let api = |client: &Client, ns: &str| Api::<Secret>::namespaced(client.clone(), ns);
-    let mut present = 0;
-    for (client, ns, name, _) in &wanted {
+    let secret = |certs: &crate::mover::MoverCerts, ns: &str, name: &str, server: bool| {
+        let (cert, key) = if server {
+            (&certs.server_cert_pem, &certs.server_key_pem)
+        } else {
+            (&certs.client_cert_pem, &certs.client_key_pem)
+        };
+        movers::tls_secret(&spec, name, ns, &certs.ca_pem, cert, key)
+    };
+    // Usually none exists yet: the set is created from one issue without reading first. The first
+    // that exists (a crash, a later pass) sends it to the reading path below, after removing what
+    // this call created, so no set ever holds two issues' certificates.
+    let certs = crate::mover::issue(&spec.uid, &[movers::SERVER_NAME.to_string()])?;
+    let mut created = 0;
+    for (client, ns, name, server) in &wanted {
+        match api(client, ns)
+            .create(
+                &kube::api::PostParams::default(),
+                &secret(&certs, ns, name, *server),
+            )
+            .await
+        {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(status)) if status.code == 409 => break,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if created > 0 && created < wanted.len() {
+        for (client, ns, name, _) in &wanted {
+            delete_if_present(&api(client, ns), name).await?;
+        }
+    }
+    let mut present = if created == wanted.len() { created } else { 0 };
+    let read = present < wanted.len();
+    for (client, ns, name, _) in wanted.iter().filter(|_| read) {
         if api(client, ns).get_opt(name).await?.is_some() {
             present += 1;
         }
@@ -123,13 +223,7 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
         }
         let certs = crate::mover::issue(&spec.uid, &[movers::SERVER_NAME.to_string()])?;
         for (client, ns, name, server) in &wanted {
-            let (cert, key) = if *server {
-                (&certs.server_cert_pem, &certs.server_key_pem)
-            } else {
-                (&certs.client_cert_pem, &certs.client_key_pem)
-            };
-            let secret = movers::tls_secret(&spec, name, ns, &certs.ca_pem, cert, key);
-            create_if_absent(&api(client, ns), &secret).await?;
+            create_if_absent(&api(client, ns), &secret(&certs, ns, name, *server)).await?;
         }
     }
     if let Some(url) = ctx.plan.spec.transfer.as_ref().and_then(|t| t.proxy.clone()) {
@@ -192,12 +286,27 @@ async fn ensure_receivers(ctx: &StepContext, spec: &MoverSpec) -> Result<Option<
         let pods: Api<Pod> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
         let receiver = movers::receive_pod(spec, volume);
         let name = receiver.name_any();
-        let current = match pods.get_opt(&name).await? {
-            Some(pod) => pod,
-            None => {
-                create_if_absent(&pods, &receiver).await?;
-                pods.get(&name).await?
-            }
+        // The watch's view is enough to see a receiver running or still starting; one it does not
+        // show running is read (or created) fresh.
+        let seen = ctx.target_pods.as_ref().and_then(|store| {
+            store
+                .get(&ObjectRef::new(&name).within(&volume.target_namespace))
+                .map(|pod| (*pod).clone())
+        });
+        let current = match seen {
+            Some(pod) if receiver_fine(&pod, start_timeout(ctx)) => pod,
+            // Watched but not seen running: most likely not created yet.
+            _ if ctx.target_pods.is_some() => match create(&pods, &receiver).await? {
+                Some(created) => created,
+                None => pods.get(&name).await?,
+            },
+            _ => match pods.get_opt(&name).await? {
+                Some(pod) => pod,
+                None => match create(&pods, &receiver).await? {
+                    Some(created) => created,
+                    None => pods.get(&name).await?,
+                },
+            },
         };
         let phase = current.status.as_ref().and_then(|s| s.phase.as_deref());
         if phase == Some("Running") && current.metadata.deletion_timestamp.is_none() {
@@ -214,14 +323,37 @@ async fn ensure_receivers(ctx: &StepContext, spec: &MoverSpec) -> Result<Option<
     Ok((!not_running.is_empty()).then(|| StepOutcome::InProgress {
         message: format!("Waiting for receivers to run: {}.", not_running.join(", ")),
         progress: Vec::new(),
-        after: POLL,
+        after: if ctx.target_pods.is_some() {
+            WATCHED_POLL
+        } else {
+            POLL
+        },
     }))
+}
+
+/// Whether a watched receiver is running, or pending within the start limit, and not terminating.
+fn receiver_fine(pod: &Pod, start_limit: Duration) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none()
+        && match phase {
+            Some("Running") => true,
+            Some("Pending") | None => pending_for(pod).is_some_and(|p| p < start_limit),
+            _ => false,
+        }
+}
+
+/// Creates `pod`: `Some` with the created pod, `None` when one of that name exists (read it).
+async fn create(pods: &Api<Pod>, pod: &Pod) -> Result<Option<Pod>> {
+    match pods.create(&kube::api::PostParams::default(), pod).await {
+        Ok(created) => Ok(Some(created)),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A Failed outcome naming the pod's reason when `pod` has been pending longer than the plan allows.
 fn stuck(ctx: &StepContext, pod: &Pod, what: &str) -> Option<StepOutcome> {
-    let created = pod.metadata.creation_timestamp.as_ref()?.0;
-    let pending = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(created)).ok()?;
+    let pending = pending_for(pod)?;
     let limit = start_timeout(ctx);
     (pending > limit).then(|| {
         StepOutcome::Failed(format!(
@@ -261,13 +393,14 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     if let Err(outcome) = endpoint(ctx, &mut spec).await? {
         return Ok(outcome);
     }
+    // Receivers first: waiting for them to run then reads nothing else (in the watch's view, nothing).
+    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
+        return Ok(waiting);
+    }
     let addresses = match addresses(ctx, &spec).await? {
         Ok(addresses) => addresses,
         Err(waiting) => return Ok(waiting),
     };
-    if let Some(waiting) = ensure_receivers(ctx, &spec).await? {
-        return Ok(waiting);
-    }
     let network_policies = ctx
         .plan
         .spec
@@ -279,11 +412,8 @@ pub async fn ensure_pods(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
             return Ok(changed);
         }
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
-        for other in [Pass::Stage, Pass::Final, Pass::Verify]
-            .into_iter()
-            .filter(|p| *p != pass)
-        {
-            delete_if_present(&pods, &movers::sender_name(&spec.uid, volume, other)).await?;
+        for other in earlier_passes(pass) {
+            delete_if_present(&pods, &movers::sender_name(&spec.uid, volume, *other)).await?;
         }
         if network_policies {
             let dial_port = address
@@ -332,8 +462,29 @@ async fn senders(ctx: &StepContext, spec: &MoverSpec, pass: Pass) -> Result<BTre
         movers::PASS,
         pass.as_str()
     );
+    let source_namespaces = namespaces(ctx.volumes(), false);
+    if pass == Pass::Stage
+        && let Some(store) = &ctx.source_pods
+    {
+        let seen = watched(
+            store,
+            &source_namespaces,
+            &[
+                (labels::MIGRATION_UID, spec.uid.as_str()),
+                (movers::PASS, pass.as_str()),
+            ],
+        );
+        let expected: Vec<String> = ctx
+            .volumes()
+            .iter()
+            .map(|v| movers::sender_name(&spec.uid, v, pass))
+            .collect();
+        if watched_view_suffices(&expected, &seen, start_timeout(ctx)) {
+            return Ok(seen);
+        }
+    }
     let mut found = BTreeMap::new();
-    for namespace in namespaces(ctx.volumes(), false) {
+    for namespace in source_namespaces {
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &namespace);
         for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
             found.insert(pod.name_any(), pod);
@@ -442,7 +593,9 @@ async fn follow(
                 pass.as_str()
             ),
             progress,
-            after: if pass == Pass::Stage {
+            after: if pass == Pass::Stage && ctx.source_pods.is_some() {
+                WATCHED_STAGE_POLL
+            } else if pass == Pass::Stage {
                 stage_poll(
                     ctx.elapsed(Step::WaitForTransfer)
                         .max(ctx.elapsed(Step::StageSync)),
@@ -560,5 +713,95 @@ mod tests {
         assert_eq!(stage_poll(Duration::from_secs(4)), POLL);
         assert_eq!(stage_poll(Duration::from_secs(15)), Duration::from_secs(3));
         assert_eq!(stage_poll(Duration::from_secs(3600)), STAGE_POLL_MAX);
+    }
+
+    fn pod(name: &str, phase: &str, message: Option<&str>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "app",
+                         "creationTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()},
+            "status": {"phase": phase, "containerStatuses": [{
+                "name": "mover", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": match message {
+                    Some(m) => serde_json::json!({"terminated": {"exitCode": 0, "message": m}}),
+                    None => serde_json::json!({"running": {}}),
+                }
+            }]}
+        }))
+        .unwrap()
+    }
+
+    fn seen(pods: Vec<Pod>) -> BTreeMap<String, Pod> {
+        pods.into_iter().map(|p| (p.name_any(), p)).collect()
+    }
+
+    #[test]
+    fn the_watched_view_only_says_a_transfer_goes_on_anything_else_is_read_fresh() {
+        let expected = vec!["a".to_string(), "b".to_string()];
+        let limit = Duration::from_secs(300);
+        let stats = serde_json::to_string(&Progress::Stats {
+            bytes_sent: 10,
+            bytes_received: 5,
+            files_transferred: 3,
+            files_total: 7,
+            total_size: 2048,
+            files_deleted: 0,
+            duration_secs: 1.5,
+            rsync_exit_code: 0,
+            attempts: 1,
+            success: true,
+            pass: None,
+        })
+        .unwrap();
+        let stats = stats.as_str();
+        let running = seen(vec![pod("a", "Running", None), pod("b", "Pending", None)]);
+        assert!(watched_view_suffices(&expected, &running, limit));
+        let one_done = seen(vec![
+            pod("a", "Running", None),
+            pod("b", "Succeeded", Some(stats)),
+        ]);
+        assert!(watched_view_suffices(&expected, &one_done, limit));
+        let all_done = seen(vec![
+            pod("a", "Succeeded", Some(stats)),
+            pod("b", "Succeeded", Some(stats)),
+        ]);
+        assert!(
+            !watched_view_suffices(&expected, &all_done, limit),
+            "the end is confirmed by a LIST"
+        );
+        let missing = seen(vec![pod("a", "Running", None)]);
+        assert!(
+            !watched_view_suffices(&expected, &missing, limit),
+            "created a moment ago, or vanished"
+        );
+        let no_record = seen(vec![pod("a", "Running", None), pod("b", "Succeeded", None)]);
+        assert!(!watched_view_suffices(&expected, &no_record, limit));
+        let failed = seen(vec![pod("a", "Running", None), pod("b", "Failed", None)]);
+        assert!(!watched_view_suffices(&expected, &failed, limit));
+        let pending = seen(vec![pod("a", "Pending", None), pod("b", "Pending", None)]);
+        assert!(
+            !watched_view_suffices(&expected, &pending, Duration::ZERO),
+            "pending past the start limit: failed on a fresh read only"
+        );
+        let mut deleting = running.clone();
+        deleting.get_mut("a").unwrap().metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+        );
+        assert!(!watched_view_suffices(&expected, &deleting, limit));
+    }
+
+    #[test]
+    fn a_pass_removes_only_the_senders_of_the_passes_before_it() {
+        assert!(earlier_passes(Pass::Stage).is_empty());
+        assert_eq!(earlier_passes(Pass::Final), &[Pass::Stage]);
+        assert_eq!(earlier_passes(Pass::Verify), &[Pass::Stage, Pass::Final]);
+    }
+
+    #[test]
+    fn a_watched_receiver_is_fine_running_or_starting_in_time() {
+        let limit = Duration::from_secs(300);
+        assert!(receiver_fine(&pod("r", "Running", None), limit));
+        assert!(receiver_fine(&pod("r", "Pending", None), limit));
+        assert!(!receiver_fine(&pod("r", "Pending", None), Duration::ZERO));
+        assert!(!receiver_fine(&pod("r", "Failed", None), limit));
     }
 }

@@ -6,7 +6,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use crate::Result;
-use crate::pipeline::cleanup::{delete_temporary, stale_migrations};
+use crate::api::Itinerary;
+use crate::pipeline::cleanup::{Side, delete_temporary_kinds, kinds_of, stale_migrations};
 use crate::pipeline::labels;
 use crate::pipeline::{StepContext, StepOutcome};
 
@@ -14,9 +15,10 @@ use crate::pipeline::{StepContext, StepOutcome};
 /// movers left behind by other migrations of the plan are removed.
 pub async fn prepare(ctx: &StepContext) -> Result<StepOutcome> {
     let mut removed = 0;
-    for client in [&ctx.source, &ctx.target] {
-        for uid in stale_migrations(client, &ctx.plan_namespace(), &ctx.plan.name_any(), &ctx.uid()).await? {
-            removed += delete_temporary(client, &uid).await?;
+    for (client, side) in [(&ctx.source, Side::Source), (&ctx.target, Side::Target)] {
+        let (plan_ns, plan) = (ctx.plan_namespace(), ctx.plan.name_any());
+        for uid in stale_migrations(client, side, &plan_ns, &plan, &ctx.uid()).await? {
+            removed += delete_temporary_kinds(client, &uid, &kinds_of(None, side)).await?;
         }
     }
     let volumes = ctx.volumes().len();
@@ -30,7 +32,9 @@ pub async fn prepare(ctx: &StepContext) -> Result<StepOutcome> {
 /// CleanupMovers / Cleanup: every temporary object of this migration, in both clusters.
 pub async fn cleanup(ctx: &StepContext) -> Result<StepOutcome> {
     let uid = ctx.uid();
-    let removed = delete_temporary(&ctx.source, &uid).await? + delete_temporary(&ctx.target, &uid).await?;
+    let itinerary = Some(Itinerary::for_spec(&ctx.migration.spec));
+    let removed = delete_temporary_kinds(&ctx.source, &uid, &kinds_of(itinerary, Side::Source)).await?
+        + delete_temporary_kinds(&ctx.target, &uid, &kinds_of(itinerary, Side::Target)).await?;
     Ok(StepOutcome::Done(format!(
         "Removed {removed} temporary object(s)."
     )))
