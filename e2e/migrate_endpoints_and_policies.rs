@@ -1,10 +1,11 @@
 //! Scenario: the plan's transfer and Argo CD settings, on the whole sandbox.
 //! - `endpointType: Route` on a cluster without OpenShift's API fails the stage with a clear message;
-//! - `endpointType: LoadBalancer` with no load balancer waits and says so; deleting the migration then
-//!   removes its temporary objects from both clusters before the finalizer lets it go;
+//! - `endpointType: LoadBalancer` while no address comes (the nodes' load-balancer stand-in held) waits
+//!   and says so; deleting the migration then removes its temporary objects from both clusters before
+//!   the finalizer lets it go;
 //! - `endpointType: ClusterIP` between two clusters fails at once saying why; unset, Ferry picks: no
-//!   Route API and no load-balancer address within `loadBalancerWaitSeconds`, so NodePort, and the
-//!   step message says so;
+//!   Route API, so a LoadBalancer, which the stand-in addresses within `loadBalancerWaitSeconds`, and
+//!   the step message says so (the NodePort fallback: `migrate_seed_cutover`, on the agent);
 //! - `networkPolicies: true` creates the movers' NetworkPolicies (and the stage still moves the data);
 //! - Patch mode under an Argo CD Application that self-heals is refused, and nothing is scaled down.
 
@@ -58,7 +59,15 @@ async fn endpoints_policies_and_argocd_refusal() {
         "{cause}"
     );
 
-    // LoadBalancer without a load balancer: waits, says why.
+    // LoadBalancer without an address (the nodes' load-balancer stand-in held, as a cloud load
+    // balancer still provisioning): waits, says why.
+    let hold = |held: bool| {
+        sandbox
+            .nodes()
+            .iter()
+            .for_each(|node| node.hold_load_balancer(held))
+    };
+    hold(true);
     set_transfer(&scenario, serde_json::json!({"endpointType": "LoadBalancer"})).await;
     scenario.create_migration("via-lb", |s| s.stage = true).await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -93,6 +102,7 @@ async fn endpoints_policies_and_argocd_refusal() {
     .await;
     let left = scenario::temporary_objects(sandbox).await;
     assert!(left.is_empty(), "left after deletion: {left:?}");
+    hold(false);
 
     // ClusterIP asked across two clusters: refused at once, with the reason.
     set_transfer(&scenario, serde_json::json!({"endpointType": "ClusterIP"})).await;
@@ -105,11 +115,13 @@ async fn endpoints_policies_and_argocd_refusal() {
         "{cause}"
     );
 
-    // Unset: no Route API here, and the LoadBalancer gets no address within the bound, so the same
-    // Services become NodePorts; the step says which and why, and the data moves.
+    // Unset: no Route API here, so a LoadBalancer; on the sandbox's real nodes the load-balancer
+    // stand-in gives it an address from the target's 10.203.N.0/24 within the bound, the step says
+    // which and why, and the data moves through that address. (Without an address the same Services
+    // become NodePorts: `migrate_seed_cutover`, on the node agent, proves that fallback.)
     set_transfer(
         &scenario,
-        serde_json::json!({"endpointType": null, "loadBalancerWaitSeconds": 2}),
+        serde_json::json!({"endpointType": null, "loadBalancerWaitSeconds": 30}),
     )
     .await;
     scenario.create_migration("picked", |s| s.stage = true).await;
@@ -125,7 +137,7 @@ async fn endpoints_policies_and_argocd_refusal() {
         .unwrap_or_default();
     assert!(
         endpoints.starts_with(
-            "endpoint NodePort: no Route API and no load-balancer address after 2s; receivers at"
+            "endpoint LoadBalancer: no Route API; the load balancer assigned an address; receivers at 10.203."
         ),
         "{endpoints}"
     );

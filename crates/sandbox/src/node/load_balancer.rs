@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -22,6 +24,8 @@ use crate::Result;
 pub(crate) struct LoadBalancer {
     task: tokio::task::JoinHandle<()>,
     range: String,
+    /// While set, no address is assigned: a cloud load balancer still provisioning.
+    held: Arc<AtomicBool>,
 }
 
 impl LoadBalancer {
@@ -30,15 +34,26 @@ impl LoadBalancer {
         let range = addressing.load_balancer_cidr();
         let via = addressing.node_ip().to_string();
         run(Command::new("ip").args(["route", "replace", &range, "via", &via]))?;
+        let held = Arc::new(AtomicBool::new(false));
+        let holding = held.clone();
         let task = tokio::spawn(async move {
             loop {
+                if holding.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
                 if let Err(err) = assign(&client, addressing).await {
                     tracing::debug!("load balancer stand-in: {err}");
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        Ok(Self { task, range })
+        Ok(Self { task, range, held })
+    }
+
+    /// Stops (`true`) or resumes (`false`) assigning addresses; Services keep those they have.
+    pub(crate) fn hold(&self, hold: bool) {
+        self.held.store(hold, Ordering::Relaxed);
     }
 }
 

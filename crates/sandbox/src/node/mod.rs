@@ -205,6 +205,14 @@ impl RealNode {
         Ok(node)
     }
 
+    /// Holds (`true`) or releases the load-balancer stand-in: while held, new LoadBalancer Services get
+    /// no address, as behind a cloud load balancer that is still provisioning (a test of Ferry's wait).
+    pub fn hold_load_balancer(&self, hold: bool) {
+        if let Some(load_balancer) = &self.load_balancer {
+            load_balancer.hold(hold);
+        }
+    }
+
     fn launch(
         &mut self,
         control_plane: &ControlPlane,
