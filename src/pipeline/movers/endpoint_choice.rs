@@ -60,6 +60,14 @@ pub enum Choice {
         /// `endpoint NodePort: …`, for the step message.
         why: String,
     },
+    /// No receiver Service yet and nothing better: create LoadBalancer Services and see whether an
+    /// address comes. `once_addressed` is the line to report if it does (in this pass or a later one).
+    TryLoadBalancer {
+        /// `endpoint LoadBalancer: no Route API; trying a load balancer for up to 30s, then NodePort`.
+        why: String,
+        /// `endpoint LoadBalancer: no Route API; the load balancer assigned an address`.
+        once_addressed: String,
+    },
     /// LoadBalancer Services exist without an address, still within the bound: look again.
     WaitForLoadBalancer {
         /// What is awaited and until when.
@@ -79,7 +87,9 @@ impl Choice {
     pub fn endpoint(&self) -> Option<EndpointType> {
         match self {
             Choice::Use { endpoint, .. } => Some(*endpoint),
-            Choice::WaitForLoadBalancer { .. } => Some(EndpointType::LoadBalancer),
+            Choice::TryLoadBalancer { .. } | Choice::WaitForLoadBalancer { .. } => {
+                Some(EndpointType::LoadBalancer)
+            }
             Choice::ConvertToNodePort { .. } => Some(EndpointType::NodePort),
             Choice::Refuse(_) => None,
         }
@@ -124,10 +134,9 @@ pub fn choose(facts: &Facts) -> Choice {
             EndpointType::NodePort,
             &format!("no Route API and no load-balancer address after {bound}s"),
         ),
-        ServicesSeen::LoadBalancer { addressed: true, .. } => use_(
-            EndpointType::LoadBalancer,
-            "no Route API; the load balancer assigned an address",
-        ),
+        ServicesSeen::LoadBalancer { addressed: true, .. } => {
+            use_(EndpointType::LoadBalancer, LOAD_BALANCER_ADDRESSED)
+        }
         ServicesSeen::LoadBalancer {
             addressed: false,
             age,
@@ -141,12 +150,16 @@ pub fn choose(facts: &Facts) -> Choice {
         ServicesSeen::LoadBalancer { addressed: false, .. } => Choice::ConvertToNodePort {
             why: format!("endpoint NodePort: no Route API and no load-balancer address after {bound}s"),
         },
-        ServicesSeen::Missing | ServicesSeen::Other => use_(
-            EndpointType::LoadBalancer,
-            &format!("no Route API; trying a load balancer for up to {bound}s, then NodePort"),
-        ),
+        ServicesSeen::Missing | ServicesSeen::Other => Choice::TryLoadBalancer {
+            why: format!(
+                "endpoint LoadBalancer: no Route API; trying a load balancer for up to {bound}s, then NodePort"
+            ),
+            once_addressed: format!("endpoint LoadBalancer: {LOAD_BALANCER_ADDRESSED}"),
+        },
     }
 }
+
+const LOAD_BALANCER_ADDRESSED: &str = "no Route API; the load balancer assigned an address";
 
 #[cfg(test)]
 mod tests {
@@ -211,6 +224,41 @@ mod tests {
         assert_eq!(route.endpoint(), Some(EndpointType::Route));
         let lb = choose(&facts(None, false, false, ServicesSeen::Missing));
         assert_eq!(lb.endpoint(), Some(EndpointType::LoadBalancer));
+    }
+
+    #[test]
+    fn a_tried_load_balancer_reports_the_same_line_once_addressed_in_this_pass_or_a_later_one() {
+        // An address may come within the pass that created the Services (a fast load balancer) or
+        // in a later look; either way the step's final line says it was assigned, not still tried.
+        let Choice::TryLoadBalancer { why, once_addressed } =
+            choose(&facts(None, false, false, ServicesSeen::Missing))
+        else {
+            panic!("no Services yet and no Route API: try a load balancer");
+        };
+        assert_eq!(
+            why,
+            "endpoint LoadBalancer: no Route API; trying a load balancer for up to 30s, then NodePort"
+        );
+        let later = choose(&facts(
+            None,
+            false,
+            false,
+            ServicesSeen::LoadBalancer {
+                addressed: true,
+                age: Duration::from_secs(3),
+            },
+        ));
+        assert_eq!(
+            later,
+            Choice::Use {
+                endpoint: EndpointType::LoadBalancer,
+                why: once_addressed.clone()
+            }
+        );
+        assert_eq!(
+            once_addressed,
+            "endpoint LoadBalancer: no Route API; the load balancer assigned an address"
+        );
     }
 
     #[test]

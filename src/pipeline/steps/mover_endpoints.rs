@@ -119,13 +119,22 @@ pub(super) async fn route_api(client: &Client, namespace: &str) -> Result<Option
     }
 }
 
-/// Decides the receivers' endpoint type into `spec.endpoint` and returns why (`endpoint NodePort:
-/// …`), or the outcome to report instead: a refusal, or a wait for a load-balancer address. When the
-/// wait is over, the LoadBalancer Services become NodePorts here (same Services, same node ports).
+/// The endpoint chosen: why (`endpoint NodePort: …`), and, when a load balancer is being tried,
+/// the line to report instead once every receiver has its address.
+pub(super) struct Chosen {
+    /// The line for the step message and the Services' annotation.
+    pub why: String,
+    /// Replaces `why` once the addresses are known (a load balancer that answered).
+    pub once_addressed: Option<String>,
+}
+
+/// Decides the receivers' endpoint type into `spec.endpoint` and returns why, or the outcome to
+/// report instead: a refusal, or a wait for a load-balancer address. When the wait is over, the
+/// LoadBalancer Services become NodePorts here (same Services, same node ports).
 pub(super) async fn endpoint(
     ctx: &StepContext,
     spec: &mut MoverSpec,
-) -> Result<std::result::Result<String, StepOutcome>> {
+) -> Result<std::result::Result<Chosen, StepOutcome>> {
     let transfer = ctx.plan.spec.transfer.clone().unwrap_or_default();
     let asked = transfer.endpoint_type;
     let same_cluster = match asked {
@@ -150,10 +159,23 @@ pub(super) async fn endpoint(
         services,
         load_balancer_wait: transfer.load_balancer_wait(),
     });
+    let chosen = |why| {
+        Ok(Ok(Chosen {
+            why,
+            once_addressed: None,
+        }))
+    };
     match choice {
         Choice::Use { endpoint, why } => {
             spec.endpoint = endpoint;
-            Ok(Ok(why))
+            chosen(why)
+        }
+        Choice::TryLoadBalancer { why, once_addressed } => {
+            spec.endpoint = EndpointType::LoadBalancer;
+            Ok(Ok(Chosen {
+                why,
+                once_addressed: Some(once_addressed),
+            }))
         }
         Choice::WaitForLoadBalancer { why } => Ok(Err(StepOutcome::InProgress {
             message: format!("{why}."),
@@ -161,26 +183,36 @@ pub(super) async fn endpoint(
             after: Duration::from_secs(2),
         })),
         Choice::ConvertToNodePort { why } => {
-            for volume in ctx.volumes() {
-                let services: Api<Service> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
-                let patch = serde_json::json!({
-                    "metadata": {"annotations": {CHOICE_ANNOTATION: why}},
-                    "spec": {"type": "NodePort"},
-                });
-                services
-                    .patch(
-                        &movers::receiver_name(&spec.uid, volume),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?;
-            }
+            let patch = serde_json::json!({
+                "metadata": {"annotations": {CHOICE_ANNOTATION: why}},
+                "spec": {"type": "NodePort"},
+            });
+            patch_receivers(ctx, spec, &patch).await?;
             tracing::info!(migration = %ctx.migration.name_any(), %why, "receivers turned into NodePorts");
             spec.endpoint = EndpointType::NodePort;
-            Ok(Ok(why))
+            chosen(why)
         }
         Choice::Refuse(message) => Ok(Err(StepOutcome::Failed(message))),
     }
+}
+
+/// Merge-patches every receiver Service (the same patch again changes nothing).
+pub(super) async fn patch_receivers(
+    ctx: &StepContext,
+    spec: &MoverSpec,
+    patch: &serde_json::Value,
+) -> Result<()> {
+    for volume in ctx.volumes() {
+        let services: Api<Service> = Api::namespaced(ctx.target.clone(), &volume.target_namespace);
+        services
+            .patch(
+                &movers::receiver_name(&spec.uid, volume),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Whether the plan's source and target are one cluster: the same MigCluster, or both host clusters.

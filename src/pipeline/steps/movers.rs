@@ -16,7 +16,9 @@ use kube::api::{DynamicObject, ListParams, LogParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
-use super::mover_endpoints::{CHOICE_ANNOTATION, addresses, endpoint, recorded_choice, route_api};
+use super::mover_endpoints::{
+    CHOICE_ANNOTATION, Chosen, addresses, endpoint, patch_receivers, recorded_choice, route_api,
+};
 use super::{create_if_absent, delete_if_present};
 use crate::Result;
 use crate::api::Step;
@@ -242,8 +244,8 @@ pub async fn ensure_secrets(ctx: &StepContext) -> Result<StepOutcome> {
 /// address once it has one. The message says which type and why.
 pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
     let mut spec = spec(ctx)?;
-    let why = match endpoint(ctx, &mut spec).await? {
-        Ok(why) => why,
+    let Chosen { why, once_addressed } = match endpoint(ctx, &mut spec).await? {
+        Ok(chosen) => chosen,
         Err(outcome) => return Ok(outcome),
     };
     for volume in ctx.volumes() {
@@ -266,16 +268,33 @@ pub async fn ensure_endpoints(ctx: &StepContext) -> Result<StepOutcome> {
         }
     }
     match addresses(ctx, &spec).await? {
-        Ok(addresses) => Ok(StepOutcome::Done(format!(
-            "{why}; receivers at {}.",
-            addresses
-                .iter()
-                .map(|(_, address)| address.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        Ok(addresses) => {
+            // A load balancer that answered (in this pass or since): the Services were annotated
+            // while it was still being tried; record what happened, for the sync steps' messages.
+            let why = once_addressed.unwrap_or(why);
+            if spec.endpoint == EndpointType::LoadBalancer && transfer_endpoint_unset(ctx) {
+                let patch = serde_json::json!({"metadata": {"annotations": {CHOICE_ANNOTATION: why}}});
+                patch_receivers(ctx, &spec, &patch).await?;
+            }
+            Ok(StepOutcome::Done(format!(
+                "{why}; receivers at {}.",
+                addresses
+                    .iter()
+                    .map(|(_, address)| address.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
         Err(waiting) => Ok(waiting),
     }
+}
+
+fn transfer_endpoint_unset(ctx: &StepContext) -> bool {
+    ctx.plan
+        .spec
+        .transfer
+        .as_ref()
+        .is_none_or(|t| t.endpoint_type.is_none())
 }
 
 /// Every receiver exists (a deleted one is created again) and runs: `None`, or the outcome to report
