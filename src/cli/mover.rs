@@ -124,6 +124,13 @@ struct SendArgs {
     /// Compress data on the wire (zstd through rsync), for slow links.
     #[arg(long, env = "FERRY_MOVER_COMPRESS")]
     compress: bool,
+    /// Wait, before sending anything, until this file holds text (a cutover's sender started before the
+    /// source is quiesced; docs/mover.md, "Held senders").
+    #[arg(long, env = "FERRY_MOVER_HOLD_FILE")]
+    hold_file: Option<PathBuf>,
+    /// Seconds to wait for --hold-file before giving up, having sent nothing.
+    #[arg(long, env = "FERRY_MOVER_HOLD_TIMEOUT", default_value_t = 6 * 3600)]
+    hold_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -219,6 +226,8 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         stats_file,
         manifest_key,
         compress,
+        hold_file,
+        hold_timeout,
     } = args;
     super::init_logging(true);
     let config = mover::SendConfig {
@@ -260,8 +269,14 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         signal(tokio::signal::unix::SignalKind::terminate())?,
         signal(tokio::signal::unix::SignalKind::interrupt())?,
     );
+    let run = async {
+        if let Some(file) = hold_file.as_deref() {
+            mover::hold::wait(file, Duration::from_secs(hold_timeout)).await?;
+        }
+        mover::send::run(config).await
+    };
     let result = tokio::select! {
-        result = mover::send::run(config) => result,
+        result = run => result,
         _ = terminate.recv() => return stopped(15),
         _ = interrupt.recv() => return stopped(2),
     };

@@ -12,12 +12,13 @@
 //! the bytes; [`send`] and [`receive`] run the two ends; [`verify`] reads a compare-only pass's findings,
 //! [`stats_file`] bounds what the controller reads back. With a manifest key, [`delta_pass`] sends only
 //! what changed since the last pass: [`tree_scan`] walks the source, [`manifest`] stores what the target
-//! holds, [`delta`] computes the change set. [`scratch`] is the private folder each end writes its own
+//! holds, [`delta`] computes the change set. [`hold`] keeps a sender started early waiting for its release. [`scratch`] is the private folder each end writes its own
 //! files in, removed on every exit that unwinds. docs/mover.md describes the CLI and exit codes.
 
 pub mod certs;
 pub(crate) mod delta;
 pub(crate) mod delta_pass;
+pub mod hold;
 pub(crate) mod manifest;
 pub mod progress;
 pub(crate) mod proxy;

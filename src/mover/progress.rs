@@ -41,6 +41,17 @@ pub enum Progress {
         /// Wait before the next attempt.
         delay_secs: f64,
     },
+    /// A sender started before the source is quiesced waits for its release (`--hold-file`);
+    /// printed once, when it starts waiting.
+    Held {
+        /// Seconds it will wait before giving up.
+        timeout_secs: u64,
+    },
+    /// The release came: the pass starts now.
+    Released {
+        /// Seconds the sender was held.
+        waited_secs: f64,
+    },
     /// Which pass a send with a manifest runs, and why; printed once, before rsync starts.
     Mode {
         /// Only what changed since the manifest, or the whole tree.

@@ -117,7 +117,15 @@ pub fn last_progress(log_tail: &str) -> Option<Progress> {
         .lines()
         .rev()
         .filter_map(|line| serde_json::from_str::<Progress>(line).ok())
-        .find(|record| matches!(record, Progress::Progress { .. } | Progress::Retry { .. }))
+        .find(|record| {
+            matches!(
+                record,
+                Progress::Progress { .. }
+                    | Progress::Retry { .. }
+                    | Progress::Held { .. }
+                    | Progress::Released { .. }
+            )
+        })
 }
 
 /// One progress line for volume `label` (`ns/pvc`).
@@ -163,6 +171,10 @@ pub fn progress_line(label: &str, record: &Progress) -> String {
             pass.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
         ),
         Progress::Listening { address } => format!("{label}: receiver listening on {address}"),
+        Progress::Held { .. } => format!("{label}: sender ready, held until the source is quiesced"),
+        Progress::Released { waited_secs } => {
+            format!("{label}: sender released after {waited_secs:.0}s held, scanning")
+        }
         Progress::Mode {
             mode,
             reason,

@@ -26,6 +26,7 @@ use crate::api::plan::{DiscoveredVolume, EndpointType};
 
 pub mod endpoint_choice;
 mod endpoints;
+pub mod held;
 mod security;
 pub use endpoints::{connect_address, network_policies, receive_route, receive_service};
 pub use security::{Side, capabilities};

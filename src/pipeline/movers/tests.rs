@@ -4,7 +4,7 @@ use kube::ResourceExt;
 
 use super::*;
 
-fn spec(endpoint: EndpointType) -> MoverSpec {
+pub(super) fn spec(endpoint: EndpointType) -> MoverSpec {
     MoverSpec {
         uid: "0f3a9c1e-1111-2222-3333-444455556666".into(),
         labels: crate::pipeline::labels::temporary_labels(
@@ -149,7 +149,7 @@ fn with_a_read_only_root_everything_a_mover_writes_goes_to_one_scratch_empty_dir
     }
 }
 
-fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {
+pub(super) fn volume(modes: &[&str], node: Option<&str>) -> DiscoveredVolume {
     DiscoveredVolume {
         name: "db-data".into(),
         namespace: "shop".into(),

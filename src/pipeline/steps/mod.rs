@@ -6,6 +6,7 @@ pub mod cutover;
 pub mod destination;
 pub mod dns;
 pub mod gitops;
+mod held_senders;
 pub mod hooks;
 mod mover_endpoints;
 pub mod movers;

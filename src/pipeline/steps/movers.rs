@@ -19,7 +19,7 @@ use kube::{Api, Client, ResourceExt};
 use super::mover_endpoints::{
     CHOICE_ANNOTATION, Chosen, addresses, endpoint, patch_receivers, recorded_choice, route_api,
 };
-use super::{create_if_absent, delete_if_present};
+use super::{create_if_absent, delete_if_present, held_senders};
 use crate::Result;
 use crate::api::Step;
 use crate::api::plan::{DiscoveredVolume, EndpointType};
@@ -567,8 +567,13 @@ async fn follow(
             }
             SenderState::Running => {
                 unfinished += 1;
-                let (line, transferring) = live_progress(&pods, &name, &label).await;
-                check_receivers |= !transferring;
+                let (line, live) = live_progress(&pods, &name, &label).await;
+                if let Some(replaced) =
+                    held_senders::replace_if_unreleased(ctx, &pod, live == Live::Held).await?
+                {
+                    return Ok(replaced);
+                }
+                check_receivers |= live != Live::Transferring;
                 progress.push(line);
             }
             SenderState::Failed {
@@ -672,6 +677,10 @@ pub async fn sync(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
     }
     let spec = spec(ctx)?;
     let mut senders = senders(ctx, &spec, pass).await?;
+    if pass == Pass::Final {
+        // Started before the quiesce and held until now (StageSync made them): let them go.
+        held_senders::release(ctx, &mut senders).await?;
+    }
     let all_there = ctx
         .volumes()
         .iter()
@@ -691,7 +700,12 @@ pub async fn sync(ctx: &StepContext, pass: Pass) -> Result<StepOutcome> {
         }
         senders = self::senders(ctx, &spec, pass).await?;
     }
-    follow(ctx, &spec, pass, senders).await
+    let outcome = follow(ctx, &spec, pass, senders).await?;
+    if pass == Pass::Stage && matches!(outcome, StepOutcome::Done(_) | StepOutcome::Warned { .. }) {
+        // The cutover's final senders start now, while the app runs, and wait for FinalSync.
+        held_senders::create(ctx, &spec).await?;
+    }
+    Ok(outcome)
 }
 
 #[derive(Clone, Copy)]
@@ -701,10 +715,21 @@ enum Rung {
     Pods,
 }
 
+/// What a running sender's log tail shows it doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Live {
+    /// Sending (a progress record last).
+    Transferring,
+    /// Starting, scanning, or reconnecting after a failed attempt.
+    Starting,
+    /// Waiting for its release (a held final sender).
+    Held,
+}
+
 /// The live progress line of a running sender, from its log tail (a running line when the logs
-/// cannot be read: progress is informative, never a reason to fail), and whether it shows the sender
-/// transferring (not starting, not reconnecting after a failed attempt).
-async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> (String, bool) {
+/// cannot be read: progress is informative, never a reason to fail), and what it shows the sender
+/// doing.
+async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> (String, Live) {
     let params = LogParams {
         container: Some("mover".into()),
         tail_lines: Some(20),
@@ -714,11 +739,15 @@ async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> (String, boo
         Ok(tail) => match transfer::last_progress(&tail) {
             Some(record) => (
                 transfer::progress_line(label, &record),
-                matches!(record, Progress::Progress { .. }),
+                match record {
+                    Progress::Progress { .. } => Live::Transferring,
+                    Progress::Held { .. } => Live::Held,
+                    _ => Live::Starting,
+                },
             ),
-            None => (format!("{label}: starting"), false),
+            None => (format!("{label}: starting"), Live::Starting),
         },
-        Err(_) => (format!("{label}: transferring"), false),
+        Err(_) => (format!("{label}: transferring"), Live::Starting),
     }
 }
 

@@ -184,7 +184,7 @@ pub async fn ensure_source_quiesced(ctx: &StepContext) -> Result<StepOutcome> {
         let api: Api<Pod> = Api::namespaced(ctx.source.clone(), &mapping.source);
         pods.extend(api.list(&ListParams::default()).await?.items);
     }
-    let holding = quiesced::pods_still_mounting(&pods, ctx.volumes());
+    let holding = quiesced::pods_still_mounting(&pods, ctx.volumes(), &ctx.uid());
     if holding.is_empty() {
         return Ok(StepOutcome::Done("No pod mounts the volumes.".into()));
     }

@@ -269,7 +269,16 @@ fn observe(
         }
         return;
     }
-    if pods.contains_key(&uid) {
+    if let Some(tracked) = pods.get_mut(&uid) {
+        // A running pod's labels or annotations changed: its downward-API files follow.
+        if tracked.task.is_some()
+            && (tracked.pod.annotations() != pod.annotations() || tracked.pod.labels() != pod.labels())
+            && let Some(dir) = pod.annotations().get(POD_DIR_ANNOTATION)
+            && let Err(err) = volumes::refresh_downward(&pod, Path::new(dir))
+        {
+            tracing::warn!(pod = %pod.name_any(), %err, "downward-API volume not refreshed");
+        }
+        tracked.pod = pod;
         return;
     }
     let pending = matches!(

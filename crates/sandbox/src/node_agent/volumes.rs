@@ -112,6 +112,34 @@ fn downward_files(
     Ok(files)
 }
 
+/// Rewrites the files of `pod`'s downward-API volumes under `dir/volumes/` from the pod as it is now,
+/// as a kubelet does when the pod's labels or annotations change (each file replaced whole, by a
+/// rename, so a reader never sees half of one).
+pub(crate) fn refresh_downward(pod: &Pod, dir: &Path) -> Result<(), String> {
+    for volume in pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let Some(source) = &volume.downward_api else {
+            continue;
+        };
+        let root = dir.join("volumes").join(&volume.name);
+        let files = downward_files(pod, source.items.as_deref(), source.default_mode)?;
+        let staging = dir.join("volumes").join(format!(".{}.refresh", volume.name));
+        write_files(&staging, &files)?;
+        for file in &files {
+            let target = root.join(&file.path);
+            std::fs::rename(staging.join(&file.path), &target)
+                .map_err(|err| format!("replacing {}: {err}", target.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(())
+}
+
 /// Resolves every volume of `pod` to a local directory (volume name → directory). Fresh directories go
 /// under `dir/volumes/`.
 pub(crate) async fn resolve(
@@ -380,5 +408,33 @@ mod tests {
             mode: 0o644,
         };
         assert!(write_files(dir.path(), &[escape]).unwrap_err().contains(".."));
+    }
+
+    #[test]
+    fn downward_files_follow_the_pods_annotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = |release: Option<&str>| -> Pod {
+            let mut value = serde_json::json!({
+                "metadata": {"name": "p", "namespace": "n", "annotations": {}},
+                "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "release", "downwardAPI": {
+                    "items": [{"path": "release",
+                               "fieldRef": {"fieldPath": "metadata.annotations['x.dev/release']"}}]}}]}
+            });
+            if let Some(release) = release {
+                value["metadata"]["annotations"]["x.dev/release"] = release.into();
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        let file = dir.path().join("volumes/release/release");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "").unwrap();
+        refresh_downward(&pod(Some("now")), dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "now");
+        refresh_downward(&pod(None), dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+        assert!(
+            !dir.path().join("volumes/.release.refresh").exists(),
+            "no staging left behind"
+        );
     }
 }
