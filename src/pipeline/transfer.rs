@@ -111,7 +111,7 @@ fn parse_termination(message: &str) -> (Option<Progress>, String) {
     }
 }
 
-/// The last progress record in a sender's log tail, if any.
+/// The last progress record in a sender's log tail, if any (its stats record once it has finished).
 pub fn last_progress(log_tail: &str) -> Option<Progress> {
     log_tail
         .lines()
@@ -124,6 +124,7 @@ pub fn last_progress(log_tail: &str) -> Option<Progress> {
                     | Progress::Retry { .. }
                     | Progress::Held { .. }
                     | Progress::Released { .. }
+                    | Progress::Stats { .. }
             )
         })
 }
@@ -370,7 +371,24 @@ mod tests {
             "noise\n{}\n{{\"type\":\"listening\",\"address\":\"x\"}}",
             serde_json::to_string(&record).unwrap()
         );
-        assert_eq!(last_progress(&tail), Some(record));
+        assert_eq!(last_progress(&tail), Some(record.clone()));
+        // A finished sender's log ends with its stats record (FinalSync takes it for done); a held
+        // one's with `held`, then `released`.
+        let finished = format!(
+            "{tail}\n{}\n{{\"level\":\"INFO\"}}",
+            serde_json::to_string(&stats(0, true)).unwrap()
+        );
+        assert_eq!(last_progress(&finished), Some(stats(0, true)));
+        let held = format!(
+            "{}\n{}",
+            serde_json::to_string(&Progress::Held { timeout_secs: 60 }).unwrap(),
+            "{\"fields\":{\"message\":\"held until released\"}}"
+        );
+        assert_eq!(last_progress(&held), Some(Progress::Held { timeout_secs: 60 }));
+        assert_eq!(
+            progress_line("shop/db", &Progress::Released { waited_secs: 41.7 }),
+            "shop/db: sender released after 42s held, scanning"
+        );
         let (bytes, files) = totals(&[stats(0, true), stats(0, true)]);
         assert_eq!((bytes, files), (4096, 6));
         assert_eq!(

@@ -530,6 +530,13 @@ async fn follow(
         let label = volume.source_key();
         let pods: Api<Pod> = Api::namespaced(ctx.source.clone(), &volume.namespace);
         let name = movers::sender_name(&spec.uid, volume, pass);
+        let mut finished = |record: Progress| {
+            progress.push(transfer::progress_line(&label, &record));
+            if let Progress::Stats { pass: Some(how), .. } = &record {
+                passes.push(format!("{label}: {how}"));
+            }
+            records.push(record);
+        };
         let pod = match senders.remove(&name) {
             Some(pod) if pod.metadata.deletion_timestamp.is_none() => pod,
             // Deleted, evicted or preempted mid-transfer (or still terminating): started again below.
@@ -539,13 +546,7 @@ async fn follow(
             }
         };
         match transfer::sender_state(&pod) {
-            SenderState::Succeeded(Some(record)) => {
-                progress.push(transfer::progress_line(&label, &record));
-                if let Progress::Stats { pass: Some(how), .. } = &record {
-                    passes.push(format!("{label}: {how}"));
-                }
-                records.push(record);
-            }
+            SenderState::Succeeded(Some(record)) => finished(record),
             SenderState::Succeeded(None) => {
                 delete_if_present(&pods, &name).await?;
                 return Ok(StepOutcome::Retry {
@@ -566,8 +567,14 @@ async fn follow(
                 progress.push(format!("{label}: waiting to start ({reason})"));
             }
             SenderState::Running => {
-                unfinished += 1;
                 let (line, live) = live_progress(&pods, &name, &label).await;
+                if let Live::Finished(record) = live {
+                    // Done as far as the data goes: rsync exited 0 and the sender printed its stats
+                    // record last. Inside the downtime window the pod's own Succeeded is not awaited.
+                    finished(record);
+                    continue;
+                }
+                unfinished += 1;
                 if let Some(replaced) =
                     held_senders::replace_if_unreleased(ctx, &pod, live == Live::Held).await?
                 {
@@ -716,8 +723,11 @@ enum Rung {
 }
 
 /// What a running sender's log tail shows it doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Live {
+    /// Its pass is over and succeeded: the stats record is in its log, the pod not yet Succeeded
+    /// (the kubelet notices an exited container within about a second).
+    Finished(Progress),
     /// Sending (a progress record last).
     Transferring,
     /// Starting, scanning, or reconnecting after a failed attempt.
@@ -742,6 +752,7 @@ async fn live_progress(pods: &Api<Pod>, name: &str, label: &str) -> (String, Liv
                 match record {
                     Progress::Progress { .. } => Live::Transferring,
                     Progress::Held { .. } => Live::Held,
+                    Progress::Stats { success: true, .. } => Live::Finished(record),
                     _ => Live::Starting,
                 },
             ),
