@@ -14,7 +14,8 @@ if [[ $# -ne 1 ]]; then
     echo "usage: $0 OUT_PATH" >&2
     exit 2
 fi
-out=$1
+# Absolute: the build runs in this script's directory.
+out=$(realpath -m -- "$1")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 start=$(date +%s)
 

@@ -16,7 +16,6 @@ import (
 	gitaskpass "github.com/argoproj/argo-cd/v3/cmd/argocd-git-ask-pass/commands"
 	reposerver "github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands"
 	"github.com/argoproj/argo-cd/v3/common"
-	"github.com/argoproj/argo-cd/v3/util/grpc"
 	"github.com/argoproj/argo-cd/v3/util/log"
 )
 
@@ -26,7 +25,9 @@ func init() {
 }
 
 func main() {
-	grpc.DisableSRVLookups()
+	// Upstream's main calls grpc.DisableSRVLookups, which panics unless grpc's grpclb balancer turned the
+	// lookups on: upstream links grpclb (through roles left out here), this binary does not, so the
+	// lookups stay off (grpc's default) and there is nothing to turn off.
 
 	role := filepath.Base(os.Args[0])
 	if val := os.Getenv("ARGOCD_BINARY_NAME"); val != "" {
