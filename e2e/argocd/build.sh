@@ -3,8 +3,9 @@
 #
 #   e2e/argocd/build.sh OUT_PATH
 #
-# writes the binary to OUT_PATH and Argo CD's CRDs (the module's manifests/crds, the same version) to
-# crds/ beside it, where crates/sandbox/src/argocd_real.rs reads them. The binary is cached under ${FERRY_CACHE:-$HOME/.cache/ferry}/argocd/<key>/, where <key> is the sha256
+# writes the binary to OUT_PATH and, beside it, what upstream's image ships with it and the sandbox needs
+# (crates/sandbox/src/argocd_real.rs): Argo CD's CRDs in crds/ (the module's manifests/crds) and the
+# repo-server's hack/git-verify-wrapper.sh, which it runs for every manifest generation. The binary is cached under ${FERRY_CACHE:-$HOME/.cache/ferry}/argocd/<key>/, where <key> is the sha256
 # of build.sh, go.mod, go.sum and the *.go files, so an unchanged source tree costs one copy instead of a
 # long build. Argo CD v3.6 needs Go 1.27: the go command fetches that toolchain from the module proxy.
 set -euo pipefail
@@ -49,6 +50,7 @@ else
     cp -f "$module_dir"/manifests/crds/application-crd.yaml "$module_dir"/manifests/crds/appproject-crd.yaml \
         "$cache_dir/crds/"
     chmod 0644 "$cache_dir"/crds/*
+    install -m 0755 "$module_dir"/hack/git-verify-wrapper.sh "$cache_dir/"
     mv -f "$tmp" "$cached"
     trap - EXIT
 fi
@@ -60,4 +62,5 @@ chmod 0755 "$tmp_out"
 mv -f "$tmp_out" "$out"
 mkdir -p "$(dirname -- "$out")/crds"
 cp -f "$cache_dir"/crds/*.yaml "$(dirname -- "$out")/crds/"
+install -m 0755 "$cache_dir"/git-verify-wrapper.sh "$(dirname -- "$out")/"
 echo "argocd: $out ready after $(( $(date +%s) - start ))s"
