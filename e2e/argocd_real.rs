@@ -4,12 +4,19 @@
 //! git server: each reports Synced at the repo's head and the Deployments carry Argo CD's tracking
 //! annotation. Then a commit changing `replicas` is applied once the `argocd.argoproj.io/refresh`
 //! annotation asks for it, well before Argo CD's own poll (120 s) would have, and `status.sync.revision`
-//! is that commit. Skipped (with a line saying so) when the binary is missing, unless
-//! FERRY_REQUIRE_ARGOCD=1. Needs root (real nodes).
+//! is that commit. And Ferry's Commit-mode cutover (as `migrate_commit_cutover`, which runs it against
+//! the stand-in) with Argo CD itself applying both commits. Skipped (with a line saying so) when the
+//! binary is missing, unless FERRY_REQUIRE_ARGOCD=1. Needs root (real nodes).
+
+#[path = "support/mover.rs"]
+mod mover;
+#[path = "support/scenario.rs"]
+mod scenario;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ferry::api::plan::QuiesceMethod;
 use ferry::pipeline::argocd::REFRESH_ANNOTATION;
 use ferry_sandbox::argocd_real::{self, NAMESPACE};
 use ferry_sandbox::world::{APP_NAMESPACE, REPO};
@@ -26,11 +33,19 @@ const FIRST_SYNC: Duration = Duration::from_secs(240);
 /// Well under Argo CD's own reconciliation period (`timeout.reconciliation`, 120 s by default).
 const REFRESHED: Duration = Duration::from_secs(60);
 
+/// Whether Argo CD is missing (and may be: FERRY_REQUIRE_ARGOCD unset), said on stderr.
+fn skipped() -> bool {
+    let Err(err) = argocd_real::argocd_binary() else {
+        return false;
+    };
+    assert!(std::env::var("FERRY_REQUIRE_ARGOCD").is_err(), "{err}");
+    eprintln!("skipped: {err}");
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_cd_syncs_the_example_app_and_applies_a_commit_on_refresh() {
-    if let Err(err) = argocd_real::argocd_binary() {
-        assert!(std::env::var("FERRY_REQUIRE_ARGOCD").is_err(), "{err}");
-        eprintln!("skipped: {err}");
+    if skipped() {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -118,6 +133,63 @@ async fn argo_cd_syncs_the_example_app_and_applies_a_commit_on_refresh() {
     );
 
     assert!(sandbox.stop().await, "a sandbox process did not exit cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_mode_cutover_through_argo_cd() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-argocd-")
+        .tempdir()
+        .unwrap();
+    let ferry = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
+    let mut sandbox = Sandbox::start(SandboxOptions::new(dir.path(), ferry))
+        .await
+        .unwrap();
+    sandbox.install_app().await.unwrap();
+    sandbox.use_real_argocd();
+    sandbox.create_plan(QuiesceMethod::Commit).await.unwrap();
+    let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
+    let head_before = sandbox.git_head();
+    for name in ["shop-source", "shop-target"] {
+        if let Err(last) = wait_synced(&applications, name, &head_before, FIRST_SYNC).await {
+            let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
+            panic!("{name} not Synced at {head_before}: {last:#}\n{logs}");
+        }
+    }
+    let scenario = scenario::Scenario { sandbox, dir };
+    scenario.wait_plan_ready().await;
+    let (source_dir, target_dir) = (
+        scenario.sandbox.volume_dir(true),
+        scenario.sandbox.volume_dir(false),
+    );
+    scenario::write_files(&source_dir, &[("wal/0001", b"last writes before the cutover")]);
+    let before = scenario::replicas(&scenario.sandbox.source_client).await;
+
+    scenario
+        .create_migration("cutover", |s| s.quiesce_pods = true)
+        .await;
+    let cutover = scenario.wait_succeeded("cutover", Duration::from_secs(300)).await;
+    eprintln!("{:#?}", scenario::step_summary(&cutover));
+    mover::assert_same_tree(&source_dir, &target_dir);
+    let source = scenario::replicas(&scenario.sandbox.source_client).await;
+    assert!(source.values().all(|r| *r == 0), "{source:?}");
+    assert_eq!(scenario::replicas(&scenario.sandbox.host_client).await, before);
+
+    // Argo CD applied Ferry's two commits: the target's Application reports the repo's new head (the
+    // commit starting it, the last), the source's a later revision than before (the one stopping it).
+    let head = scenario.sandbox.git_head();
+    assert_ne!(head, head_before);
+    for name in ["shop-source", "shop-target"] {
+        let sync = applications.get(name).await.unwrap().data["status"]["sync"].clone();
+        assert_eq!(sync["status"], "Synced", "{name}: {sync}");
+        assert_ne!(sync["revision"], head_before.as_str(), "{name}: {sync}");
+    }
+    let target = applications.get("shop-target").await.unwrap();
+    assert_eq!(target.data["status"]["sync"]["revision"], head.as_str());
+    scenario.stop().await;
 }
 
 fn deployments(cluster: &Client) -> Api<Deployment> {
