@@ -5,7 +5,9 @@
 //! annotation. Then a commit changing `replicas` is applied once the `argocd.argoproj.io/refresh`
 //! annotation asks for it, well before Argo CD's own poll (120 s) would have, and `status.sync.revision`
 //! is that commit. And Ferry's Commit-mode cutover (as `migrate_commit_cutover`, which runs it against
-//! the stand-in) with Argo CD itself applying both commits. Skipped (with a line saying so) when the
+//! the stand-in) with Argo CD itself applying both commits; and a Patch-mode cutover with `pauseAutoSync`,
+//! where Argo CD, its automated sync paused by Ferry, sees the scaled-down source OutOfSync and leaves
+//! it so. Skipped (with a line saying so) when the
 //! binary is missing, unless FERRY_REQUIRE_ARGOCD=1. Needs root (real nodes).
 
 #[path = "support/mover.rs"]
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
-use ferry::pipeline::argocd::REFRESH_ANNOTATION;
+use ferry::pipeline::argocd::{PRE_AUTOMATED, REFRESH_ANNOTATION};
 use ferry_sandbox::argocd_real::{self, NAMESPACE};
 use ferry_sandbox::world::{APP_NAMESPACE, REPO};
 use ferry_sandbox::{Sandbox, SandboxOptions};
@@ -189,6 +191,98 @@ async fn a_commit_mode_cutover_through_argo_cd() {
     }
     let target = applications.get("shop-target").await.unwrap();
     assert_eq!(target.data["status"]["sync"]["revision"], head.as_str());
+    scenario.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-argocd-")
+        .tempdir()
+        .unwrap();
+    let ferry = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
+    let mut sandbox = Sandbox::start(SandboxOptions::new(dir.path(), ferry))
+        .await
+        .unwrap();
+    sandbox.install_app().await.unwrap();
+    sandbox.start_real_argocd().await.unwrap();
+    sandbox.create_plan(QuiesceMethod::Patch).await.unwrap();
+    let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
+    let head = sandbox.git_head();
+    if let Err(last) = wait_synced(&applications, "shop-source", &head, FIRST_SYNC).await {
+        let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
+        panic!("shop-source not Synced at {head}: {last:#}\n{logs}");
+    }
+    // Patch mode starts the target by patching it, which the target's Application (Git says zero
+    // replicas there) would heal back: only the source is under Argo CD here. Deleting an Application
+    // without Argo CD's resources finalizer leaves its resources alone.
+    applications
+        .delete("shop-target", &Default::default())
+        .await
+        .unwrap();
+    let scenario = scenario::Scenario { sandbox, dir };
+    let gitops = json!({"spec": {"gitops": {"pauseAutoSync": true, "argocd": {
+        "sourceApplication": {"name": "shop-source", "namespace": NAMESPACE}}}}});
+    let plan = ferry_sandbox::world::PLAN_NAME;
+    scenario
+        .plans()
+        .patch(plan, &PatchParams::default(), &Patch::Merge(&gitops))
+        .await
+        .unwrap();
+    scenario.wait_plan_ready().await;
+    let before = scenario::replicas(&scenario.sandbox.source_client).await;
+
+    scenario
+        .create_migration("cutover", |s| s.quiesce_pods = true)
+        .await;
+    let cutover = scenario.wait_succeeded("cutover", Duration::from_secs(300)).await;
+    eprintln!("{:#?}", scenario::step_summary(&cutover));
+    assert_eq!(scenario::replicas(&scenario.sandbox.host_client).await, before);
+
+    // Paused: no automated policy, the old one recorded. Asked to refresh, Argo CD compares, reports
+    // the scaled-down source OutOfSync, and does not heal it.
+    let application = applications.get("shop-source").await.unwrap();
+    assert!(
+        application.data["spec"]["syncPolicy"]["automated"].is_null(),
+        "{:#}",
+        application.data["spec"]
+    );
+    let recorded = application
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .remove(PRE_AUTOMATED);
+    assert!(
+        recorded.is_some_and(|r| r.contains("selfHeal")),
+        "the previous policy is recorded"
+    );
+    let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}});
+    applications
+        .patch("shop-source", &PatchParams::default(), &Patch::Merge(&refresh))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + REFRESHED;
+    loop {
+        let status = applications.get("shop-source").await.unwrap().data["status"].clone();
+        if status["sync"]["status"] == "OutOfSync" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Argo CD never saw the drift: {:#}",
+            status["sync"]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let source = scenario::replicas(&scenario.sandbox.source_client).await;
+    assert!(
+        source.values().all(|r| *r == 0),
+        "Argo CD healed the source: {source:?}"
+    );
     scenario.stop().await;
 }
 
