@@ -8,6 +8,11 @@ export FERRY_CONTROLPLANE := $(CONTROLPLANE)
 # content under ~/.cache/ferry/containerd; docs/sandbox.md, "Real nodes").
 NODE_BIN := $(CURDIR)/target/node
 export FERRY_NODE_BIN := $(NODE_BIN)
+# Argo CD itself (application controller, repo-server) for the sandbox's real-Argo-CD test, and its CRDs
+# in crds/ beside it (e2e/argocd/build.sh, cached by content under ~/.cache/ferry/argocd; docs/sandbox.md,
+# "Argo CD"). Not part of `make test` yet: a cold build takes long on 2 cores.
+ARGOCD := $(CURDIR)/target/argocd/argocd
+export FERRY_ARGOCD := $(ARGOCD)
 CARGO ?= cargo
 # test, demo and bench build here (crates.io reachable), then run inside ISOLATED: a network namespace
 # with only loopback, so nothing they start can reach another host (docs/sandbox.md, "Network isolation").
@@ -16,7 +21,7 @@ ISOLATED := $(CURDIR)/e2e/isolated.sh
 DEMO_FLAGS ?=
 
 ## deps: install (as root) or name the Debian packages in .ci/packages that this machine lacks.
-.PHONY: all build deps controlplane node test unit e2e demo bench bench-controller crds fmt lint clean
+.PHONY: all build deps controlplane node argocd test unit e2e demo bench bench-controller crds fmt lint clean
 
 all: build
 
@@ -36,6 +41,11 @@ node: $(NODE_BIN)/containerd
 
 $(NODE_BIN)/containerd: e2e/node/build-containerd.sh
 	e2e/node/build-containerd.sh $(NODE_BIN)
+
+argocd: $(ARGOCD)
+
+$(ARGOCD): e2e/argocd/go.mod e2e/argocd/go.sum $(wildcard e2e/argocd/*.go) e2e/argocd/build.sh
+	e2e/argocd/build.sh $@
 
 ## test: every test — unit, integration against local services, e2e against real control planes.
 test: deps controlplane node

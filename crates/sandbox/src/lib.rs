@@ -10,6 +10,7 @@
 
 mod apply;
 pub mod argocd;
+pub mod argocd_real;
 pub mod bind;
 mod controlplane;
 pub mod demo;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use kube::Client;
 
+use super::argocd_real::ArgoCd;
 use super::bind::Bind;
 use super::git_server::GitServer;
 use super::{
@@ -113,6 +114,9 @@ pub struct Sandbox {
     git_password: String,
     nodes: Option<nodes::Started>,
     appliers: Vec<tokio::task::JoinHandle<()>>,
+    /// Commit mode applies through Argo CD itself rather than the stand-in ([`Sandbox::use_real_argocd`]).
+    real_argocd: bool,
+    argocd: Option<ArgoCd>,
 }
 
 impl Sandbox {
@@ -156,6 +160,8 @@ impl Sandbox {
             git_password,
             nodes: Some(nodes),
             appliers: Vec::new(),
+            real_argocd: false,
+            argocd: None,
         };
         if controller {
             sandbox.start_controller()?;
@@ -311,8 +317,9 @@ impl Sandbox {
                 "    quiesce: {method: Commit}",
                 &format!(
                     "    quiesce: {{method: Commit}}\n    argocd:\n      \
-                     sourceApplication: {{name: {APP_NAMESPACE}-source, namespace: {FERRY_NAMESPACE}}}\n      \
-                     targetApplication: {{name: {APP_NAMESPACE}-target, namespace: {FERRY_NAMESPACE}}}"
+                     sourceApplication: {{name: {APP_NAMESPACE}-source, namespace: {ns}}}\n      \
+                     targetApplication: {{name: {APP_NAMESPACE}-target, namespace: {ns}}}",
+                    ns = self.applications_namespace()
                 ),
             )
         } else {
@@ -322,10 +329,61 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Commit mode needs someone to apply the commits: the Argo CD stand-in, one Application per
-    /// cluster (`shop-source` → the source's `clusters/source`, `shop-target` → the target's
-    /// `clusters/target`), in the host cluster like a hub Argo CD.
+    /// Commit mode ([`Sandbox::create_plan`]) applies its commits through Argo CD itself
+    /// (`argocd_real`, `make argocd`) instead of the stand-in.
+    pub fn use_real_argocd(&mut self) {
+        self.real_argocd = true;
+    }
+
+    /// Argo CD itself, once started.
+    pub fn argocd(&self) -> Option<&ArgoCd> {
+        self.argocd.as_ref()
+    }
+
+    /// Where the Applications are: Argo CD's namespace with Argo CD itself, Ferry's with the stand-in.
+    pub fn applications_namespace(&self) -> &'static str {
+        if self.real_argocd {
+            super::argocd_real::NAMESPACE
+        } else {
+            FERRY_NAMESPACE
+        }
+    }
+
+    /// Starts Argo CD itself with the app's repo (its credentials), the source cluster registered, and
+    /// the same two Applications as the stand-in's (`shop-source`, `shop-target`, in namespace `argocd`).
+    pub async fn start_real_argocd(&mut self) -> Result<()> {
+        self.real_argocd = true;
+        let dir = self.dir.join("argocd");
+        let argocd = ArgoCd::start(&self.target, &self.host_client, &dir).await?;
+        let url = self.git.url(REPO);
+        argocd
+            .add_repository(&self.host_client, &url, GIT_USER, &self.git_password)
+            .await?;
+        let source = argocd
+            .register_cluster(&self.host_client, "source", &self.source)
+            .await?;
+        for (side, server) in [
+            ("source", source.as_str()),
+            ("target", super::argocd_real::IN_CLUSTER),
+        ] {
+            let name = format!("{APP_NAMESPACE}-{side}");
+            let path = format!("clusters/{side}");
+            argocd
+                .create_application(&self.host_client, &name, &url, &path, server, APP_NAMESPACE)
+                .await?;
+        }
+        self.argocd = Some(argocd);
+        Ok(())
+    }
+
+    /// Commit mode needs someone to apply the commits: the Argo CD stand-in (or Argo CD itself, see
+    /// [`Sandbox::use_real_argocd`]), one Application per cluster (`shop-source` → the source's
+    /// `clusters/source`, `shop-target` → the target's `clusters/target`), in the host cluster like a
+    /// hub Argo CD.
     async fn start_argocd(&mut self) -> Result<()> {
+        if self.real_argocd {
+            return self.start_real_argocd().await;
+        }
         super::argocd::install_application_crd(&self.host_client).await?;
         let url = self.git.url(REPO);
         let credentials = ferry::git::Credentials::UserPassword {
@@ -361,6 +419,9 @@ impl Sandbox {
         let mut clean = true;
         for applier in self.appliers.drain(..) {
             applier.abort();
+        }
+        if let Some(argocd) = self.argocd.take() {
+            clean &= argocd.stop();
         }
         if let Some(controller) = self.controller.take() {
             clean &= controller.stop();
