@@ -19,7 +19,9 @@ use crate::pipeline::{StepContext, StepOutcome, argocd, quiesced};
 
 /// How long the waits may take before the step fails.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
-const POLL: Duration = Duration::from_secs(1);
+/// How often EnsureSourceQuiesced and EnsureTargetReady look again: both run inside the cutover's
+/// downtime window, where a second of polling is a second of downtime (a look is a LIST per namespace).
+const POLL: Duration = Duration::from_millis(250);
 
 /// `(source, target)` namespace pairs of the plan.
 fn mappings(ctx: &StepContext) -> Vec<NameMapping> {

@@ -17,8 +17,9 @@ pub const PRE_QUIESCE_COMMIT: &str = "migration.ferry.dev/pre-quiesce-commit";
 /// How long a Commit-mode step waits for the cluster (and Argo CD) to show its commit.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
-/// How often a waiting step looks again.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a waiting step looks again (QuiesceSource and UnquiesceTarget wait inside the downtime
+/// window for Argo CD to report the commit: one GET of the Application a look).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The values the source manifests had before Ferry's quiesce commit.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
