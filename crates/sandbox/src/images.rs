@@ -2,7 +2,8 @@
 //! registry) and cached by content under `~/.cache/ferry/images` (`$FERRY_IMAGE_CACHE`), so each
 //! sandbox imports tars instead of rebuilding a 100 MB image: ferry (from the test build's binary, named
 //! [`ferry::pipeline::movers::DEFAULT_IMAGE`], the image mover pods use when a plan names none), pause
-//! (the pod sandbox) and the example app's busybox image (`USER 999:999`).
+//! (the pod sandbox) and the example app's busybox image (`USER 999:999`). Hook images, which tests
+//! "push" to one cluster (`Sandbox::install_image`), are built per sandbox.
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
@@ -66,6 +67,34 @@ pub fn sandbox_images(ferry_binary: &Path) -> Result<Vec<PathBuf>> {
     Ok(tars)
 }
 
+/// Builds hook image `name` into `tar`: busybox-static with `script` as its entrypoint (`build.sh hook`),
+/// a MigHook's custom image. Not cached: a few MB, built in about a second.
+pub(crate) fn build_hook(tar: &Path, name: &str, script: &Path) -> Result<()> {
+    build(
+        Command::new(build_script())
+            .arg("hook")
+            .arg(tar)
+            .arg(name)
+            .arg(script),
+        "hook",
+    )
+}
+
+/// Runs `build.sh` as `command` says; an error quotes its stderr.
+fn build(command: &mut Command, kind: &str) -> Result<()> {
+    let output = command
+        .output()
+        .map_err(Error::io("running e2e/images/build.sh"))?;
+    if !output.status.success() {
+        return Err(Error::Sandbox(format!(
+            "e2e/images/build.sh {kind} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds `tar` unless another sandbox (this process or another) already did; one build at a time per
 /// cache directory, older tars of the same `family` removed.
 fn ensure_built(
@@ -89,18 +118,7 @@ fn ensure_built(
     if kind == "ferry" {
         command.arg(ferry_binary);
     }
-    let output = command
-        .arg(tar)
-        .arg(name)
-        .output()
-        .map_err(Error::io("running e2e/images/build.sh"))?;
-    if !output.status.success() {
-        return Err(Error::Sandbox(format!(
-            "e2e/images/build.sh {kind} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
+    build(command.arg(tar).arg(name), kind)?;
     tracing::info!(
         image = name,
         seconds = started.elapsed().as_secs_f64(),

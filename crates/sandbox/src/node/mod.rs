@@ -213,6 +213,13 @@ impl RealNode {
         }
     }
 
+    /// Imports an image tar (OCI layout) into the running node's containerd, as a push to a registry
+    /// the node pulls from would make it available: pods of it start from then on.
+    pub fn import_image(&self, tar: &Path) -> Result<()> {
+        let paths = ContainerdPaths::new(&self.dir, self.record.shim_sockets.clone());
+        containerd::import(&NodeBinaries::find()?, &paths, tar)
+    }
+
     fn launch(
         &mut self,
         control_plane: &ControlPlane,
