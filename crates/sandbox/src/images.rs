@@ -45,6 +45,11 @@ pub fn sandbox_images(ferry_binary: &Path) -> Result<Vec<PathBuf>> {
         ("pause", PAUSE_IMAGE, vec![pause_source]),
         ("app", APP_IMAGE, vec![busybox]),
     ];
+    let checkout = repo_root()
+        .canonicalize()
+        .map_err(Error::io("resolving the repository root"))?
+        .display()
+        .to_string();
     let script = build_script();
     let script_text =
         std::fs::read_to_string(&script).map_err(Error::io(format!("reading {}", script.display())))?;
@@ -55,10 +60,12 @@ pub fn sandbox_images(ferry_binary: &Path) -> Result<Vec<PathBuf>> {
             .map(String::from)
             .chain(inputs)
             .collect::<Vec<_>>());
-        // A ferry tar per binary path: another worktree's sandbox may be importing its own right now.
+        // A ferry tar per binary path, the others per checkout: another worktree's sandbox, whose
+        // build.sh may differ, may be importing its own right now (removing "older" tars of a family
+        // shared across worktrees deleted one between its build and its import).
         let family = match kind {
             "ferry" => format!("ferry-{}", key_of(&binary.display().to_string())),
-            other => other.to_string(),
+            other => format!("{other}-{}", key_of(&checkout)),
         };
         let tar = cache.join(format!("{family}-{key}.tar"));
         ensure_built(&cache, kind, name, &family, &tar, &binary)?;
