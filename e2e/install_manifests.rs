@@ -3,7 +3,7 @@
 //! election, probes and a locked-down security context, and on the real node they really run: both
 //! become Ready (their probes answer as uid 65532 on a read-only root) and one takes the Lease. Then it
 //! is scaled to zero (in a pod the controller could not reach the sandbox's git server and BIND9, on
-//! the machine's loopback) and the granted roles are shown to be enough: the
+//! the sandbox namespace's loopback) and the granted roles are shown to be enough: the
 //! controller runs with the `ferry-controller` ServiceAccount's own token in the host (target) cluster
 //! and the MigCluster uses a `ferry-migration` token in the source, and a stage and a cutover succeed.
 //! Its /healthz and /readyz answer.
