@@ -1,6 +1,9 @@
 //! The install manifests on the whole sandbox: `manifests/install` (namespace, RBAC, Deployment,
 //! Service) and `manifests/remote` apply cleanly; the Deployment runs two replicas with leader
-//! election, probes and a locked-down security context; and the granted roles are enough: the
+//! election, probes and a locked-down security context, and on the real node they really run: both
+//! become Ready (their probes answer as uid 65532 on a read-only root) and one takes the Lease. Then it
+//! is scaled to zero (in a pod the controller could not reach the sandbox's git server and BIND9, on
+//! the sandbox namespace's loopback) and the granted roles are shown to be enough: the
 //! controller runs with the `ferry-controller` ServiceAccount's own token in the host (target) cluster
 //! and the MigCluster uses a `ferry-migration` token in the source, and a stage and a cutover succeed.
 //! Its /healthz and /readyz answer.
@@ -14,20 +17,19 @@ mod rbac_audit;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ferry::api::plan::QuiesceMethod;
 use ferry_sandbox::world::FERRY_NAMESPACE;
 use ferry_sandbox::{ControlPlane, ControllerProcess, apply_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use scenario::{Scenario, write_files};
 
 async fn apply_file(client: &kube::Client, path: &str) {
@@ -54,8 +56,7 @@ fn kubeconfig(plane: &ControlPlane, token: &str, path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
+    let scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
     let sandbox = &scenario.sandbox;
     for file in [
         "manifests/install/namespace.yaml",
@@ -86,6 +87,7 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
     assert_eq!(security.read_only_root_filesystem, Some(true));
     assert_eq!(security.allow_privilege_escalation, Some(false));
     assert!(container.liveness_probe.is_some() && container.readiness_probe.is_some());
+    the_deployment_runs_and_leads(&sandbox.host_client).await;
 
     // The source cluster: the remote role, and the MigCluster's token switched to it.
     apply_file(&sandbox.source_client, "manifests/install/namespace.yaml").await;
@@ -161,6 +163,54 @@ async fn the_install_manifests_apply_and_their_roles_are_enough_to_migrate() {
     check_json_logs(&std::fs::read_to_string(&log).unwrap());
     check_least_privilege(&scenario);
     scenario.stop().await;
+}
+
+/// The Deployment's two replicas run on the real node (the node holds their image, the mover image)
+/// until both are Ready and one holds the Lease; then it is scaled to zero, its leader releasing the
+/// Lease on SIGTERM, and its pods are gone.
+async fn the_deployment_runs_and_leads(client: &kube::Client) {
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "ferry-system");
+    let leases = Api::<Lease>::namespaced(client.clone(), "ferry-system");
+    let pods = Api::<Pod>::namespaced(client.clone(), "ferry-system");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = deployments.get("ferry-controller").await.unwrap().status;
+        let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        let holder = leases
+            .get_opt("ferry-controller")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity);
+        if ready == 2
+            && holder
+                .as_deref()
+                .is_some_and(|h| h.starts_with("ferry-controller-"))
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let mut why = String::new();
+            for pod in pods.list(&Default::default()).await.unwrap().items {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let log = pods.logs(&name, &Default::default()).await.unwrap_or_default();
+                let states = pod.status.and_then(|s| s.container_statuses);
+                why += &format!("{name}: {states:?}\n{}\n", scenario::tail(&log, 20));
+            }
+            panic!("the Deployment is not Ready with a leader (Lease holder {holder:?}):\n{why}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let scale = serde_json::json!({"spec": {"replicas": 0}});
+    deployments
+        .patch("ferry-controller", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let labels = ListParams::default().labels("app.kubernetes.io/name=ferry");
+    while !pods.list(&labels).await.unwrap().items.is_empty() {
+        assert!(Instant::now() < deadline, "the controller pods did not stop");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every controller log line is one JSON object; lines logged while reconciling a migration carry the

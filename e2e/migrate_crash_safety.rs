@@ -1,6 +1,7 @@
 //! Scenario: the controller is SIGKILLed during every step of a cutover and restarted each time; the
 //! cutover still completes with the target tree identical to the source, the replicas where they
-//! belong and the DNS flipped.
+//! belong and the DNS flipped. On real nodes: the movers and the app are containers that the
+//! restarted controllers find (or not) as the killed one left them.
 //!
 //! Where to die: the controller's `FERRY_TEST_STEP_GATE` hook stops the first run of each step after
 //! the step's work is done and before its outcome is written to status — the moment a crash is most
@@ -12,8 +13,6 @@ mod mover;
 #[path = "support/scenario.rs"]
 mod scenario;
 
-use ferry_sandbox::Nodes;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,7 @@ use scenario::{Scenario, replicas, write_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cutover_survives_a_kill_in_every_step() {
-    // Node agent: not yet run on real nodes (issue #12 item 6).
-    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, false, Nodes::Agent).await;
+    let mut scenario = Scenario::start_with(QuiesceMethod::Patch, false).await;
     let gate = scenario.dir.path().join("gate");
     std::fs::create_dir_all(&gate).unwrap();
     let env = [("FERRY_TEST_STEP_GATE", gate.as_os_str())];

@@ -1,5 +1,10 @@
 //! Scenario: a plan's MigHooks on the real control planes, run as Jobs by the real Job controller, their
-//! pods run by the node agents (stand-in images: docs/sandbox.md). In order, on one sandbox:
+//! pods containers on the real nodes. Each hook is a real image (`e2e/images/build.sh hook`: busybox with
+//! the test's script as its entrypoint) "pushed" to one cluster only (`Sandbox::install_image`), so a
+//! hook run in the wrong cluster cannot pull it. The hooks that work report to a witness on the
+//! sandbox's side of the nodes (`support/witness.rs`), as a real hook talks to its database; the flush
+//! hook's witness writes the marker into the source volume before it answers, as a flushing database
+//! would. In order, on one sandbox:
 //! 1. invalid hooks (a missing MigHook, a playbook-only MigHook, an unknown phase): the MigHook and the
 //!    plan say so, every problem at once, and a cutover of the plan does not start: no Job, no change;
 //! 2. a PreBackup hook that fails (exits non-zero; runs past its activeDeadlineSeconds): the cutover
@@ -11,18 +16,21 @@
 
 #[path = "support/scenario.rs"]
 mod scenario;
+#[path = "support/witness.rs"]
+mod witness;
 
-use ferry_sandbox::Nodes;
-
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferry::api::plan::QuiesceMethod;
 use ferry::api::{Itinerary, MigHook, MigMigration, PipelineStep, Step};
+use ferry_sandbox::Addressing;
 use ferry_sandbox::world::{APP_NAMESPACE, FERRY_NAMESPACE, PLAN_NAME};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use scenario::{Scenario, assert_readable, replicas, write_files};
+use witness::Witness;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 const FLUSH: &str = "ferry.test/hooks/flush:1";
@@ -32,28 +40,39 @@ const SLOW: &str = "ferry.test/hooks/slow:1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_before_quiesce() {
-    // Node agent: stand-in hook images (`Sandbox::install_image`) exist only on the agent.
-    let mut scenario = Scenario::start_on(QuiesceMethod::Patch, true, Nodes::Agent).await;
+    let mut scenario = Scenario::start(QuiesceMethod::Patch).await;
     let dir = scenario.dir.path().to_path_buf();
     let source_dir = scenario.sandbox.volume_dir(true);
     let target_dir = scenario.sandbox.volume_dir(false);
-    let runs = dir.join("flush.runs");
-    let warmed = dir.join("warm.ran");
-    // The stand-in images: what each image's entrypoint does (the sandbox's volumes are host folders).
+    let marker = source_dir.join("hook-marker");
+    let witness = Witness::start(move |line| {
+        if line.starts_with("flush ") {
+            std::fs::write(&marker, "flushed by PreBackup\n").unwrap();
+        }
+    })
+    .await;
+    // The hook images: what each image's entrypoint does. A hook reaches the witness at its own node's
+    // gateway (the sandbox side) and exits only once it answered.
     let sandbox = &scenario.sandbox;
+    let [source_node, target_node] = [0, 1].map(|i| sandbox.nodes()[i].addressing);
+    let report = |what: &str, node: Addressing| {
+        format!(
+            "reply=$(echo \"{what}\" | nc {} {}) && [ \"$reply\" = ok ] || {{ echo 'no answer' >&2; exit 1; }}\n",
+            node.host_ip(),
+            witness.port
+        )
+    };
     let flush = format!(
-        "echo \"flushing $MIGRATION_NAMESPACES\"\necho run >> {runs}\nsleep 1\n\
-         echo 'flushed by PreBackup' > {marker}\necho flushed\n",
-        runs = runs.display(),
-        marker = source_dir.join("hook-marker").display()
+        "echo \"flushing $MIGRATION_NAMESPACES\"\nsleep 1\n{}echo flushed\n",
+        report("flush $MIGRATION_NAMESPACES", source_node)
     );
     sandbox.install_image(true, FLUSH, &flush).unwrap();
     let broken =
         "echo 'connecting to the database'\necho 'flush: the database refused the connection' >&2\nexit 3\n";
     sandbox.install_image(true, BROKEN, broken).unwrap();
     let warm = format!(
-        "echo \"$MIGRATION_PLAN_NAME $MIGRATION_HOOK_PHASE\" > {}\necho warmed\n",
-        warmed.display()
+        "{}echo warmed\n",
+        report("warm $MIGRATION_PLAN_NAME $MIGRATION_HOOK_PHASE", target_node)
     );
     sandbox.install_image(false, WARM, &warm).unwrap();
     let slow = "echo 'waiting for the database lock'\nsleep 60\n";
@@ -266,11 +285,21 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
         "flushed by PreBackup\n",
         "the marker the PreBackup hook wrote reached the target"
     );
+    let reports = witness.reports();
+    let ran = |what: &str| {
+        reports
+            .iter()
+            .filter(|r| r.line.starts_with(what))
+            .collect::<Vec<_>>()
+    };
+    let flushes = ran("flush ");
     assert_eq!(
-        std::fs::read_to_string(&runs).unwrap(),
-        "run\n",
-        "the PreBackup hook ran exactly once"
+        flushes.len(),
+        1,
+        "the PreBackup hook ran exactly once: {reports:?}"
     );
+    assert_eq!(flushes[0].line, "flush shop", "{reports:?}");
+    assert!(in_cluster(flushes[0].from, source_node), "{reports:?}");
     let pre_backup = entry(&done, Step::PreBackupHooks).message.clone().unwrap();
     assert!(
         pre_backup.contains("Job shop/ferry-prebackup-")
@@ -284,10 +313,12 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
             && post_restore.contains("destination cluster: succeeded in"),
         "{post_restore}"
     );
-    assert_eq!(
-        std::fs::read_to_string(&warmed).unwrap(),
-        "shop PostRestore\n",
-        "the PostRestore hook ran in the destination cluster"
+    let warmed = ran("warm ");
+    assert_eq!(warmed.len(), 1, "{reports:?}");
+    assert_eq!(warmed[0].line, "warm shop PostRestore", "{reports:?}");
+    assert!(
+        in_cluster(warmed[0].from, target_node),
+        "the PostRestore hook ran in the destination cluster: {reports:?}"
     );
     for (step, phase) in [
         (Step::PostBackupHooks, "PostBackup"),
@@ -310,6 +341,11 @@ async fn hooks_run_at_their_phases_once_and_a_failing_one_stops_the_cutover_befo
     })
     .await;
     scenario.stop().await;
+}
+
+/// Whether `ip` is a node or pod address of the cluster of `node` (10.200.N.x or 10.201.N.x).
+fn in_cluster(ip: IpAddr, node: Addressing) -> bool {
+    matches!(ip, IpAddr::V4(v4) if matches!(v4.octets(), [10, 200 | 201, n, _] if n == node.cluster))
 }
 
 /// Creates MigHook `name` in the plan's namespace with `spec` (YAML lines, indented by two).

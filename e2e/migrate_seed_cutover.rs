@@ -1,13 +1,15 @@
 //! Scenario: MTC's procedure as written (`shared/seeds/`, steps 1 to 11 with the apiVersion changed),
 //! run to the end on the whole sandbox: a plan of two source namespaces, one mapped to another name
 //! (`app2:app2-new`), each with a bound PVC and a workload, no `gitops` and no `transfer` (but a short
-//! `loadBalancerWaitSeconds`: the unset `endpointType` falls back to NodePort, and says so); and step
+//! `loadBalancerWaitSeconds`: the unset `endpointType` falls back to NodePort, and says so, as the
+//! real nodes' load-balancer stand-in is held and assigns no address); and step
 //! 10 as the seed writes it, a final migration (`quiescePods: true, stage: false`) with no stage
 //! before it. It succeeds: the target namespaces and PVCs are created by the cutover itself, both
 //! volumes are identical on the target, the source is quiesced, the target (where the app is
 //! deployed later, by Argo CD) has nothing to start and the migration says so in a Warn condition,
 //! `kubectl describe migmigration` reads like the seed's sample, and no message shows a Rust debug
-//! dump.
+//! dump. On real nodes: the workloads are the sandbox's app image (the seed's `postgres:16` is an
+//! image no sandbox node holds; the files PostgreSQL would keep are written by the test).
 
 #[path = "support/mover.rs"]
 mod mover;
@@ -37,11 +39,14 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
         dir: dir.path().to_path_buf(),
         ferry_binary: PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
         controller: true,
-        // Agent: its own app runs images (postgres:16) that no sandbox node holds.
-        nodes: ferry_sandbox::Nodes::Agent,
+        nodes: ferry_sandbox::Nodes::Real,
     })
     .await
     .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));
+    // No load balancer answers in either cluster, as in a cluster without one.
+    for node in sandbox.nodes() {
+        node.hold_load_balancer(true);
+    }
     let (source, host) = (sandbox.source_client.clone(), sandbox.host_client.clone());
     let volume = |side: &str, ns: &str| dir.path().join("volumes").join(side).join(ns);
 
@@ -68,6 +73,21 @@ async fn the_seed_procedure_runs_to_the_end_with_a_cutover_and_no_stage() {
         apply_yaml(&host, &pv_yaml(dest, &target_dir), "default")
             .await
             .unwrap();
+    }
+
+    // The source workloads run (containers on the source node) before the procedure starts, so the
+    // cutover quiesces running pods.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (src, _) in NAMESPACES {
+        let deployments = Api::<Deployment>::namespaced(source.clone(), src);
+        loop {
+            let status = deployments.get("db").await.unwrap().status;
+            if status.as_ref().and_then(|s| s.available_replicas) == Some(1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{src}/db does not run: {status:#?}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     // Steps 1 to 9, as the seed writes them (apiVersion changed, placeholders filled).
@@ -317,7 +337,8 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
-/// A source namespace of the app: PV (hostPath) pre-bound to claim `data`, the claim, a Deployment.
+/// A source namespace of the app: PV (hostPath) pre-bound to claim `data`, the claim, a Deployment
+/// (the sandbox's busybox image standing by, stopping at once on SIGTERM).
 fn app_yaml(ns: &str, dir: &Path) -> String {
     format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n{pv}---\n\
@@ -327,9 +348,11 @@ fn app_yaml(ns: &str, dir: &Path) -> String {
          apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: db, namespace: {ns}}}\n\
          spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    \
          metadata: {{labels: {{app: db}}}}\n    spec:\n      containers:\n        - name: db\n          \
-         image: postgres:16\n          volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n      \
+         image: {image}\n          imagePullPolicy: Never\n          \
+         command: [sh, -c, 'trap \"exit 0\" TERM; while :; do sleep 1; done']\n          volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n      \
          volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n",
-        pv = pv_yaml(ns, dir)
+        pv = pv_yaml(ns, dir),
+        image = ferry_sandbox::images::APP_IMAGE,
     )
 }
 
@@ -419,8 +442,9 @@ spec:
   srcMigClusterRef:
     name: remote
     namespace: openshift-migration
-  # Not the seed's: with endpointType unset Ferry tries a LoadBalancer first, which the sandbox never
-  # answers; a short wait keeps this test fast and still takes the NodePort fallback.
+  # Not the seed's: with endpointType unset Ferry tries a LoadBalancer first, which the sandbox (its
+  # load-balancer stand-in held) never answers; a short wait keeps this test fast and still takes the
+  # NodePort fallback.
   transfer:
     loadBalancerWaitSeconds: 2
 ";

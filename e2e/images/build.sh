@@ -6,6 +6,8 @@
 #   e2e/images/build.sh ferry FERRY_BINARY OUT.tar NAME   the controller/mover image
 #   e2e/images/build.sh pause OUT.tar NAME                  the pod sandbox image (e2e/images/pause)
 #   e2e/images/build.sh app OUT.tar NAME                    busybox-static, USER 999:999, for the example app
+#   e2e/images/build.sh hook OUT.tar NAME SCRIPT            busybox-static, USER 65532:65532, SCRIPT as the
+#                                                           entrypoint: a MigHook's custom image (e2e tests)
 #
 # The ferry image has ONE definition, the Dockerfile's last stage: this script reads from it the Debian
 # packages its `apt-get install` names, where its `COPY --from=build` puts the binary, its USER and its
@@ -182,19 +184,38 @@ build_pause() {
     rm -rf "$root"
 }
 
-build_app() {
-    local out=$1 name=$2 root applet
+# Debian's static busybox with its applets into rootfs $1.
+busybox_rootfs() {
+    local root=$1 applet
     [[ -x /bin/busybox ]] || fail "/bin/busybox is missing: apt-get install busybox-static"
     file_is_static=$(ldd /bin/busybox 2>&1 || true)
     [[ $file_is_static == *"not a dynamic executable"* ]] || fail "/bin/busybox is not static: apt-get install busybox-static"
-    root=$(mktemp -d)
     new_rootfs "$root"
     cp /bin/busybox "$root/usr/bin/busybox"
     for applet in $(/bin/busybox --list); do
         [[ -e $root/usr/bin/$applet ]] || ln -s busybox "$root/usr/bin/$applet"
     done
+}
+
+build_app() {
+    local out=$1 name=$2 root
+    root=$(mktemp -d)
+    busybox_rootfs "$root"
     write_users "$root" 999:999 app
     oci_pack "$root" "$out" "$name" 999:999 null '["/bin/sh"]'
+    rm -rf "$root"
+}
+
+# A hook image as MigHooks with `custom: true` run it: its own entrypoint (the script), no CMD, so what
+# it does is the image's, as with a real hook image; the Job's env (MIGRATION_*) reaches the script.
+build_hook() {
+    local out=$1 name=$2 script=$3 root
+    [[ -f $script ]] || fail "hook script $script is missing"
+    root=$(mktemp -d)
+    busybox_rootfs "$root"
+    install -m 0755 "$script" "$root/hook.sh"
+    write_users "$root" 65532:65532 hook
+    oci_pack "$root" "$out" "$name" 65532:65532 '["/bin/sh","/hook.sh"]' null
     rm -rf "$root"
 }
 
@@ -202,5 +223,6 @@ case ${1:-} in
 ferry) (($# == 4)) || fail "usage: $me ferry FERRY_BINARY OUT.tar NAME"; build_ferry "$2" "$3" "$4" ;;
 pause) (($# == 3)) || fail "usage: $me pause OUT.tar NAME"; build_pause "$2" "$3" ;;
 app) (($# == 3)) || fail "usage: $me app OUT.tar NAME"; build_app "$2" "$3" ;;
-*) fail "usage: $me ferry|pause|app ..." ;;
+hook) (($# == 4)) || fail "usage: $me hook OUT.tar NAME SCRIPT"; build_hook "$2" "$3" "$4" ;;
+*) fail "usage: $me ferry|pause|app|hook ..." ;;
 esac

@@ -2,7 +2,8 @@
 //! registry) and cached by content under `~/.cache/ferry/images` (`$FERRY_IMAGE_CACHE`), so each
 //! sandbox imports tars instead of rebuilding a 100 MB image: ferry (from the test build's binary, named
 //! [`ferry::pipeline::movers::DEFAULT_IMAGE`], the image mover pods use when a plan names none), pause
-//! (the pod sandbox) and the example app's busybox image (`USER 999:999`).
+//! (the pod sandbox) and the example app's busybox image (`USER 999:999`). Hook images, which tests
+//! "push" to one cluster (`Sandbox::install_image`), are built per sandbox.
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
@@ -44,6 +45,11 @@ pub fn sandbox_images(ferry_binary: &Path) -> Result<Vec<PathBuf>> {
         ("pause", PAUSE_IMAGE, vec![pause_source]),
         ("app", APP_IMAGE, vec![busybox]),
     ];
+    let checkout = repo_root()
+        .canonicalize()
+        .map_err(Error::io("resolving the repository root"))?
+        .display()
+        .to_string();
     let script = build_script();
     let script_text =
         std::fs::read_to_string(&script).map_err(Error::io(format!("reading {}", script.display())))?;
@@ -54,16 +60,46 @@ pub fn sandbox_images(ferry_binary: &Path) -> Result<Vec<PathBuf>> {
             .map(String::from)
             .chain(inputs)
             .collect::<Vec<_>>());
-        // A ferry tar per binary path: another worktree's sandbox may be importing its own right now.
+        // A ferry tar per binary path, the others per checkout: another worktree's sandbox, whose
+        // build.sh may differ, may be importing its own right now (removing "older" tars of a family
+        // shared across worktrees deleted one between its build and its import).
         let family = match kind {
             "ferry" => format!("ferry-{}", key_of(&binary.display().to_string())),
-            other => other.to_string(),
+            other => format!("{other}-{}", key_of(&checkout)),
         };
         let tar = cache.join(format!("{family}-{key}.tar"));
         ensure_built(&cache, kind, name, &family, &tar, &binary)?;
         tars.push(tar);
     }
     Ok(tars)
+}
+
+/// Builds hook image `name` into `tar`: busybox-static with `script` as its entrypoint (`build.sh hook`),
+/// a MigHook's custom image. Not cached: a few MB, built in about a second.
+pub(crate) fn build_hook(tar: &Path, name: &str, script: &Path) -> Result<()> {
+    build(
+        Command::new(build_script())
+            .arg("hook")
+            .arg(tar)
+            .arg(name)
+            .arg(script),
+        "hook",
+    )
+}
+
+/// Runs `build.sh` as `command` says; an error quotes its stderr.
+fn build(command: &mut Command, kind: &str) -> Result<()> {
+    let output = command
+        .output()
+        .map_err(Error::io("running e2e/images/build.sh"))?;
+    if !output.status.success() {
+        return Err(Error::Sandbox(format!(
+            "e2e/images/build.sh {kind} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Builds `tar` unless another sandbox (this process or another) already did; one build at a time per
@@ -89,18 +125,7 @@ fn ensure_built(
     if kind == "ferry" {
         command.arg(ferry_binary);
     }
-    let output = command
-        .arg(tar)
-        .arg(name)
-        .output()
-        .map_err(Error::io("running e2e/images/build.sh"))?;
-    if !output.status.success() {
-        return Err(Error::Sandbox(format!(
-            "e2e/images/build.sh {kind} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
+    build(command.arg(tar).arg(name), kind)?;
     tracing::info!(
         image = name,
         seconds = started.elapsed().as_secs_f64(),

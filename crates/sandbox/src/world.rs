@@ -192,13 +192,25 @@ impl Sandbox {
         self.dir.join("controller.log")
     }
 
-    /// Makes stand-in image `image` available on the source (`source == true`) or target node: a
-    /// container of it without `command` runs `script` with `sh` (docs/sandbox.md).
+    /// Makes hook image `image` available on the source (`source == true`) or target node only, as a
+    /// push to that cluster's registry would: a container of it without `command` runs `script` with
+    /// `sh`, in the container's environment. On real nodes a real image (`build.sh hook`: busybox with
+    /// the script as its entrypoint) imported into the node's containerd; on the agent a stand-in
+    /// image (docs/sandbox.md).
     pub fn install_image(&self, source: bool, image: &str, script: &str) -> Result<()> {
         let dir = images_dir(&self.dir, source);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        let path = dir.join(image.replace(['/', ':', '@'], "_"));
-        std::fs::write(&path, script).map_err(Error::io(format!("writing {}", path.display())))
+        let file = image.replace(['/', ':', '@'], "_");
+        let path = dir.join(&file);
+        let Some(node) = self.nodes().get(if source { 0 } else { 1 }) else {
+            return std::fs::write(&path, script).map_err(Error::io(format!("writing {}", path.display())));
+        };
+        let script_path = dir.join(format!("{file}.sh"));
+        std::fs::write(&script_path, script)
+            .map_err(Error::io(format!("writing {}", script_path.display())))?;
+        let tar = dir.join(format!("{file}.tar"));
+        crate::images::build_hook(&tar, image, &script_path)?;
+        node.import_image(&tar)
     }
 
     /// The real nodes, source's first (none when the sandbox runs the node agent).

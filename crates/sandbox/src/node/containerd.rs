@@ -2,7 +2,10 @@
 //! plugin configured so that nothing lands outside the node's directory: `root`, `state`, the sockets,
 //! runc's state, the CNI configuration and IPAM state, and the pods' network namespaces
 //! (`netns_mounts_under_state_dir`). Shim sockets go to a short directory of their own (containerd
-//! allows at most 42 characters there). No registry: images are imported from OCI tars.
+//! allows at most 42 characters there). No registry: images are imported from OCI tars, and a pull of
+//! any other image goes to the node's own loopback (`certs.d/_default`), where nothing listens, so it
+//! fails at once with the kubelet's `ErrImagePull` instead of waiting on a resolver the sandbox cannot
+//! reach (a pull of `registry.invalid/...` was still waiting after 30 s), and never leaves the machine even without `e2e/isolated.sh`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +56,9 @@ state = "{d}/state"
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "{PAUSE_IMAGE}"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    # Not the machine's /etc/containerd/certs.d.
+    config_path = "{d}/certs.d"
 
 [plugins.'io.containerd.cri.v1.runtime']
   # Root here lacks CAP_SYS_RESOURCE: without this every sandbox fails with
@@ -106,6 +112,10 @@ fn cni_conflist(addressing: &Addressing, node_dir: &Path) -> String {
     .to_string()
 }
 
+/// Every registry's host (`_default` applies to each one without a directory of its own): port 1 of the
+/// node namespace's loopback, refused at once.
+const NO_REGISTRY: &str = "server = \"https://127.0.0.1:1\"\n";
+
 /// Writes the configuration and the CNI conflist, starts containerd in the node's namespace and waits
 /// for its socket.
 pub(crate) fn start(
@@ -120,6 +130,9 @@ pub(crate) fn start(
     }
     let config_path = paths.dir.join("config.toml");
     write(&config_path, &config(paths, addressing))?;
+    let registries = paths.dir.join("certs.d/_default");
+    std::fs::create_dir_all(&registries).map_err(Error::io(format!("creating {}", registries.display())))?;
+    write(&registries.join("hosts.toml"), NO_REGISTRY)?;
     write(
         &paths.cni_conf.join("10-ferry.conflist"),
         &cni_conflist(addressing, node_dir),

@@ -147,6 +147,44 @@ pub struct RealNodeOptions {
     pub images: Vec<PathBuf>,
 }
 
+/// Gives the `kubernetes` Service its EndpointSlice, the API server at `host` (the node's gateway) on
+/// the port of `url` (the test's loopback URL), so pods reach their API server as in any cluster
+/// (in-cluster clients dial the Service's ClusterIP, which kube-proxy forwards; without endpoints it
+/// rejects the connection). The sandbox's API server runs with `--endpoint-reconciler-type=none` (on
+/// loopback, for the node agent, it advertises an address Endpoints may not carry): it writes none.
+async fn publish_api_endpoint(client: &Client, host: Ipv4Addr, url: &str) -> Result<()> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let port = url
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok());
+    let Some(port) = port else {
+        return Err(Error::Sandbox(format!("API server URL {url} has no port")));
+    };
+    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": "kubernetes",
+                "endpointslice.kubernetes.io/managed-by": "ferry-sandbox",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }))
+    .map_err(|err| Error::Sandbox(format!("the kubernetes EndpointSlice: {err}")))?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let params = kube::api::PatchParams::apply("ferry-sandbox").force();
+    slices
+        .patch("kubernetes", &params, &kube::api::Patch::Apply(&slice))
+        .await?;
+    Ok(())
+}
+
 /// A running real node. Dropping it (or [`RealNode::stop`]) stops kube-proxy, the kubelet and
 /// containerd, ends every process of its pods, unmounts, removes its cgroups and namespace, and, for
 /// the last node on the machine, puts the host's settings back.
@@ -200,6 +238,7 @@ impl RealNode {
         };
         node.launch(control_plane, &binaries, &images)?;
         let client = control_plane.client().await?;
+        publish_api_endpoint(&client, node.addressing.host_ip(), &control_plane.url).await?;
         node.wait_ready(&client, Duration::from_secs(90)).await?;
         node.load_balancer = Some(load_balancer::LoadBalancer::start(client, node.addressing)?);
         Ok(node)
@@ -211,6 +250,13 @@ impl RealNode {
         if let Some(load_balancer) = &self.load_balancer {
             load_balancer.hold(hold);
         }
+    }
+
+    /// Imports an image tar (OCI layout) into the running node's containerd, as a push to a registry
+    /// the node pulls from would make it available: pods of it start from then on.
+    pub fn import_image(&self, tar: &Path) -> Result<()> {
+        let paths = ContainerdPaths::new(&self.dir, self.record.shim_sockets.clone());
+        containerd::import(&NodeBinaries::find()?, &paths, tar)
     }
 
     fn launch(

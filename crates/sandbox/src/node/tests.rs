@@ -63,6 +63,7 @@ fn containerd_stays_in_the_node_directory() {
         "Root = \"/s/node1/containerd/runc\"",
         "sandbox = \"localhost/ferry-sandbox/pause:1\"",
         "stream_server_address = \"10.200.1.2\"",
+        "config_path = \"/s/node1/containerd/certs.d\"",
     ] {
         assert!(text.contains(needed), "{needed} missing from:\n{text}");
     }

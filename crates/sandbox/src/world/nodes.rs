@@ -21,8 +21,8 @@ pub enum Nodes {
     #[default]
     Real,
     /// The e2e node agent: movers run as host processes on 127.0.0.1, other pods are only marked
-    /// Running, images are the agent's stand-ins (`Sandbox::install_image`). For tests that rely on
-    /// those stand-ins or on the agent's timing; each says why.
+    /// Running, hook images are the agent's stand-ins (`Sandbox::install_image`: host scripts). For
+    /// tests that rely on the agent's ways; each says why.
     Agent,
 }
 
