@@ -5,7 +5,7 @@
 //!   the finalizer lets it go;
 //! - `endpointType: ClusterIP` between two clusters fails at once saying why; unset, Ferry picks: no
 //!   Route API, so a LoadBalancer, which the stand-in addresses within `loadBalancerWaitSeconds`, and
-//!   the step message says so (the NodePort fallback: `migrate_seed_cutover`, on the agent);
+//!   the step message says so (the NodePort fallback: `migrate_seed_cutover`, the stand-in held);
 //! - `networkPolicies: true` creates the movers' NetworkPolicies (and the stage still moves the data);
 //! - Patch mode under an Argo CD Application that self-heals is refused, and nothing is scaled down.
 
@@ -118,7 +118,7 @@ async fn endpoints_policies_and_argocd_refusal() {
     // Unset: no Route API here, so a LoadBalancer; on the sandbox's real nodes the load-balancer
     // stand-in gives it an address from the target's 10.203.N.0/24 within the bound, the step says
     // which and why, and the data moves through that address. (Without an address the same Services
-    // become NodePorts: `migrate_seed_cutover`, on the node agent, proves that fallback.)
+    // become NodePorts: `migrate_seed_cutover` proves that fallback with the stand-in held.)
     set_transfer(
         &scenario,
         serde_json::json!({"endpointType": null, "loadBalancerWaitSeconds": 30}),
