@@ -5,9 +5,10 @@
 //! annotation. Then a commit changing `replicas` is applied once the `argocd.argoproj.io/refresh`
 //! annotation asks for it, well before Argo CD's own poll (120 s) would have, and `status.sync.revision`
 //! is that commit. And Ferry's Commit-mode cutover (as `migrate_commit_cutover`, which runs it against
-//! the stand-in) with Argo CD itself applying both commits; and a Patch-mode cutover with `pauseAutoSync`,
-//! where Argo CD, its automated sync paused by Ferry, sees the scaled-down source OutOfSync and leaves
-//! it so. Skipped (with a line saying so) when the
+//! the stand-in) with Argo CD itself applying both commits; and a Patch-mode cutover with `pauseAutoSync`
+//! under two self-healing Applications, where Argo CD, its automated sync paused by Ferry on both sides,
+//! sees the scaled-down source and the started target OutOfSync and heals neither (a self-healing target
+//! Application would otherwise scale the started target back to Git's zero). Skipped (with a line saying so) when the
 //! binary is missing, unless FERRY_REQUIRE_ARGOCD=1. Needs root (real nodes).
 
 #[path = "support/mover.rs"]
@@ -216,16 +217,16 @@ async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
         let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
         panic!("shop-source not Synced at {head}: {last:#}\n{logs}");
     }
-    // Patch mode starts the target by patching it, which the target's Application (Git says zero
-    // replicas there) would heal back: only the source is under Argo CD here. Deleting an Application
-    // without Argo CD's resources finalizer leaves its resources alone.
-    applications
-        .delete("shop-target", &Default::default())
-        .await
-        .unwrap();
+    // Both Applications self-heal. Patch mode starts the target by patching it, which the target's
+    // Application (Git says zero replicas there) would heal back down: with pauseAutoSync Ferry
+    // pauses both before it changes anything, and after the cutover both stay paused.
+    if let Err(last) = wait_synced(&applications, "shop-target", &head, FIRST_SYNC).await {
+        panic!("shop-target not Synced at {head}: {last:#}");
+    }
     let scenario = scenario::Scenario { sandbox, dir };
     let gitops = json!({"spec": {"gitops": {"pauseAutoSync": true, "argocd": {
-        "sourceApplication": {"name": "shop-source", "namespace": NAMESPACE}}}}});
+        "sourceApplication": {"name": "shop-source", "namespace": NAMESPACE},
+        "targetApplication": {"name": "shop-target", "namespace": NAMESPACE}}}}});
     let plan = ferry_sandbox::world::PLAN_NAME;
     scenario
         .plans()
@@ -242,46 +243,53 @@ async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
     eprintln!("{:#?}", scenario::step_summary(&cutover));
     assert_eq!(scenario::replicas(&scenario.sandbox.host_client).await, before);
 
-    // Paused: no automated policy, the old one recorded. Asked to refresh, Argo CD compares, reports
-    // the scaled-down source OutOfSync, and does not heal it.
-    let application = applications.get("shop-source").await.unwrap();
-    assert!(
-        application.data["spec"]["syncPolicy"]["automated"].is_null(),
-        "{:#}",
-        application.data["spec"]
-    );
-    let recorded = application
-        .metadata
-        .annotations
-        .unwrap_or_default()
-        .remove(PRE_AUTOMATED);
-    assert!(
-        recorded.is_some_and(|r| r.contains("selfHeal")),
-        "the previous policy is recorded"
-    );
-    let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}});
-    applications
-        .patch("shop-source", &PatchParams::default(), &Patch::Merge(&refresh))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + REFRESHED;
-    loop {
-        let status = applications.get("shop-source").await.unwrap().data["status"].clone();
-        if status["sync"]["status"] == "OutOfSync" {
-            break;
-        }
+    // Paused, both: no automated policy, the old one recorded. Asked to refresh, Argo CD compares,
+    // reports the scaled-down source and the started target OutOfSync, and heals neither.
+    for name in ["shop-source", "shop-target"] {
+        let application = applications.get(name).await.unwrap();
         assert!(
-            Instant::now() < deadline,
-            "Argo CD never saw the drift: {:#}",
-            status["sync"]
+            application.data["spec"]["syncPolicy"]["automated"].is_null(),
+            "{name}: {:#}",
+            application.data["spec"]
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let recorded = application
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .remove(PRE_AUTOMATED);
+        assert!(
+            recorded.is_some_and(|r| r.contains("selfHeal")),
+            "{name}: the previous policy is recorded"
+        );
+        let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}});
+        applications
+            .patch(name, &PatchParams::default(), &Patch::Merge(&refresh))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + REFRESHED;
+        loop {
+            let status = applications.get(name).await.unwrap().data["status"].clone();
+            if status["sync"]["status"] == "OutOfSync" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Argo CD never saw the drift of {name}: {:#}",
+                status["sync"]
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let source = scenario::replicas(&scenario.sandbox.source_client).await;
     assert!(
         source.values().all(|r| *r == 0),
         "Argo CD healed the source: {source:?}"
+    );
+    assert_eq!(
+        scenario::replicas(&scenario.sandbox.host_client).await,
+        before,
+        "Argo CD healed the started target back to Git's replicas"
     );
     scenario.stop().await;
 }

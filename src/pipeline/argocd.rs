@@ -75,9 +75,34 @@ pub fn refusal(application_name: &str) -> String {
     )
 }
 
+/// The reason Patch mode is refused for a self-healing *target* Application: Git keeps the target's
+/// workloads at their committed replicas (zero before a cutover), so Argo CD would scale down what
+/// UnquiesceTarget starts.
+pub fn target_refusal(application_name: &str) -> String {
+    format!(
+        "Argo CD Application {application_name} (the target's) has automated sync with selfHeal and would \
+         scale the app Patch mode starts on the target back to the replicas in Git; set \
+         gitops.quiesce.method to Commit (recommended) or gitops.pauseAutoSync to true (it then stays \
+         paused after the cutover until you commit the target's replicas and re-enable it)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusals_name_the_application_and_the_ways_out_in_one_line() {
+        for message in [
+            refusal("argocd/shop-source"),
+            target_refusal("argocd/shop-target"),
+        ] {
+            assert!(!message.contains('\n'), "{message}");
+            assert!(message.contains("gitops.quiesce.method to Commit"), "{message}");
+            assert!(message.contains("gitops.pauseAutoSync"), "{message}");
+        }
+        assert!(target_refusal("argocd/shop-target").contains("(the target's)"));
+    }
 
     fn app(automated: Value) -> Value {
         json!({"metadata": {"name": "shop"}, "spec": {"syncPolicy": {"automated": automated, "syncOptions": ["A=B"]}}})

@@ -36,8 +36,14 @@ fn mappings(ctx: &StepContext) -> Vec<NameMapping> {
 /// QuiesceSource (Patch): Argo CD first (pause auto-sync or refuse), then every workload of the source
 /// namespaces stopped with its previous value recorded in the same write.
 pub async fn quiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
-    if let Some(refusal) = pause_source_application(ctx).await? {
-        return Ok(StepOutcome::Failed(refusal));
+    // Both Applications before any change: a refusal changes nothing.
+    for side in [Side::Source, Side::Target] {
+        if let Some(refusal) = refuse_self_healing(ctx, side).await? {
+            return Ok(StepOutcome::Failed(refusal));
+        }
+    }
+    for side in [Side::Source, Side::Target] {
+        pause_application(ctx, side).await?;
     }
     let changed = change_all(ctx, Side::Source, Change::Quiesce).await?;
     Ok(done(changed, "Nothing left to scale down.", "Scaled down"))
@@ -47,13 +53,15 @@ pub async fn quiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
 /// resumed if Ferry paused it.
 pub async fn unquiesce_source(ctx: &StepContext) -> Result<StepOutcome> {
     let changed = change_all(ctx, Side::Source, Change::Unquiesce).await?;
-    resume_source_application(ctx).await?;
+    resume_application(ctx, Side::Source).await?;
     Ok(done(changed, "Nothing was quiesced on the source.", "Restored"))
 }
 
 /// QuiesceTarget (rollback, Patch): the target's workloads stopped, values recorded.
 pub async fn quiesce_target(ctx: &StepContext) -> Result<StepOutcome> {
     let changed = change_all(ctx, Side::Target, Change::Quiesce).await?;
+    // The target is back at Git's replicas: its Application may heal again.
+    resume_application(ctx, Side::Target).await?;
     Ok(done(
         changed,
         "Nothing runs on the target.",
@@ -277,16 +285,20 @@ async fn workload_api(client: &Client, namespace: &str, kind: Kind) -> Result<Op
     }
 }
 
-/// The source Application (host cluster), when the plan names one.
-async fn source_application(ctx: &StepContext) -> Result<Option<(Api<DynamicObject>, DynamicObject)>> {
-    let Some(reference) = ctx
-        .plan
-        .spec
-        .gitops
-        .as_ref()
-        .and_then(|g| g.argocd.as_ref())
-        .and_then(|a| a.source_application.clone())
-    else {
+/// The source's or the target's Application (host cluster), when the plan names one.
+async fn application(ctx: &StepContext, side: Side) -> Result<Option<(Api<DynamicObject>, DynamicObject)>> {
+    let argocd = ctx.plan.spec.gitops.as_ref().and_then(|g| g.argocd.as_ref());
+    let (reference, field) = match side {
+        Side::Source => (
+            argocd.and_then(|a| a.source_application.clone()),
+            "sourceApplication",
+        ),
+        Side::Target => (
+            argocd.and_then(|a| a.target_application.clone()),
+            "targetApplication",
+        ),
+    };
+    let Some(reference) = reference else {
         return Ok(None);
     };
     let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
@@ -296,7 +308,7 @@ async fn source_application(ctx: &StepContext) -> Result<Option<(Api<DynamicObje
     match api.get_opt(&reference.name).await {
         Ok(Some(app)) => Ok(Some((api, app))),
         Ok(None) => Err(crate::Error::InvalidSpec(format!(
-            "Argo CD Application {namespace}/{} named by gitops.argocd.sourceApplication does not exist",
+            "Argo CD Application {namespace}/{} named by gitops.argocd.{field} does not exist",
             reference.name
         ))),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(crate::Error::InvalidSpec(
@@ -307,29 +319,41 @@ async fn source_application(ctx: &StepContext) -> Result<Option<(Api<DynamicObje
     }
 }
 
-/// Pauses the source Application's self-healing auto-sync when the plan allows it; returns the refusal
-/// when it self-heals and the plan does not.
-async fn pause_source_application(ctx: &StepContext) -> Result<Option<String>> {
-    let Some((api, app)) = source_application(ctx).await? else {
+/// The refusal when the Application on `side` self-heals and the plan does not allow pausing it.
+async fn refuse_self_healing(ctx: &StepContext, side: Side) -> Result<Option<String>> {
+    let Some((_, app)) = application(ctx, side).await? else {
         return Ok(None);
     };
-    let value = serde_json::to_value(&app)?;
-    if !argocd::self_heals(&value) {
+    let allowed = ctx.plan.spec.gitops.as_ref().is_some_and(|g| g.pause_auto_sync);
+    if allowed || !argocd::self_heals(&serde_json::to_value(&app)?) {
         return Ok(None);
     }
-    let allowed = ctx.plan.spec.gitops.as_ref().is_some_and(|g| g.pause_auto_sync);
-    if !allowed {
-        return Ok(Some(argocd::refusal(&app.name_any())));
-    }
-    if let Some(patch) = argocd::pause_patch(&value) {
+    Ok(Some(match side {
+        Side::Source => argocd::refusal(&app.name_any()),
+        Side::Target => argocd::target_refusal(&app.name_any()),
+    }))
+}
+
+/// Pauses the self-healing auto-sync of the Application on `side` (the plan allows it: see
+/// [`refuse_self_healing`]), its policy recorded on it. The source's resumes at rollback
+/// (UnquiesceSource), the target's when a rollback has stopped the target again (QuiesceTarget);
+/// after a successful cutover both stay paused, since Git still says the old replicas on both sides.
+async fn pause_application(ctx: &StepContext, side: Side) -> Result<()> {
+    let Some((api, app)) = application(ctx, side).await? else {
+        return Ok(());
+    };
+    let value = serde_json::to_value(&app)?;
+    if argocd::self_heals(&value)
+        && let Some(patch) = argocd::pause_patch(&value)
+    {
         api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
-    Ok(None)
+    Ok(())
 }
 
-async fn resume_source_application(ctx: &StepContext) -> Result<()> {
-    let Some((api, app)) = source_application(ctx).await? else {
+async fn resume_application(ctx: &StepContext, side: Side) -> Result<()> {
+    let Some((api, app)) = application(ctx, side).await? else {
         return Ok(());
     };
     if let Some(patch) = argocd::resume_patch(&serde_json::to_value(&app)?) {
