@@ -1,6 +1,9 @@
 //! The Argo CD hook examples (`manifests/argocd/`) apply cleanly to a real control plane, and the
 //! PreSync hook's command, run with the hook ServiceAccount's own token (so only the RBAC in the
-//! examples), stages the plan and exits 0 — what makes Argo CD's sync go on.
+//! examples), stages the plan and exits 0 — what makes Argo CD's sync go on. The PreSync Job itself,
+//! applied here as Argo CD would create it, runs on the target's real node as the hook
+//! ServiceAccount and completes: its `ferry stage --wait` and the CLI's run one after the other,
+//! never together (one migration per plan, even when both are created within moments).
 
 #[path = "support/scenario.rs"]
 mod scenario;
@@ -59,5 +62,38 @@ async fn the_hook_examples_apply_and_the_presync_command_stages_with_the_hook_rb
     let (code, text) = hook(&["stage", "--plan", "other-namespace/shop"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("forbidden") || text.contains("Forbidden"), "{text}");
+
+    // The PreSync Job ran on the node, as the hook ServiceAccount, and succeeded.
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(sandbox.host_client.clone(), "shop");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        let job = jobs.get("ferry-stage").await.unwrap();
+        let status = job.status.unwrap_or_default();
+        if status.succeeded == Some(1) {
+            break;
+        }
+        assert!(
+            status.failed.unwrap_or(0) == 0 && std::time::Instant::now() < deadline,
+            "the PreSync Job did not succeed: {status:?}\ncontroller log:\n{}",
+            scenario::tail(&scenario.controller_log(), 60)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let stages = scenario
+        .migrations()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let succeeded = stages
+        .iter()
+        .filter(|m| {
+            m.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Succeeded" && c.is_true()))
+        })
+        .count();
+    assert_eq!(succeeded, 2, "the Job's stage and the CLI's, one after the other");
     scenario.stop().await;
 }

@@ -131,9 +131,18 @@ pub(crate) fn admission(
     conditions
 }
 
-/// The name of the oldest unfinished migration of the same plan created before `migration` (ties
-/// broken by name), which must finish first.
+/// The unfinished migration of the same plan that must finish before `migration` may start: one
+/// that has started (whatever its age), else the oldest created before it (ties broken by name).
+/// `None` for a migration that has started itself: nothing stops it half-way.
+///
+/// Both rules are needed because the reconciler decides from its cache: two migrations created
+/// within moments (an Argo CD PreSync hook's `ferry stage` and a user's) can each be admitted before
+/// the cache shows the other. Once one has started, an older one seen later waits for it, instead of
+/// both running (two receivers on one target PVC) or the running one being stopped half-way.
 fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Option<String> {
+    if has_started(migration) {
+        return None;
+    }
     let key = |m: &MigMigration| (m.metadata.creation_timestamp.clone().map(|t| t.0), m.name_any());
     // Each migration's plan reference defaults to its own namespace.
     let plan_of = |m: &MigMigration| {
@@ -155,8 +164,8 @@ fn older_unfinished(migration: &MigMigration, siblings: &[MigMigration]) -> Opti
                     .unwrap_or_default(),
             )
         })
-        .filter(|m| key(m) < key(migration))
-        .min_by_key(|m| key(m))
+        .filter(|m| has_started(m) || key(m) < key(migration))
+        .min_by_key(|m| (!has_started(m), key(m)))
         .map(|m| format!("{}/{}", m.namespace().unwrap_or_default(), m.name_any()))
 }
 
@@ -257,6 +266,28 @@ mod tests {
         let blocked = admission(&new, Some(&plan(true)), &all);
         assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
         assert!(blocked[0].message.as_deref().unwrap().contains("ferry/old"));
+    }
+
+    #[test]
+    fn a_migration_that_started_first_runs_on_and_an_older_one_seen_later_waits() {
+        // The race: `new` was admitted and started before the cache showed `old`.
+        let (old, mut new) = (migration("old", 10, false), migration("new", 20, false));
+        new.status = Some(MigMigrationStatus {
+            pipeline: vec![crate::api::PipelineStep {
+                name: "Prepare".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let all = [old.clone(), new.clone()];
+        assert_eq!(
+            types(&admission(&new, Some(&plan(true)), &all))[0],
+            ("Ready", true),
+            "a started migration is never stopped half-way"
+        );
+        let blocked = admission(&old, Some(&plan(true)), &all);
+        assert_eq!(types(&blocked), [("MigrationInProgress", true), ("Ready", false)]);
+        assert!(blocked[0].message.as_deref().unwrap().contains("ferry/new"));
     }
 
     #[test]
