@@ -54,7 +54,7 @@ test: deps controlplane node argocd
 	FERRY_REQUIRE_ARGOCD=1 $(ISOLATED) $(CARGO) test --offline --workspace --lib --bins --tests --no-fail-fast
 
 ## demo: the sandbox — two control planes, the controller, an example plan shown Ready.
-demo: deps controlplane node
+demo: deps controlplane node argocd
 	$(CARGO) build --quiet --workspace --bins
 	$(ISOLATED) $(CARGO) run --offline --quiet -p ferry-sandbox --bin ferry-sandbox -- demo $(DEMO_FLAGS)
 

@@ -59,6 +59,14 @@ pub fn argocd_binary() -> Result<PathBuf> {
         })
 }
 
+/// The Argo CD version the sandbox builds (`e2e/argocd/go.mod`'s requirement), e.g. `v3.6.1`.
+pub fn version() -> &'static str {
+    include_str!("../../../e2e/argocd/go.mod")
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("github.com/argoproj/argo-cd/v3 "))
+        .map_or("unknown", str::trim)
+}
+
 /// A running Argo CD (redis, repo-server, application controller); stopped on [`ArgoCd::stop`] or drop.
 pub struct ArgoCd {
     /// Its directory: logs (`redis.log`, `repo-server.log`, `application-controller.log`), caches.
@@ -346,4 +354,13 @@ fn free_port() -> Result<u16> {
         .local_addr()
         .map_err(Error::io("reading the probe port"))?
         .port())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_comes_from_the_wrapper_module() {
+        let version = super::version();
+        assert!(version.starts_with("v3."), "{version}");
+    }
 }

@@ -45,6 +45,10 @@ pub struct Args {
     /// Run the pods with the e2e node agent (movers as host processes) instead of real nodes.
     #[arg(long)]
     agent: bool,
+    /// In Commit mode, let the Argo CD stand-in apply Ferry's commits instead of Argo CD itself
+    /// (`make argocd`; docs/sandbox.md, "Argo CD").
+    #[arg(long)]
+    argocd_stand_in: bool,
 }
 
 /// The product binary the demo drives: `--ferry`, else `ferry` beside `ferry-sandbox`.
@@ -80,6 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         timeout_seconds,
         ferry,
         agent,
+        argocd_stand_in,
     } = args;
     let clock = Instant::now();
     if dir.exists() {
@@ -111,6 +116,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     for line in runtime::describe_nodes(&sandbox).await? {
         say(clock, &line);
+    }
+    if quiesce == QuiesceMethod::Commit && !argocd_stand_in {
+        sandbox.use_real_argocd();
     }
     let outcome = migrate(&mut sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
     if let Err(err) = &outcome {
@@ -187,6 +195,16 @@ async fn migrate(
         &format!("registering the clusters and the plan (quiesce method {quiesce:?})"),
     );
     sandbox.create_plan(quiesce).await?;
+    if sandbox.argocd().is_some() {
+        say(
+            clock,
+            &format!(
+                "Argo CD itself applies the commits: application controller and repo-server {} \
+                 (Applications argocd/shop-source, argocd/shop-target, automated sync with selfHeal)",
+                crate::argocd_real::version()
+            ),
+        );
+    }
     wait_plan_ready(&sandbox.host_client, timeout, clock).await?;
 
     let stage1 = run_migration(sandbox, &mut pods, "stage-1", |s| s.stage = true, timeout, clock).await?;
