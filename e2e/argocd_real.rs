@@ -51,17 +51,8 @@ async fn argo_cd_syncs_the_example_app_and_applies_a_commit_on_refresh() {
     if skipped() {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("ferry-argocd-")
-        .tempdir()
-        .unwrap();
     let started = Instant::now();
-    let options = SandboxOptions {
-        controller: false,
-        ..SandboxOptions::new(dir.path(), PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
-    };
-    let mut sandbox = Sandbox::start(options).await.unwrap();
-    sandbox.install_app().await.unwrap();
+    let (mut sandbox, _dir) = sandbox_with_app(false).await;
     sandbox.start_real_argocd().await.unwrap();
     eprintln!(
         "sandbox and Argo CD up in {:.1}s",
@@ -74,9 +65,7 @@ async fn argo_cd_syncs_the_example_app_and_applies_a_commit_on_refresh() {
     let head = sandbox.git_head();
     let synced = Instant::now();
     for name in ["shop-source", "shop-target"] {
-        if let Err(last) = wait_synced(&applications, name, &head, FIRST_SYNC).await {
-            panic!("{name} not Synced at {head}: {last:#}\n{}", logs(&sandbox));
-        }
+        expect_first_sync(&sandbox, &applications, name, &head).await;
     }
     eprintln!(
         "both Applications Synced at {head} after {:.1}s",
@@ -143,24 +132,13 @@ async fn a_commit_mode_cutover_through_argo_cd() {
     if skipped() {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("ferry-argocd-")
-        .tempdir()
-        .unwrap();
-    let ferry = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
-    let mut sandbox = Sandbox::start(SandboxOptions::new(dir.path(), ferry))
-        .await
-        .unwrap();
-    sandbox.install_app().await.unwrap();
+    let (mut sandbox, dir) = sandbox_with_app(true).await;
     sandbox.use_real_argocd();
     sandbox.create_plan(QuiesceMethod::Commit).await.unwrap();
     let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
     let head_before = sandbox.git_head();
     for name in ["shop-source", "shop-target"] {
-        if let Err(last) = wait_synced(&applications, name, &head_before, FIRST_SYNC).await {
-            let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
-            panic!("{name} not Synced at {head_before}: {last:#}\n{logs}");
-        }
+        expect_first_sync(&sandbox, &applications, name, &head_before).await;
     }
     let scenario = scenario::Scenario { sandbox, dir };
     scenario.wait_plan_ready().await;
@@ -200,29 +178,16 @@ async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
     if skipped() {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("ferry-argocd-")
-        .tempdir()
-        .unwrap();
-    let ferry = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
-    let mut sandbox = Sandbox::start(SandboxOptions::new(dir.path(), ferry))
-        .await
-        .unwrap();
-    sandbox.install_app().await.unwrap();
+    let (mut sandbox, dir) = sandbox_with_app(true).await;
     sandbox.start_real_argocd().await.unwrap();
     sandbox.create_plan(QuiesceMethod::Patch).await.unwrap();
     let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
     let head = sandbox.git_head();
-    if let Err(last) = wait_synced(&applications, "shop-source", &head, FIRST_SYNC).await {
-        let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
-        panic!("shop-source not Synced at {head}: {last:#}\n{logs}");
-    }
+    expect_first_sync(&sandbox, &applications, "shop-source", &head).await;
     // Both Applications self-heal. Patch mode starts the target by patching it, which the target's
     // Application (Git says zero replicas there) would heal back down: with pauseAutoSync Ferry
     // pauses both before it changes anything, and after the cutover both stay paused.
-    if let Err(last) = wait_synced(&applications, "shop-target", &head, FIRST_SYNC).await {
-        panic!("shop-target not Synced at {head}: {last:#}");
-    }
+    expect_first_sync(&sandbox, &applications, "shop-target", &head).await;
     let scenario = scenario::Scenario { sandbox, dir };
     let gitops = json!({"spec": {"gitops": {"pauseAutoSync": true, "argocd": {
         "sourceApplication": {"name": "shop-source", "namespace": NAMESPACE},
@@ -292,6 +257,30 @@ async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
         "Argo CD healed the started target back to Git's replicas"
     );
     scenario.stop().await;
+}
+
+/// A real-node sandbox (with or without the controller) in a fresh directory, the example app
+/// installed.
+async fn sandbox_with_app(controller: bool) -> (Sandbox, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-argocd-")
+        .tempdir()
+        .unwrap();
+    let options = SandboxOptions {
+        controller,
+        ..SandboxOptions::new(dir.path(), PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
+    };
+    let sandbox = Sandbox::start(options).await.unwrap();
+    sandbox.install_app().await.unwrap();
+    (sandbox, dir)
+}
+
+/// Waits for Application `name`'s first sync at `revision`; panics with its status and Argo CD's logs.
+async fn expect_first_sync(sandbox: &Sandbox, applications: &Api<DynamicObject>, name: &str, revision: &str) {
+    if let Err(last) = wait_synced(applications, name, revision, FIRST_SYNC).await {
+        let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
+        panic!("{name} not Synced at {revision}: {last:#}\n{logs}");
+    }
 }
 
 fn deployments(cluster: &Client) -> Api<Deployment> {
