@@ -48,8 +48,9 @@ pub struct Args {
     /// State only: sync the volumes and leave the app to Argo CD (stage only).
     #[arg(long)]
     migrate_state: bool,
-    /// Stage only: when the plan has been cut over (its target is live), stage nothing and exit 0
-    /// instead of failing. For hooks that run on every sync of the target app (PreSync).
+    /// Stage only: when the plan has been cut over (its target is live), or a cutover or rollback of
+    /// it is under way, stage nothing and exit 0 instead of failing or waiting. For hooks that run
+    /// on every sync of the target app (PreSync).
     #[arg(long)]
     skip_if_cut_over: bool,
     /// Kubeconfig of the host cluster; in-cluster configuration (or $KUBECONFIG) when absent.
@@ -101,6 +102,16 @@ pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    if skip_if_cut_over {
+        let migrations: Api<MigMigration> = Api::namespaced(client.clone(), &plan_ns);
+        let all = migrations.list(&ListParams::default()).await?.items;
+        if let Some(under_way) = cutover_under_way(&plan_ns, &plan_name, &all) {
+            println!(
+                "MigMigration {under_way} of MigPlan {plan} is under way and makes its own final sync: nothing is staged"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let spec = MigMigrationSpec {
         stage: matches!(kind, Kind::Stage),
         quiesce_pods: matches!(kind, Kind::Cutover),
@@ -139,6 +150,22 @@ pub async fn run(kind: Kind, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     Ok(code)
+}
+
+/// An unfinished cutover or rollback of plan `namespace/name` among `migrations`, for a hook's
+/// `--skip-if-cut-over`: a stage now would only wait for it and then be refused, and a PreSync hook
+/// waiting would hold the target's sync that the cutover itself waits for (a commit starting or
+/// stopping the target).
+fn cutover_under_way(namespace: &str, name: &str, migrations: &[MigMigration]) -> Option<String> {
+    migrations
+        .iter()
+        .filter(|m| {
+            let own = m.namespace().unwrap_or_default();
+            m.spec.mig_plan_ref.name == name && m.spec.mig_plan_ref.namespace_or(&own) == namespace
+        })
+        .filter(|m| m.spec.quiesce_pods || m.spec.rollback)
+        .find(|m| Verdict::of(&m.status.clone().unwrap_or_default()) == Verdict::Running)
+        .map(|m| format!("{namespace}/{}", m.name_any()))
 }
 
 /// The reason of the `Failed` condition of a migration refused because its plan was cut over.
@@ -381,5 +408,53 @@ mod tests {
         for bad in ["shop", "/shop", "ferry/", "a/b/c"] {
             assert!(split_plan(bad).is_err(), "{bad}");
         }
+    }
+
+    fn migration(
+        name: &str,
+        plan: &str,
+        set: impl FnOnce(&mut MigMigrationSpec),
+        succeeded: bool,
+    ) -> MigMigration {
+        let mut spec = MigMigrationSpec::of_plan("ferry", plan);
+        set(&mut spec);
+        let mut migration = MigMigration::new(name, spec);
+        migration.metadata.namespace = Some("ferry".into());
+        if succeeded {
+            let mut status = crate::api::MigMigrationStatus::default();
+            status.conditions.push(condition::Condition::holds(
+                "Succeeded",
+                condition::Category::Advisory,
+                "Completed",
+                "done",
+            ));
+            migration.status = Some(status);
+        }
+        migration
+    }
+
+    #[test]
+    fn a_hook_skips_while_a_cutover_or_rollback_of_its_plan_is_under_way() {
+        let cutover = |m: &mut MigMigrationSpec| m.quiesce_pods = true;
+        let rollback = |m: &mut MigMigrationSpec| m.rollback = true;
+        let stage = |m: &mut MigMigrationSpec| m.stage = true;
+        let done = [
+            migration("old-cutover", "shop", cutover, true),
+            migration("stage", "shop", stage, false),
+            migration("other-plan", "other", cutover, false),
+        ];
+        assert_eq!(cutover_under_way("ferry", "shop", &done), None);
+        let mut running = done.to_vec();
+        running.push(migration("cutover", "shop", cutover, false));
+        assert_eq!(
+            cutover_under_way("ferry", "shop", &running).as_deref(),
+            Some("ferry/cutover")
+        );
+        assert_eq!(cutover_under_way("elsewhere", "shop", &running), None);
+        let rolling_back = [migration("back", "shop", rollback, false)];
+        assert_eq!(
+            cutover_under_way("ferry", "shop", &rolling_back).as_deref(),
+            Some("ferry/back")
+        );
     }
 }
