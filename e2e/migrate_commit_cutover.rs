@@ -1,7 +1,7 @@
 //! Scenario (the GitOps way): two stages with writes in between, then a Commit-mode cutover with the
 //! DNS flip. Ferry stops the source and starts the target by committing to the app's repo (a real git
-//! server over HTTP), the Argo CD stand-in applies the commits, and Ferry waits for each Application
-//! to report the revision. Afterwards: identical trees, the replicas in Git and in the clusters where
+//! server over HTTP), Argo CD itself (`make argocd`) applies the commits, and Ferry waits for each
+//! Application to report the revision. Afterwards: identical trees, the replicas in Git and in the clusters where
 //! they belong, the commits carrying Ferry's trailers, and DNS answering with the target. Ferry asked
 //! each Application to refresh (`argocd.argoproj.io/refresh`) rather than wait for Argo CD's poll.
 
@@ -101,22 +101,18 @@ async fn two_stages_then_a_commit_mode_cutover_through_git() {
     let downtime = cutover.status.unwrap().downtime.unwrap();
     eprintln!("downtime: {:?} s", downtime.seconds);
     assert!(downtime.seconds.is_some());
-    // The stand-in polls only every few seconds by itself; each Application served a refresh request.
-    let applications = ferry_sandbox::argocd::applications(
-        &scenario.sandbox.host_client,
-        ferry_sandbox::world::FERRY_NAMESPACE,
-    );
+    // Argo CD itself (its own poll set to an hour in the sandbox) picked up each commit because
+    // Ferry asked: its application controller served a refresh request of each Application.
+    let argocd = scenario
+        .sandbox
+        .argocd()
+        .expect("Commit mode runs Argo CD itself");
     for side in ["source", "target"] {
         let name = format!("{}-{side}", ferry_sandbox::world::APP_NAMESPACE);
-        let application = applications.get(&name).await.unwrap();
-        let served = application
-            .metadata
-            .annotations
-            .unwrap_or_default()
-            .get(ferry_sandbox::argocd::REFRESHES_SERVED)
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or(0);
-        assert!(served >= 1, "Ferry never asked Application {name} to refresh");
+        assert!(
+            argocd.refreshes_served(&name) >= 1,
+            "Ferry never asked Application {name} to refresh"
+        );
     }
     scenario.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Shared harness of the migration scenarios (`e2e/migrate_*.rs`): the whole sandbox
 //! (`ferry_sandbox::Sandbox`: two control planes with a real node each, or the node agent where a test
 //! asks for it, git server, BIND9, controller), and
+//! in Commit mode Argo CD itself applying Ferry's commits, and
 //! helpers to create a MigMigration and follow it to its end, failing with the controller's log.
 
 #![allow(dead_code)]
@@ -15,6 +16,10 @@ use ferry_sandbox::world::{FERRY_NAMESPACE, PLAN_NAME};
 use ferry_sandbox::{Nodes, Sandbox, SandboxOptions};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
+
+/// How long Argo CD's first sync of both Applications may take (its cluster caches, the repo-server's
+/// first clone; a PreSync hook's stage).
+pub const FIRST_SYNC: Duration = Duration::from_secs(300);
 
 /// A started sandbox and the temporary directory it lives in.
 pub struct Scenario {
@@ -49,7 +54,19 @@ impl Scenario {
         .await
         .unwrap_or_else(|err| panic!("the sandbox did not start: {err}"));
         sandbox.install_app().await.unwrap();
+        // Commit mode: Argo CD itself applies Ferry's commits (`make argocd`; the stand-in only where
+        // a test builds it by hand), and the scenario begins once it has synced both Applications.
+        let commit = quiesce == QuiesceMethod::Commit;
+        if commit {
+            sandbox.use_real_argocd();
+        }
         sandbox.create_plan(quiesce).await.unwrap();
+        if commit {
+            sandbox
+                .wait_applications_synced(FIRST_SYNC)
+                .await
+                .unwrap_or_else(|err| panic!("{err}"));
+        }
         eprintln!("sandbox ready in {:.1}s", started.elapsed().as_secs_f64());
         let scenario = Scenario { sandbox, dir };
         if controller {

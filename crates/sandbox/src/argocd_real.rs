@@ -30,6 +30,10 @@ pub const NAMESPACE: &str = "argocd";
 pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 /// How long one component may take to listen (the controller loads every API group of the host first).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often the application controller compares an Application with Git by itself (`--app-resync`).
+pub const APP_RESYNC: Duration = Duration::from_secs(3600);
+/// Ferry's Argo CD health checks, merged into `argocd-cm` as docs/operations.md tells users to.
+const HEALTH_CHECKS: &str = include_str!("../../../manifests/argocd/health/argocd-cm.yaml");
 
 /// The Argo CD binary: `$FERRY_ARGOCD`, else `target/argocd/argocd` under the current directory or any
 /// parent (where `make argocd` puts it, its CRDs in `crds/` beside it).
@@ -163,6 +167,13 @@ impl ArgoCd {
                 "--repo-server-plaintext",
             ])
             .args(["--redis", &redis_address, "--loglevel", "info"])
+            // Argo CD compares each Application with Git every 120 s by default: in the sandbox only an
+            // Application's creation or a refresh request (what Ferry sends after each commit) makes it
+            // look, so a test proves Ferry's requests work rather than waiting for the poll.
+            .args(["--app-resync", &APP_RESYNC.as_secs().to_string()])
+            // Argo CD 3 keeps each resource's health in its cache only; persisted, tests read what
+            // Ferry's Lua health checks said of each MigPlan and MigMigration from the Application.
+            .arg("--persist-resource-health")
             // Two of each are plenty for the sandbox's few Applications on 2 cores.
             .args(["--status-processors", "2", "--operation-processors", "2"])
             .env("KUBECONFIG", &host_plane.kubeconfig)
@@ -249,6 +260,23 @@ impl ArgoCd {
         Ok(())
     }
 
+    /// How many refresh requests (the `argocd.argoproj.io/refresh` annotation) the application
+    /// controller has served for Application `name`, from its log ("Refreshing app status (normal
+    /// refresh requested)"): the proof that a change was picked up on request, not by Argo CD's poll.
+    pub fn refreshes_served(&self, name: &str) -> usize {
+        // One JSON object per line (the controller's default `--logformat json`).
+        let log = std::fs::read_to_string(self.dir.join("application-controller.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| {
+                let msg = entry["msg"].as_str().unwrap_or_default();
+                entry["application"] == name
+                    && (msg.contains("(normal refresh requested)")
+                        || msg.contains("(hard refresh requested)"))
+            })
+            .count()
+    }
+
     /// The last `lines` lines of each component's log (for failure messages).
     pub fn log_tails(&self, lines: usize) -> String {
         ["application-controller.log", "repo-server.log", "redis.log"]
@@ -290,7 +318,8 @@ async fn install_settings(host: &Client) -> Result<()> {
     let objects = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "argocd-cm", "namespace": NAMESPACE, "labels": part_of.clone()}}),
+            "metadata": {"name": "argocd-cm", "namespace": NAMESPACE, "labels": part_of.clone()},
+            "data": health_checks()?}),
         json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "argocd-secret", "namespace": NAMESPACE, "labels": part_of.clone()},
             "stringData": {"server.secretkey": format!("sandbox-{}", std::process::id())}}),
@@ -303,6 +332,50 @@ async fn install_settings(host: &Client) -> Result<()> {
         apply_yaml(host, &object.to_string(), NAMESPACE).await?;
     }
     Ok(())
+}
+
+/// The `data` of Ferry's health-check snippet (`manifests/argocd/health/argocd-cm.yaml`): one Lua
+/// script per kind, under Argo CD's `resource.customizations.health.<group>_<kind>` keys.
+fn health_checks() -> Result<serde_json::Map<String, serde_json::Value>> {
+    let snippet: serde_json::Value = serde_saphyr::from_str(HEALTH_CHECKS)
+        .map_err(|err| Error::Sandbox(format!("manifests/argocd/health/argocd-cm.yaml: {err}")))?;
+    match snippet.get("data") {
+        Some(serde_json::Value::Object(data)) => Ok(data.clone()),
+        _ => Err(Error::Sandbox(
+            "manifests/argocd/health/argocd-cm.yaml has no data".into(),
+        )),
+    }
+}
+
+/// Waits until Application `name` (in [`NAMESPACE`] of `host`) is Synced at `revision` with its
+/// operation (if any) Succeeded; on time-out returns the last of its status that says why not.
+pub async fn wait_synced(
+    host: &Client,
+    name: &str,
+    revision: &str,
+    timeout: Duration,
+) -> std::result::Result<(), serde_json::Value> {
+    let applications = crate::argocd::applications(host, NAMESPACE);
+    let deadline = Instant::now() + timeout;
+    let mut status = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(application) = applications.get(name).await {
+            status = application.data["status"].clone();
+            let sync = &status["sync"];
+            let operation = status["operationState"]["phase"].as_str();
+            if sync["status"] == "Synced"
+                && sync["revision"] == revision
+                && operation.is_none_or(|phase| phase == "Succeeded")
+            {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(
+        json!({"sync": status["sync"], "operationState": status["operationState"],
+        "conditions": status["conditions"], "health": status["health"]}),
+    )
 }
 
 /// A command running Argo CD's `role` (by its argv[0]) with its own home and temporary directory.

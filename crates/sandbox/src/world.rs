@@ -63,6 +63,7 @@ const GIT_USER: &str = "ferry";
 pub const APP_DATA_DIR: &str = "pgdata";
 const APP_DATA_MARKER: &str = "PG_VERSION";
 
+mod argocd;
 mod nodes;
 
 pub use nodes::Nodes;
@@ -323,8 +324,8 @@ impl Sandbox {
             "default",
         )
         .await?;
-        let plan = if quiesce == QuiesceMethod::Commit {
-            self.start_argocd().await?;
+        let commit = quiesce == QuiesceMethod::Commit;
+        let plan = if commit {
             plan.replace(
                 "    quiesce: {method: Commit}",
                 &format!(
@@ -338,89 +339,10 @@ impl Sandbox {
             plan
         };
         apply_yaml(&self.host_client, &plan, FERRY_NAMESPACE).await?;
-        Ok(())
-    }
-
-    /// Commit mode ([`Sandbox::create_plan`]) applies its commits through Argo CD itself
-    /// (`argocd_real`, `make argocd`) instead of the stand-in.
-    pub fn use_real_argocd(&mut self) {
-        self.real_argocd = true;
-    }
-
-    /// Argo CD itself, once started.
-    pub fn argocd(&self) -> Option<&ArgoCd> {
-        self.argocd.as_ref()
-    }
-
-    /// Where the Applications are: Argo CD's namespace with Argo CD itself, Ferry's with the stand-in.
-    pub fn applications_namespace(&self) -> &'static str {
-        if self.real_argocd {
-            super::argocd_real::NAMESPACE
-        } else {
-            FERRY_NAMESPACE
-        }
-    }
-
-    /// Starts Argo CD itself with the app's repo (its credentials), the source cluster registered, and
-    /// the same two Applications as the stand-in's (`shop-source`, `shop-target`, in namespace `argocd`).
-    pub async fn start_real_argocd(&mut self) -> Result<()> {
-        self.real_argocd = true;
-        let dir = self.dir.join("argocd");
-        let argocd = ArgoCd::start(&self.target, &self.host_client, &dir).await?;
-        let url = self.git.url(REPO);
-        argocd
-            .add_repository(&self.host_client, &url, GIT_USER, &self.git_password)
-            .await?;
-        let source = argocd
-            .register_cluster(&self.host_client, "source", &self.source)
-            .await?;
-        for (side, server) in [
-            ("source", source.as_str()),
-            ("target", super::argocd_real::IN_CLUSTER),
-        ] {
-            let name = format!("{APP_NAMESPACE}-{side}");
-            let path = format!("clusters/{side}");
-            argocd
-                .create_application(&self.host_client, &name, &url, &path, server, APP_NAMESPACE)
-                .await?;
-        }
-        self.argocd = Some(argocd);
-        Ok(())
-    }
-
-    /// Commit mode needs someone to apply the commits: the Argo CD stand-in (or Argo CD itself, see
-    /// [`Sandbox::use_real_argocd`]), one Application per cluster (`shop-source` → the source's
-    /// `clusters/source`, `shop-target` → the target's `clusters/target`), in the host cluster like a
-    /// hub Argo CD.
-    async fn start_argocd(&mut self) -> Result<()> {
-        if self.real_argocd {
-            return self.start_real_argocd().await;
-        }
-        super::argocd::install_application_crd(&self.host_client).await?;
-        let url = self.git.url(REPO);
-        let credentials = ferry::git::Credentials::UserPassword {
-            username: GIT_USER.into(),
-            password: self.git_password.clone(),
-        };
-        for (side, cluster) in [("source", &self.source_client), ("target", &self.host_client)] {
-            let name = format!("{APP_NAMESPACE}-{side}");
-            super::argocd::create_application(
-                &self.host_client,
-                FERRY_NAMESPACE,
-                &name,
-                &url,
-                &format!("clusters/{side}"),
-                APP_NAMESPACE,
-            )
-            .await?;
-            self.appliers.push(super::argocd::spawn_applier(
-                self.host_client.clone(),
-                cluster.clone(),
-                FERRY_NAMESPACE,
-                &name,
-                credentials.clone(),
-                self.dir.join(format!("argocd-{side}")),
-            ));
+        // The plan first: a PreSync hook in the target's path (`manifests/argocd/`) runs `ferry stage`
+        // on the Applications' very first sync, and that needs the plan to exist.
+        if commit {
+            self.start_argocd().await?;
         }
         Ok(())
     }
