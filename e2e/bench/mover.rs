@@ -2,7 +2,8 @@
 //! against rsync through stunnel (both ends on loopback, as MTC/VolSync do), on the same machine in one
 //! run, with the same rsync options. Scenarios: large files (1 GiB), many small files (100,000 x 4 KiB),
 //! and re-stages of the small tree with nothing changed and with 1% of files changed.
-//! Ferry runs twice: with its default `--parallel` (one stream per CPU) and with one stream.
+//! Ferry runs twice: with its default `--parallel` (one stream per CPU) and with one stream, each with a
+//! `--manifest-key` as the controller's stages run it, so its re-stages are delta passes.
 //! `FERRY_BENCH_SCALE=0.1` shrinks every size for a quick run. Prints a Markdown table of times and
 //! ratios (rsync time / Ferry time: above 1 means Ferry is faster). Then the final-sync benchmark
 //! (delta passes against rsync's own final pass, and compression: see mover_final.rs);
@@ -200,6 +201,12 @@ impl Method {
                         "0",
                         "--parallel",
                         parallel,
+                        // As the controller's stages run it: the pass leaves a manifest of what it
+                        // copied on the target, and the next pass sends only what changed against it
+                        // (docs/mover.md, "Delta passes"); a fresh target has none, so full copies
+                        // are full rsync passes that also write the manifest.
+                        "--manifest-key",
+                        "bench-volume",
                         "--connect",
                         address,
                         "--source",
