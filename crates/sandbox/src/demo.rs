@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
 use self::runtime::PodWatch;
@@ -49,6 +49,14 @@ pub struct Args {
     /// (`make argocd`; docs/sandbox.md, "Argo CD").
     #[arg(long)]
     argocd_stand_in: bool,
+    /// Also put this many files of 100 bytes (folders of 1,000) into the app's volume before the
+    /// first stage, and change 0.1% of them just before the cutover: the downtime on a large tree.
+    #[arg(long, default_value_t = 0)]
+    files: u64,
+    /// Plain rsync passes walking both trees (the plan's `transfer.fullPasses: true`) instead of
+    /// delta passes: the baseline for `--files`.
+    #[arg(long)]
+    full_passes: bool,
 }
 
 /// The product binary the demo drives: `--ferry`, else `ferry` beside `ferry-sandbox`.
@@ -85,6 +93,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ferry,
         agent,
         argocd_stand_in,
+        files,
+        full_passes,
     } = args;
     let clock = Instant::now();
     if dir.exists() {
@@ -120,7 +130,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if quiesce == QuiesceMethod::Commit && !argocd_stand_in {
         sandbox.use_real_argocd();
     }
-    let outcome = migrate(&mut sandbox, quiesce, Duration::from_secs(timeout_seconds), clock).await;
+    let story = Story {
+        quiesce,
+        timeout: Duration::from_secs(timeout_seconds),
+        files,
+        full_passes,
+    };
+    let outcome = migrate(&mut sandbox, &story, clock).await;
     if let Err(err) = &outcome {
         eprintln!(
             "ferry-sandbox demo: {err:#}\n  controller log: {}",
@@ -168,12 +184,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The story: app, plan, stage, writes, stage, writes, cutover, checks.
-async fn migrate(
-    sandbox: &mut Sandbox,
+/// What the demo migrates, and how.
+struct Story {
     quiesce: QuiesceMethod,
+    /// How long each migration may take.
     timeout: Duration,
-    clock: Instant,
-) -> anyhow::Result<()> {
+    /// `--files`: a large tree of small files besides the app's own data.
+    files: u64,
+    /// `--full-passes`: plain rsync passes.
+    full_passes: bool,
+}
+
+async fn migrate(sandbox: &mut Sandbox, story: &Story, clock: Instant) -> anyhow::Result<()> {
+    let &Story {
+        quiesce,
+        timeout,
+        files,
+        full_passes,
+    } = story;
     say(
         clock,
         "deploying the example app (repo \"shop\": clusters/source, clusters/target at replicas 0)",
@@ -189,12 +217,27 @@ async fn migrate(
         clock,
         &format!("the app wrote {written} into its volume (shop/db-data, {APP_DATA_DIR}/: uid 999, 0700)"),
     );
+    if files > 0 {
+        let written = tree::write_many(&source_dir, files)?;
+        say(clock, &format!("and {written}"));
+    }
 
     say(
         clock,
         &format!("registering the clusters and the plan (quiesce method {quiesce:?})"),
     );
     sandbox.create_plan(quiesce).await?;
+    if full_passes {
+        let plans: Api<MigPlan> = Api::namespaced(sandbox.host_client.clone(), FERRY_NAMESPACE);
+        let patch = serde_json::json!({"spec": {"transfer": {"fullPasses": true}}});
+        plans
+            .patch(PLAN_NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        say(
+            clock,
+            "transfer.fullPasses: true (plain rsync passes, no delta passes)",
+        );
+    }
     if sandbox.argocd().is_some() {
         say(
             clock,
@@ -216,6 +259,10 @@ async fn migrate(
         clock,
         &format!("the app writes {written} more before the cutover"),
     );
+    if files > 0 {
+        let changed = tree::change_many(&source_dir, files, 1)?;
+        say(clock, &format!("and changes {changed}"));
+    }
     let cutover = run_migration(
         sandbox,
         &mut pods,

@@ -42,6 +42,12 @@ pub struct Transfer {
     /// links; on fast ones it costs CPU on both movers.
     #[serde(default)]
     pub compress: bool,
+    /// Walk both trees in every pass, as plain rsync movers do, instead of sending only what changed
+    /// since the last stage against the manifest it left on the target (docs/mover.md, "Delta
+    /// passes"): for a volume whose files may change without their size, mtime or ctime changing.
+    /// No manifest is written or read.
+    #[serde(default)]
+    pub full_passes: bool,
     /// How long a mover pod may stay unstarted (unschedulable, image not pullable, volume not
     /// attachable) before the step fails with the pod's reason; 300 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

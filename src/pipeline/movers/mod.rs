@@ -92,6 +92,8 @@ pub struct MoverSpec {
     pub identity: MoverIdentity,
     /// Compress data on the wire (the plan's `transfer.compress`).
     pub compress: bool,
+    /// Plain rsync passes, no manifest (the plan's `transfer.fullPasses`).
+    pub full_passes: bool,
 }
 
 pub(super) fn short(uid: &str) -> String {
@@ -250,11 +252,13 @@ pub fn send_pod(spec: &MoverSpec, volume: &DiscoveredVolume, pass: Pass, connect
         json!({"name": "FERRY_MOVER_VERIFY", "value": flag(pass == Pass::Verify)}),
         json!({"name": "FERRY_MOVER_STATS_FILE", "value": TERMINATION_LOG}),
         json!({"name": "FERRY_MOVER_RETRY_DELAY_MS", "value": "1000"}),
-        // Stages leave a manifest on the target and later passes send only what changed; the key
-        // ties it to this source PVC and target PVC (docs/mover.md, "Delta passes").
-        json!({"name": "FERRY_MOVER_MANIFEST_KEY", "value": manifest_key(volume)}),
         security::tmpdir_env(),
     ];
+    // Stages leave a manifest on the target and later passes send only what changed; the key ties
+    // it to this source PVC and target PVC (docs/mover.md, "Delta passes").
+    if !spec.full_passes {
+        env.push(json!({"name": "FERRY_MOVER_MANIFEST_KEY", "value": manifest_key(volume)}));
+    }
     if spec.compress {
         env.push(json!({"name": "FERRY_MOVER_COMPRESS", "value": "true"}));
     }

@@ -20,6 +20,7 @@ pub(super) fn spec(endpoint: EndpointType) -> MoverSpec {
         proxy: true,
         identity: MoverIdentity::Root { group: None },
         compress: false,
+        full_passes: false,
     }
 }
 
@@ -286,6 +287,16 @@ fn the_final_pass_is_strict_and_the_proxy_comes_from_a_secret() {
     let pod = send_pod(&compressed, &v, Pass::Stage, "10.0.0.1:30000");
     let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
     assert_eq!(value(&env, "FERRY_MOVER_COMPRESS").as_deref(), Some("true"));
+    // transfer.fullPasses: plain rsync passes, no manifest named, so none is written or read.
+    let plain = MoverSpec {
+        full_passes: true,
+        ..s.clone()
+    };
+    for pass in [Pass::Stage, Pass::Final] {
+        let pod = send_pod(&plain, &v, pass, "10.0.0.1:30000");
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        assert!(value(&env, "FERRY_MOVER_MANIFEST_KEY").is_none(), "{pass:?}");
+    }
     assert_eq!(value(&final_, "FERRY_MOVER_VERIFY").as_deref(), Some("false"));
     assert_eq!(
         value(&env_of(Pass::Verify), "FERRY_MOVER_VERIFY").as_deref(),

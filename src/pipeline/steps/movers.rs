@@ -136,6 +136,7 @@ fn spec(ctx: &StepContext) -> Result<MoverSpec> {
         proxy: transfer.proxy.is_some(),
         identity,
         compress: transfer.compress,
+        full_passes: transfer.full_passes,
     })
 }
 

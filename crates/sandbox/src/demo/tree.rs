@@ -37,6 +37,52 @@ pub(super) fn write_data(dir: &Path, first: usize, count: usize, size: usize) ->
     ))
 }
 
+/// Puts `count` files of 100 bytes into `dir/many/dNNNN/fNNN` (folders of 1,000), owned by the
+/// app's user: the large tree of `--files` (a database's many small files).
+pub(super) fn write_many(dir: &Path, count: u64) -> anyhow::Result<String> {
+    for index in 0..count {
+        let folder = dir.join("many").join(format!("d{:04}", index / 1000));
+        if index % 1000 == 0 {
+            std::fs::create_dir_all(&folder)?;
+            for made in [folder.parent().unwrap_or(dir), &folder] {
+                std::os::unix::fs::chown(made, Some(APP_ID), Some(APP_ID))?;
+            }
+        }
+        let file = folder.join(format!("f{:03}", index % 1000));
+        std::fs::write(&file, many_contents(index, 0))?;
+        std::os::unix::fs::chown(&file, Some(APP_ID), Some(APP_ID))?;
+    }
+    Ok(format!(
+        "{count} files of 100 bytes in {} folders",
+        count.div_ceil(1000)
+    ))
+}
+
+/// Rewrites every 1,000th file of [`write_many`]'s tree (0.1%: same size, new bytes, new mtime).
+pub(super) fn change_many(dir: &Path, count: u64, round: u64) -> anyhow::Result<String> {
+    let mut changed = 0;
+    for index in (0..count).step_by(1000) {
+        let index = index + round % 1000;
+        if index >= count {
+            continue;
+        }
+        let file = dir
+            .join("many")
+            .join(format!("d{:04}", index / 1000))
+            .join(format!("f{:03}", index % 1000));
+        std::fs::write(&file, many_contents(index, round))?;
+        changed += 1;
+    }
+    Ok(format!("{changed} of the {count} small files (0.1%)"))
+}
+
+/// 100 bytes naming the file and the round that wrote it.
+fn many_contents(index: u64, round: u64) -> Vec<u8> {
+    let mut text = format!("file {index} round {round} ").into_bytes();
+    text.resize(100, b'.');
+    text
+}
+
 /// One entry of a tree: owner, group, permission bits, and a file's contents (empty for a directory).
 #[derive(PartialEq, Eq)]
 pub(super) struct Entry {
