@@ -698,3 +698,30 @@ fn parallel_full_passes_keep_working_with_a_manifest() {
     assert_eq!(mode_record(&parsed).0, PassMode::Delta);
     assert_same("delta after parallel", rig.source.path(), rig.target.path());
 }
+
+/// Attack: delta passes, then plain passes (`transfer.fullPasses: true`: no manifest key) while the
+/// tree changes, then delta passes again. A manifest left on the target by the first stage would
+/// describe a tree the plain passes have since changed, and trusting it would leave on the target a
+/// file created and deleted in between (the delta pass deletes only what the manifest lists). A plain
+/// pass mirrors the volume exactly, so it removes the stale manifest, and the next keyed pass is full.
+#[test]
+fn a_plain_pass_removes_a_stale_manifest_so_delta_passes_never_trust_it() {
+    let rig = Rig::new(base_tree);
+    let (mode, ..) = rig.pass(&[]);
+    assert_eq!(mode, PassMode::Full);
+    assert!(rig.manifest().exists());
+
+    write(
+        &rig.source.path().join("between/created"),
+        b"made after the manifest",
+    );
+    let (output, _) = rig.send(&["--parallel", "1"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!rig.manifest().exists(), "the plain pass kept a stale manifest");
+    assert_same("after the plain pass", rig.source.path(), rig.target.path());
+
+    fs::remove_file(rig.source.path().join("between/created")).unwrap();
+    let (mode, reason, ..) = rig.pass(&[]);
+    assert_eq!((mode, reason.as_deref()), (PassMode::Full, Some("no manifest")));
+    assert_same("after the keyed pass", rig.source.path(), rig.target.path());
+}

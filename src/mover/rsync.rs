@@ -44,6 +44,10 @@ pub(crate) struct SendPlan {
     pub sparse: bool,
     /// `--compress --compress-choice=zstd`, for slow links.
     pub compress: bool,
+    /// Protect the target's manifest (`--exclude=/.ferry-manifest`): passes with a manifest key, and
+    /// Verify. A plain pass (no key) mirrors the volume exactly and so removes a manifest an earlier
+    /// stage left, which no longer describes the target once the plain pass has changed it.
+    pub keep_manifest: bool,
 }
 
 /// Which part of the source tree one rsync run mirrors.
@@ -110,6 +114,7 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
         io_timeout_secs,
         sparse,
         compress,
+        keep_manifest,
     } = plan;
     let mut args: Vec<OsString> = ARCHIVE_OPTIONS
         .iter()
@@ -119,6 +124,7 @@ pub(crate) fn send_args(plan: &SendPlan) -> Vec<OsString> {
             ("--recursive", Selection::Changes(_)) => None,
             ("--delete" | "--delete-during", Selection::Changes(_) | Selection::RootOnly) => None,
             ("--sparse", _) if !sparse => None,
+            ("--exclude=/.ferry-manifest", _) if !keep_manifest => None,
             (option, _) => Some(option),
         })
         .map(OsString::from)
@@ -335,7 +341,21 @@ mod tests {
             io_timeout_secs: 300,
             sparse: true,
             compress: false,
+            keep_manifest: true,
         }
+    }
+
+    #[test]
+    fn only_passes_that_keep_a_manifest_protect_it_from_delete() {
+        let manifest = "--exclude=/.ferry-manifest".to_string();
+        assert!(strings(send_args(&plan())).contains(&manifest));
+        let plain = SendPlan {
+            keep_manifest: false,
+            ..plan()
+        };
+        let args = strings(send_args(&plain));
+        assert!(!args.contains(&manifest), "{args:?}");
+        assert!(args.contains(&"--delete".to_string()));
     }
 
     fn strings(args: Vec<OsString>) -> Vec<String> {

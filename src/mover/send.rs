@@ -178,6 +178,7 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         // Without a scan nobody knows whether the tree has holes: keep them.
         sparse: true,
         compress: config.compress,
+        keep_manifest: config.manifest_key.is_some() || config.verify,
     };
     if config.verify {
         tracing::info!("verifying: comparing source and target with checksums, changing nothing");
