@@ -31,8 +31,6 @@ use serde_json::{Value, json};
 
 const SOURCE_APP: &str = include_str!("examples/shop/source.yaml");
 const TRACKING: &str = "argocd.argoproj.io/tracking-id";
-/// The first sync: the controller's cluster caches, the repo-server's first clone, two Applications.
-const FIRST_SYNC: Duration = Duration::from_secs(240);
 /// Well under Argo CD's own reconciliation period (`timeout.reconciliation`, 120 s by default).
 const REFRESHED: Duration = Duration::from_secs(60);
 
@@ -51,9 +49,7 @@ async fn argo_cd_syncs_the_example_app_and_applies_a_commit_on_refresh() {
 
     let head = sandbox.git_head();
     let synced = Instant::now();
-    for name in ["shop-source", "shop-target"] {
-        expect_first_sync(&sandbox, name, &head).await;
-    }
+    first_sync(&sandbox).await;
     eprintln!(
         "both Applications Synced at {head} after {:.1}s",
         synced.elapsed().as_secs_f64()
@@ -122,9 +118,7 @@ async fn a_commit_mode_cutover_through_argo_cd() {
     sandbox.create_plan(QuiesceMethod::Commit).await.unwrap();
     let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
     let head_before = sandbox.git_head();
-    for name in ["shop-source", "shop-target"] {
-        expect_first_sync(&sandbox, name, &head_before).await;
-    }
+    first_sync(&sandbox).await;
     let scenario = scenario::Scenario { sandbox, dir };
     scenario.wait_plan_ready().await;
     let (source_dir, target_dir) = (
@@ -164,12 +158,10 @@ async fn a_patch_mode_cutover_pauses_argo_cds_self_heal() {
     sandbox.start_real_argocd().await.unwrap();
     sandbox.create_plan(QuiesceMethod::Patch).await.unwrap();
     let applications = ferry_sandbox::argocd::applications(&sandbox.host_client, NAMESPACE);
-    let head = sandbox.git_head();
-    expect_first_sync(&sandbox, "shop-source", &head).await;
     // Both Applications self-heal. Patch mode starts the target by patching it, which the target's
     // Application (Git says zero replicas there) would heal back down: with pauseAutoSync Ferry
     // pauses both before it changes anything, and after the cutover both stay paused.
-    expect_first_sync(&sandbox, "shop-target", &head).await;
+    first_sync(&sandbox).await;
     let scenario = scenario::Scenario { sandbox, dir };
     let gitops = |pause: bool| {
         json!({"spec": {"gitops": {"pauseAutoSync": pause, "argocd": {
@@ -332,10 +324,7 @@ async fn argo_cds_presync_hook_stages_before_the_targets_first_sync_and_nothing_
     // lets the sync apply the app.
     sandbox.use_real_argocd();
     sandbox.create_plan(QuiesceMethod::Commit).await.unwrap();
-    sandbox
-        .wait_applications_synced(scenario::FIRST_SYNC)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    first_sync(&sandbox).await;
     let scenario = scenario::Scenario { sandbox, dir };
     let applications = ferry_sandbox::argocd::applications(&scenario.sandbox.host_client, NAMESPACE);
     let first = applications.get("shop-target").await.unwrap().data["status"]["operationState"].clone();
@@ -416,8 +405,13 @@ async fn argo_cds_presync_hook_stages_before_the_targets_first_sync_and_nothing_
         .patch("shop-target", &PatchParams::default(), &Patch::Merge(&refresh))
         .await
         .unwrap();
-    if let Err(last) =
-        argocd_real::wait_synced(&scenario.sandbox.host_client, "shop-target", &commit, FIRST_SYNC).await
+    if let Err(last) = argocd_real::wait_synced(
+        &scenario.sandbox.host_client,
+        "shop-target",
+        &commit,
+        scenario::FIRST_SYNC,
+    )
+    .await
     {
         panic!("the target's sync after the cutover: {last:#}");
     }
@@ -494,7 +488,7 @@ async fn argo_cd_reports_ferrys_health_from_the_lua_checks() {
 
     // Progressing while the stage runs, Healthy once it succeeded, with the script's message; the
     // broken plan Degraded with the controller's reason; the Application Degraded for it.
-    let deadline = Instant::now() + FIRST_SYNC;
+    let deadline = Instant::now() + scenario::FIRST_SYNC;
     let mut seen = Vec::new();
     let (stage_health, plan_health, app_health) = loop {
         let status = applications
@@ -599,11 +593,11 @@ async fn sandbox_with_app(controller: bool) -> (Sandbox, tempfile::TempDir) {
     (sandbox, dir)
 }
 
-/// Waits for Application `name`'s first sync at `revision`; panics with its status and Argo CD's logs.
-async fn expect_first_sync(sandbox: &Sandbox, name: &str, revision: &str) {
-    if let Err(last) = argocd_real::wait_synced(&sandbox.host_client, name, revision, FIRST_SYNC).await {
-        let logs = sandbox.argocd().map(|a| a.log_tails(40)).unwrap_or_default();
-        panic!("{name} not Synced at {revision}: {last:#}\n{logs}");
+/// Waits for both Applications' first sync at the repo's head; panics with their status and Argo
+/// CD's logs.
+async fn first_sync(sandbox: &Sandbox) {
+    if let Err(err) = sandbox.wait_applications_synced(scenario::FIRST_SYNC).await {
+        panic!("{err}");
     }
 }
 

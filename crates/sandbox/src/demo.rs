@@ -183,7 +183,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The story: app, plan, stage, writes, stage, writes, cutover, checks.
 /// What the demo migrates, and how.
 struct Story {
     quiesce: QuiesceMethod,
@@ -195,6 +194,7 @@ struct Story {
     full_passes: bool,
 }
 
+/// The story: app, plan, stage, writes, stage, writes, cutover, checks.
 async fn migrate(sandbox: &mut Sandbox, story: &Story, clock: Instant) -> anyhow::Result<()> {
     let &Story {
         quiesce,
