@@ -20,6 +20,7 @@ pub(crate) mod delta;
 pub(crate) mod delta_pass;
 pub mod hold;
 pub(crate) mod manifest;
+mod paced;
 pub mod progress;
 pub(crate) mod proxy;
 mod read_ahead;
