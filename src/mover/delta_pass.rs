@@ -64,14 +64,20 @@ pub(crate) enum Decision {
     Full(FullReason),
 }
 
-/// Step 3, pure: `manifest` is the fetched file's bytes (`None`: there was none).
-pub(crate) fn decide(manifest: Option<&[u8]>, key: &str, checksum: bool, scan: &TreeScan) -> Decision {
-    let Some(bytes) = manifest else {
-        return Decision::Full(FullReason::NoManifest);
-    };
-    let old = match manifest::decode(bytes, key) {
-        Ok(old) => old,
-        Err(why) => return Decision::Full(FullReason::Unusable(why)),
+/// The fetched manifest as step 3 takes it: `None` when the target held none.
+pub(crate) type Fetched = Option<std::result::Result<manifest::Manifest, Unusable>>;
+
+/// Decodes the fetched file's bytes (`None`: there was none); see [`manifest::decode`].
+pub(crate) fn decode(bytes: Option<&[u8]>, key: &str) -> Fetched {
+    bytes.map(|bytes| manifest::decode(bytes, key))
+}
+
+/// Step 3, pure: `fetched` is the decoded manifest ([`decode`]).
+pub(crate) fn decide(fetched: &Fetched, checksum: bool, scan: &TreeScan) -> Decision {
+    let old = match fetched {
+        None => return Decision::Full(FullReason::NoManifest),
+        Some(Err(why)) => return Decision::Full(FullReason::Unusable(why.clone())),
+        Some(Ok(old)) => old,
     };
     if checksum {
         return Decision::Full(FullReason::Checksum);
@@ -96,27 +102,42 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     let fetch_args =
         rsync::manifest_fetch_args(&base.rsh, lists.path(), config.compress, config.io_timeout_secs);
     let source = config.source.clone();
+    let began = Instant::now();
     let scanning = tokio::task::spawn_blocking(move || {
         let excluded = [rsync::EXCLUDED_ROOT_ENTRY, manifest::FILE_NAME];
-        tree_scan::scan(&source, &excluded, rsync::PARTIAL_DIR)
+        let scan = tree_scan::scan(&source, &excluded, rsync::PARTIAL_DIR);
+        (scan, began.elapsed())
     });
     let fetched = send::run_with_retries(config, &fetch_args, reporter()).await?;
-    let scan = scanning
-        .await
-        .map_err(|err| Error::Mover(format!("scanning the source: {err}")))??;
+    let fetch_took = began.elapsed();
     // 24 ("vanished") can only mean the manifest went away meanwhile: then there is none.
     if fetched.code != 0 && fetched.code != rsync::EXIT_VANISHED {
         tracing::warn!(code = fetched.code, "fetching the manifest failed");
+        // Let the scan finish before the list folder goes: it reads nothing there, but a blocking
+        // task outliving its pass would only hold memory.
+        let _scanned = scanning.await;
         return Ok(Combined::of(&[fetched], None));
     }
+    // Decoded while the scan still runs: on a large tree the fetch ends well before the walk does.
     let manifest_path = lists.path().join(manifest::FILE_NAME);
-    let bytes = match std::fs::read(&manifest_path) {
-        Ok(bytes) => Some(bytes),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-        Err(err) => return Err(Error::io(format!("reading {}", manifest_path.display()))(err)),
+    let decoding = {
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || match std::fs::read(&manifest_path) {
+            Ok(bytes) => Ok(decode(Some(&bytes), &key)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::io(format!("reading {}", manifest_path.display()))(err)),
+        })
     };
-    let decision = decide(bytes.as_deref(), &key, config.checksum, &scan);
-    drop(bytes);
+    let (scan, scan_took) = scanning
+        .await
+        .map_err(|err| Error::Mover(format!("scanning the source: {err}")))?;
+    let scan = scan?;
+    let old = decoding
+        .await
+        .map_err(|err| Error::Mover(format!("decoding the manifest: {err}")))??;
+    let decision = decide(&old, config.checksum, &scan);
+    // A million entries take tens of milliseconds to free: not on the way to the sync.
+    drop_aside(old);
     let (entries, size) = scan.totals();
     let record = match &decision {
         Decision::Delta(changes) => Progress::Mode {
@@ -145,6 +166,10 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
             Decision::Delta(_) => String::new(),
         },
         entries,
+        // Where a pass's time goes (docs/benchmarks.md): the fetch and the scan run side by side.
+        fetch_secs = fetch_took.as_secs_f64(),
+        scan_secs = scan_took.as_secs_f64(),
+        decide_secs = began.elapsed().as_secs_f64(),
         "pass decided"
     );
     super::emit(&record);
@@ -231,6 +256,7 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
         });
         runs.push(send::run_with_retries(config, &args, reporter()).await?);
     }
+    drop_aside(scan);
     let mut outcome = match combined.take() {
         Some(full) if runs.is_empty() => full,
         Some(full) => full.then(&runs),
@@ -238,6 +264,16 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     };
     outcome.pass = Some(pass);
     Ok(outcome)
+}
+
+/// Frees `value` on a thread of its own, so the pass does not wait for it (the process may exit first:
+/// then the kernel takes the memory back at once).
+fn drop_aside<T: Send + 'static>(value: T) {
+    let spawned = std::thread::Builder::new()
+        .name("ferry-free".into())
+        .spawn(move || drop(value));
+    // Without a thread it is freed here, as it would have been anyway.
+    drop(spawned);
 }
 
 #[cfg(test)]
@@ -257,7 +293,9 @@ mod tests {
     fn every_doubt_about_the_manifest_is_a_full_pass_with_its_reason() {
         let written = manifest::encode("k", [1; 16], &scan().entries);
         let reason = |bytes: Option<&[u8]>, key: &str, checksum: bool, scan: &TreeScan| match decide(
-            bytes, key, checksum, scan,
+            &decode(bytes, key),
+            checksum,
+            scan,
         ) {
             Decision::Full(reason) => reason.to_string(),
             Decision::Delta(_) => "delta".to_string(),

@@ -119,7 +119,7 @@ pub(crate) fn scan(root: &Path, excluded_at_root: &[&str], excluded_anywhere: &s
         level = next;
     }
     let mut entries = Vec::with_capacity(listings.iter().flatten().map(Vec::len).sum::<usize>() + 1);
-    entries.push(entry_of(Vec::new(), &root_meta, root));
+    entries.push(entry_of(Vec::new(), &root_meta, None));
     // Depth first without recursion (a deep tree must not overflow the stack).
     let mut stack: Vec<std::vec::IntoIter<(Entry, Option<usize>)>> =
         vec![listings[0].take().unwrap_or_default().into_iter()];
@@ -173,14 +173,17 @@ fn read_children(
                 path.push(b'/');
             }
             path.extend_from_slice(name.as_bytes());
-            Some((entry_of(path, &meta, &item.path()), None))
+            // The full path is only needed to read a symlink's target: build it only then.
+            let full = meta.file_type().is_symlink().then(|| item.path());
+            Some((entry_of(path, &meta, full.as_deref()), None))
         })
         .collect();
     children.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
     Some(children)
 }
 
-fn entry_of(path: Vec<u8>, meta: &std::fs::Metadata, full: &Path) -> Entry {
+/// `full`: the entry's path on disk, given for symlinks (their target is read from it).
+fn entry_of(path: Vec<u8>, meta: &std::fs::Metadata, full: Option<&Path>) -> Entry {
     let file_type = meta.file_type();
     let kind = if file_type.is_dir() {
         Kind::Dir
@@ -191,12 +194,11 @@ fn entry_of(path: Vec<u8>, meta: &std::fs::Metadata, full: &Path) -> Entry {
     } else {
         Kind::Special
     };
-    let target = if kind == Kind::Symlink {
-        std::fs::read_link(full)
+    let target = match full {
+        Some(full) if kind == Kind::Symlink => std::fs::read_link(full)
             .map(|target| target.as_os_str().as_bytes().to_vec())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+            .unwrap_or_default(),
+        _ => Vec::new(),
     };
     Entry {
         path,
