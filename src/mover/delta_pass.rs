@@ -64,15 +64,10 @@ pub(crate) enum Decision {
     Full(FullReason),
 }
 
-/// The fetched manifest as step 3 takes it: `None` when the target held none.
+/// The fetched manifest as step 3 takes it, decoded: `None` when the target held none.
 pub(crate) type Fetched = Option<std::result::Result<manifest::Manifest, Unusable>>;
 
-/// Decodes the fetched file's bytes (`None`: there was none); see [`manifest::decode`].
-pub(crate) fn decode(bytes: Option<&[u8]>, key: &str) -> Fetched {
-    bytes.map(|bytes| manifest::decode(bytes, key))
-}
-
-/// Step 3, pure: `fetched` is the decoded manifest ([`decode`]).
+/// Step 3, pure: `fetched` is the outcome of [`manifest::decode`] on the fetched file.
 pub(crate) fn decide(fetched: &Fetched, checksum: bool, scan: &TreeScan) -> Decision {
     let old = match fetched {
         None => return Decision::Full(FullReason::NoManifest),
@@ -113,8 +108,7 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     // 24 ("vanished") can only mean the manifest went away meanwhile: then there is none.
     if fetched.code != 0 && fetched.code != rsync::EXIT_VANISHED {
         tracing::warn!(code = fetched.code, "fetching the manifest failed");
-        // Let the scan finish before the list folder goes: it reads nothing there, but a blocking
-        // task outliving its pass would only hold memory.
+        // The scan is of no use now; waited for so that it does not outlive the pass.
         let _scanned = scanning.await;
         return Ok(Combined::of(&[fetched], None));
     }
@@ -123,7 +117,7 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     let decoding = {
         let key = key.clone();
         tokio::task::spawn_blocking(move || match std::fs::read(&manifest_path) {
-            Ok(bytes) => Ok(decode(Some(&bytes), &key)),
+            Ok(bytes) => Ok(Some(manifest::decode(&bytes, &key))),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(Error::io(format!("reading {}", manifest_path.display()))(err)),
         })
@@ -293,7 +287,7 @@ mod tests {
     fn every_doubt_about_the_manifest_is_a_full_pass_with_its_reason() {
         let written = manifest::encode("k", [1; 16], &scan().entries);
         let reason = |bytes: Option<&[u8]>, key: &str, checksum: bool, scan: &TreeScan| match decide(
-            &decode(bytes, key),
+            &bytes.map(|bytes| manifest::decode(bytes, key)),
             checksum,
             scan,
         ) {
