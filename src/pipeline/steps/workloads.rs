@@ -20,8 +20,9 @@ use crate::pipeline::{StepContext, StepOutcome, argocd, quiesced};
 /// How long the waits may take before the step fails.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often EnsureSourceQuiesced and EnsureTargetReady look again: both run inside the cutover's
-/// downtime window, where a second of polling is a second of downtime (a look is a LIST per namespace).
-const POLL: Duration = Duration::from_millis(250);
+/// downtime window, where every interval is downtime (half a look's interval on average). A look is a
+/// LIST per namespace (and kind); the window lasts seconds, so the API servers see a short burst.
+const POLL: Duration = Duration::from_millis(100);
 
 /// `(source, target)` namespace pairs of the plan.
 fn mappings(ctx: &StepContext) -> Vec<NameMapping> {
