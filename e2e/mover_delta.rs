@@ -725,3 +725,191 @@ fn a_plain_pass_removes_a_stale_manifest_so_delta_passes_never_trust_it() {
     assert_eq!((mode, reason.as_deref()), (PassMode::Full, Some("no manifest")));
     assert_same("after the keyed pass", rig.source.path(), rig.target.path());
 }
+
+/// A held final sender (`--hold-file`), its records read as they come, its stderr kept.
+struct Held {
+    child: std::process::Child,
+    records: std::sync::mpsc::Receiver<Progress>,
+    release: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Held {
+    fn start(rig: &Rig, timeout_secs: u64) -> Held {
+        let dir = tempfile::tempdir().unwrap();
+        let release = dir.path().join("release");
+        fs::write(&release, "").unwrap();
+        let mut child = Command::new(support::FERRY)
+            .args([
+                "mover",
+                "send",
+                "--final",
+                "--parallel",
+                "1",
+                "--retry-delay-ms",
+                "200",
+            ])
+            .args(["--manifest-key", KEY, "--connect", &rig.receiver.address])
+            .arg("--certs-dir")
+            .arg(rig.certs.client())
+            .arg("--source")
+            .arg(rig.source.path())
+            .arg("--hold-file")
+            .arg(&release)
+            .args(["--hold-timeout", &timeout_secs.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, records) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let record = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+                let _sent = sender.send(record);
+            }
+        });
+        Held {
+            child,
+            records,
+            release,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for the `held` record that follows the read of the target's manifest; its entries.
+    fn prefetched(&self) -> Option<u64> {
+        loop {
+            match self.records.recv_timeout(Duration::from_secs(30)) {
+                Ok(Progress::Held { prefetched, .. }) if prefetched.is_some() => return prefetched,
+                Ok(_) => continue,
+                Err(err) => panic!("no second held record: {err}"),
+            }
+        }
+    }
+
+    /// Releases it and waits for it to end: its success, the rest of its records and its stderr.
+    fn release(mut self) -> (bool, Vec<Progress>, String) {
+        fs::write(&self.release, "2026-12-02T21:00:00Z").unwrap();
+        self.finish()
+    }
+
+    fn finish(&mut self) -> (bool, Vec<Progress>, String) {
+        let status = self.child.wait().unwrap();
+        let records: Vec<Progress> = self.records.iter().collect();
+        let stderr = fs::read_to_string(self._dir.path().join("stderr")).unwrap();
+        eprintln!("held send stderr: {stderr}");
+        (status.success(), records, stderr)
+    }
+}
+
+/// A held final sender reads the target's manifest while it waits, changing nothing there (nothing
+/// is sent before the release), and after the release uses what it read: the manifest had not
+/// changed. The pass is still a delta pass equal to a full rsync pass, and leaves no manifest.
+#[test]
+fn a_held_sender_reads_the_manifest_while_held_and_changes_nothing_before_its_release() {
+    let rig = Rig::new(base_tree);
+    assert_eq!(rig.pass(&[]).0, PassMode::Full);
+    let before = fs::read(rig.manifest()).unwrap();
+    rsync_full(rig.target.path(), rig.reference.path());
+    std::thread::sleep(Duration::from_millis(20));
+    write(&rig.source.path().join("a/f"), b"written before the cutover");
+    write(&rig.source.path().join("new/file"), b"new");
+
+    let held = Held::start(&rig, 60);
+    let entries = held.prefetched().expect("no entries");
+    assert_eq!(
+        entries, 10,
+        "the manifest's entries: the stage's tree, lost+found aside"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        fs::read(rig.manifest()).unwrap(),
+        before,
+        "the manifest changed while held"
+    );
+    assert_same("held: nothing sent", rig.target.path(), rig.reference.path());
+
+    let (success, records, stderr) = held.release();
+    assert!(success, "{stderr}");
+    let (mode, reason, changed, _) = mode_record(&records);
+    assert_eq!((mode, reason), (PassMode::Delta, None));
+    assert!(changed >= 2, "{changed}");
+    assert!(
+        stderr.contains("\"prefetched\":true"),
+        "the prefetched manifest was not used: {stderr}"
+    );
+    assert!(!rig.manifest().exists(), "a final sync left the manifest");
+    rsync_full(rig.source.path(), rig.reference.path());
+    assert_same(
+        "held delta vs full rsync",
+        rig.target.path(),
+        rig.reference.path(),
+    );
+    assert_same("held delta vs source", rig.source.path(), rig.target.path());
+}
+
+/// Attack: the target's manifest changes while the sender is held, to the same size and mtime (one
+/// byte flipped), or goes away, or the sender is never released. What was read while held is never
+/// trusted over what the target holds at the release; a sender never released leaves the manifest.
+#[test]
+fn a_manifest_changed_or_removed_while_held_is_read_again_and_an_unreleased_sender_leaves_it() {
+    let rig = Rig::new(base_tree);
+    assert_eq!(rig.pass(&[]).0, PassMode::Full);
+
+    // Same size, same mtime, other bytes: only a comparison of contents tells.
+    let held = Held::start(&rig, 60);
+    held.prefetched().unwrap();
+    let mtime = fs::metadata(rig.manifest()).unwrap().modified().unwrap();
+    let mut bytes = fs::read(rig.manifest()).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(rig.manifest(), &bytes).unwrap();
+    set_mtime(&rig.manifest(), mtime);
+    write(&rig.source.path().join("top"), b"changed while held");
+    let (success, records, stderr) = held.release();
+    assert!(success, "{stderr}");
+    assert_eq!(
+        mode_record(&records).1.as_deref(),
+        Some("corrupt manifest (checksum mismatch)"),
+        "the copy read while held was trusted"
+    );
+    assert!(!rig.manifest().exists());
+    assert_same(
+        "after a manifest changed while held",
+        rig.source.path(),
+        rig.target.path(),
+    );
+
+    // Removed while held: no manifest now, whatever was read before.
+    assert_eq!(rig.pass(&[]).1.as_deref(), Some("no manifest"));
+    let held = Held::start(&rig, 60);
+    held.prefetched().unwrap();
+    fs::remove_file(rig.manifest()).unwrap();
+    write(&rig.source.path().join("a/g"), b"changed again");
+    let (success, records, stderr) = held.release();
+    assert!(success, "{stderr}");
+    assert_eq!(mode_record(&records).1.as_deref(), Some("no manifest"));
+    assert_same(
+        "after a manifest removed while held",
+        rig.source.path(),
+        rig.target.path(),
+    );
+
+    // Never released: it gives up having changed nothing; the next pass still finds the manifest.
+    assert_eq!(rig.pass(&[]).1.as_deref(), Some("no manifest"));
+    let before = fs::read(rig.manifest()).unwrap();
+    let mut held = Held::start(&rig, 2);
+    held.prefetched().unwrap();
+    let (success, records, stderr) = held.finish();
+    assert!(!success, "an unreleased sender succeeded");
+    assert!(stderr.contains("not released within 2s"), "{stderr}");
+    assert!(
+        !records.iter().any(|r| matches!(r, Progress::Mode { .. })),
+        "it started a pass"
+    );
+    assert_eq!(fs::read(rig.manifest()).unwrap(), before);
+    assert_eq!(rig.pass(&[]).0, PassMode::Delta);
+    assert_same("after an unreleased sender", rig.source.path(), rig.target.path());
+}

@@ -262,6 +262,10 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         stats_file,
         manifest_key: manifest_key.filter(|key| !key.is_empty()),
         compress,
+        hold: hold_file.map(|file| mover::hold::Hold {
+            file,
+            timeout: Duration::from_secs(hold_timeout),
+        }),
     };
     // SIGTERM (the pod deleted) or SIGINT: drop the run, which removes its scratch folder and kills
     // rsync (kill on drop), and exit as a shell reports a signal.
@@ -269,14 +273,8 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         signal(tokio::signal::unix::SignalKind::terminate())?,
         signal(tokio::signal::unix::SignalKind::interrupt())?,
     );
-    let run = async {
-        if let Some(file) = hold_file.as_deref() {
-            mover::hold::wait(file, Duration::from_secs(hold_timeout)).await?;
-        }
-        mover::send::run(config).await
-    };
     let result = tokio::select! {
-        result = run => result,
+        result = mover::send::run(config) => result,
         _ = terminate.recv() => return stopped(15),
         _ = interrupt.recv() => return stopped(2),
     };

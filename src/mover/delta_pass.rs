@@ -14,16 +14,22 @@
 //! ```
 //!
 //! The manifest is consumed in step 1, before anything else touches the target: a pass that fails
-//! later leaves no manifest, so the next one runs full. The new one describes the scan taken before
+//! later leaves no manifest, so the next one runs full. A held final sender reads it while it waits
+//! for its release ([`prefetch`], leaving it on the target) and decodes it then; step 1 still pulls
+//! and removes it, but with that copy as the basis (`--checksum --link-dest`): when the target's copy
+//! is the same, rsync links the basis and the decoding done while held is used; when it changed or
+//! went, the pass reads what is there now, as without a prefetch. The new one describes the scan taken before
 //! rsync read the tree; an entry that changes after the scan differs from it next time and is sent
 //! again, so a live stage can only make the next pass send more, never less.
 
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::delta::{self, ChangeSet};
 use super::manifest::{self, Unusable};
 use super::progress::{PassMode, Progress};
-use super::rsync::{self, Selection, SendPlan};
+use super::rsync::{self, ManifestFetch, Selection, SendPlan};
 use super::send::{self, Combined, ListDir, Reporter, SendConfig, Shared};
 use super::tree_scan::{self, TreeScan};
 use crate::{Error, Result};
@@ -65,7 +71,7 @@ pub(crate) enum Decision {
 }
 
 /// The fetched manifest as step 3 takes it, decoded: `None` when the target held none.
-pub(crate) type Fetched = Option<std::result::Result<manifest::Manifest, Unusable>>;
+pub(crate) type Fetched = Option<Decoded>;
 
 /// Step 3, pure: `fetched` is the outcome of [`manifest::decode`] on the fetched file.
 pub(crate) fn decide(fetched: &Fetched, checksum: bool, scan: &TreeScan) -> Decision {
@@ -88,14 +94,131 @@ pub(crate) fn decide(fetched: &Fetched, checksum: bool, scan: &TreeScan) -> Deci
     Decision::Delta(changes)
 }
 
-/// Runs steps 1 to 6; see the module header.
-pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) -> Result<Combined> {
-    let key = config.manifest_key.clone().unwrap_or_default();
+/// The target's manifest as a held sender read it while it waited, left on the target, and decoded.
+pub(crate) struct Warm {
+    /// The pass's folder, holding the copy.
+    lists: ListDir,
+    /// The copy: `<lists>/basis/.ferry-manifest`.
+    basis: PathBuf,
+    decoded: Decoded,
+}
+
+/// A manifest file, decoded.
+type Decoded = std::result::Result<manifest::Manifest, Unusable>;
+
+/// While held: reads the target's manifest without removing it and decodes it, so that the pass
+/// after the release only checks that it is still the same. `None`, the pass then doing it all
+/// itself, when the target holds none or the read fails (said in the log, never fatal).
+pub(super) async fn prefetch(config: &SendConfig, base: &SendPlan) -> Option<(Warm, u64)> {
+    let began = Instant::now();
+    match peek(config, base).await {
+        Ok(Some(warm)) => {
+            let entries = warm.decoded.as_ref().map_or(0, |m| m.entries.len() as u64);
+            tracing::info!(
+                entries,
+                secs = began.elapsed().as_secs_f64(),
+                "manifest read while held"
+            );
+            Some((warm, entries))
+        }
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading the manifest while held failed; the pass reads it after the release");
+            None
+        }
+    }
+}
+
+async fn peek(config: &SendConfig, base: &SendPlan) -> Result<Option<Warm>> {
     let lists = ListDir::create("ferry-send")?;
+    let basis_dir = lists.path().join("basis");
+    std::fs::create_dir(&basis_dir).map_err(Error::io(format!("creating {}", basis_dir.display())))?;
+    let args = rsync::manifest_fetch_args(
+        &base.rsh,
+        &basis_dir,
+        ManifestFetch::Peek,
+        config.compress,
+        config.io_timeout_secs,
+    );
+    let shared = Shared::new(1);
+    // One attempt, no `retry` records: the sender shows itself held all along.
+    let once = SendConfig {
+        retries: 0,
+        ..config.clone()
+    };
+    let peeked =
+        send::run_with_retries(&once, &args, Reporter::new(&shared, 0, Instant::now(), config)).await?;
+    if peeked.code != 0 {
+        return Err(Error::Mover(format!(
+            "rsync exited with code {}: {}",
+            peeked.code, peeked.message
+        )));
+    }
+    let basis = basis_dir.join(manifest::FILE_NAME);
+    let key = config.manifest_key.clone().unwrap_or_default();
+    let read = basis.clone();
+    let decoded = tokio::task::spawn_blocking(move || read_decoded(&read, &key))
+        .await
+        .map_err(|err| Error::Mover(format!("decoding the manifest: {err}")))??;
+    Ok(decoded.map(|decoded| Warm {
+        lists,
+        basis,
+        decoded,
+    }))
+}
+
+/// The manifest at `path`, decoded under `key`; `None` when there is none.
+fn read_decoded(path: &Path, key: &str) -> Result<Fetched> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(manifest::decode(&bytes, key))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io(format!("reading {}", path.display()))(err)),
+    }
+}
+
+/// The fetched manifest at `path`: the held sender's decoding when rsync linked it from the basis
+/// (the target's copy had the basis's checksum), else the file read and decoded now. Also whether the
+/// decoding done while held was used.
+fn fetched_manifest(path: &Path, key: &str, warm: Option<(PathBuf, Decoded)>) -> Result<(Fetched, bool)> {
+    if let Some((basis, decoded)) = warm {
+        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+        if let (Ok(fetched), Ok(peeked)) =
+            (std::fs::symlink_metadata(path), std::fs::symlink_metadata(&basis))
+            && same(&fetched, &peeked)
+        {
+            return Ok((Some(decoded), true));
+        }
+        drop_aside(decoded);
+    }
+    Ok((read_decoded(path, key)?, false))
+}
+
+/// Runs steps 1 to 6; see the module header. `warm`: what a held sender read before its release.
+pub(super) async fn run(
+    config: &SendConfig,
+    base: &SendPlan,
+    started: Instant,
+    warm: Option<Warm>,
+) -> Result<Combined> {
+    let key = config.manifest_key.clone().unwrap_or_default();
+    let (lists, warm) = match warm {
+        Some(Warm {
+            lists,
+            basis,
+            decoded,
+        }) => (lists, Some((basis, decoded))),
+        None => (ListDir::create("ferry-send")?, None),
+    };
     let shared = Shared::new(1);
     let reporter = || Reporter::new(&shared, 0, started, config);
-    let fetch_args =
-        rsync::manifest_fetch_args(&base.rsh, lists.path(), config.compress, config.io_timeout_secs);
+    let basis_dir = warm.as_ref().and_then(|(basis, _)| basis.parent());
+    let fetch_args = rsync::manifest_fetch_args(
+        &base.rsh,
+        lists.path(),
+        ManifestFetch::Consume { basis: basis_dir },
+        config.compress,
+        config.io_timeout_secs,
+    );
     let source = config.source.clone();
     let began = Instant::now();
     let scanning = tokio::task::spawn_blocking(move || {
@@ -116,17 +239,13 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
     let manifest_path = lists.path().join(manifest::FILE_NAME);
     let decoding = {
         let key = key.clone();
-        tokio::task::spawn_blocking(move || match std::fs::read(&manifest_path) {
-            Ok(bytes) => Ok(Some(manifest::decode(&bytes, &key))),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Error::io(format!("reading {}", manifest_path.display()))(err)),
-        })
+        tokio::task::spawn_blocking(move || fetched_manifest(&manifest_path, &key, warm))
     };
     let (scan, scan_took) = scanning
         .await
         .map_err(|err| Error::Mover(format!("scanning the source: {err}")))?;
     let scan = scan?;
-    let old = decoding
+    let (old, prefetched) = decoding
         .await
         .map_err(|err| Error::Mover(format!("decoding the manifest: {err}")))??;
     let decision = decide(&old, config.checksum, &scan);
@@ -160,6 +279,8 @@ pub(super) async fn run(config: &SendConfig, base: &SendPlan, started: Instant) 
             Decision::Delta(_) => String::new(),
         },
         entries,
+        // The manifest as read while held (unchanged since): not decoded in this window.
+        prefetched,
         // Where a pass's time goes (docs/benchmarks.md): the fetch and the scan run side by side.
         fetch_secs = fetch_took.as_secs_f64(),
         scan_secs = scan_took.as_secs_f64(),

@@ -42,10 +42,14 @@ pub enum Progress {
         delay_secs: f64,
     },
     /// A sender started before the source is quiesced waits for its release (`--hold-file`);
-    /// printed once, when it starts waiting.
+    /// printed when it starts waiting (and again after it read the target's manifest).
     Held {
         /// Seconds it will wait before giving up.
         timeout_secs: u64,
+        /// Printed again, still held, once the target's manifest was read while waiting (a delta
+        /// pass): its entries. Absent in the first record, and when there was none to read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefetched: Option<u64>,
     },
     /// The release came: the pass starts now.
     Released {

@@ -199,13 +199,38 @@ fn module_root() -> String {
     format!("ferry-receiver::{MODULE}/")
 }
 
-/// Pulls the manifest from the target into `into_dir` and removes it there in the same run
-/// (`--remove-source-files`): whatever the pass does next, no manifest stays behind to vouch for a
-/// target the pass may leave half-changed. A missing manifest is not an error (`--ignore-missing-args`).
-pub(crate) fn manifest_fetch_args(rsh: &str, into_dir: &Path, compress: bool, timeout: u64) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["--remove-source-files", "--ignore-missing-args"]
-        .map(OsString::from)
-        .to_vec();
+/// How a manifest fetch treats the target's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ManifestFetch<'a> {
+    /// Read it and leave it there: a held sender warming up changes nothing on the target.
+    Peek,
+    /// Pull it into the pass's folder and remove it there in the same run (`--remove-source-files`):
+    /// whatever the pass does next, no manifest stays behind to vouch for a target the pass may leave
+    /// half-changed. With `basis` (the folder of a copy peeked earlier), a target copy with the same
+    /// checksum is hard-linked from it instead of sent (`--checksum --link-dest`), so whether it
+    /// changed since the peek shows as whether the pulled file is the basis's inode.
+    Consume { basis: Option<&'a Path> },
+}
+
+/// Pulls the manifest from the target into `into_dir` (see [`ManifestFetch`]). A missing manifest
+/// is not an error (`--ignore-missing-args`): then `into_dir` gets none.
+pub(crate) fn manifest_fetch_args(
+    rsh: &str,
+    into_dir: &Path,
+    how: ManifestFetch<'_>,
+    compress: bool,
+    timeout: u64,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--ignore-missing-args".into()];
+    if let ManifestFetch::Consume { basis } = how {
+        args.insert(0, "--remove-source-files".into());
+        if let Some(basis) = basis {
+            args.push("--checksum".into());
+            let mut link = OsString::from("--link-dest=");
+            link.push(basis);
+            args.push(link);
+        }
+    }
     args.push(format!("--timeout={timeout}").into());
     if compress {
         args.extend(COMPRESS_OPTIONS.iter().map(OsString::from));
@@ -521,20 +546,41 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_is_pulled_and_removed_in_one_run_and_written_in_place() {
-        let fetch = strings(manifest_fetch_args("tunnel", Path::new("/tmp/x"), false, 30));
+    fn the_manifest_is_peeked_or_pulled_and_removed_in_one_run_and_written_in_place() {
+        let fetch = |how| strings(manifest_fetch_args("tunnel", Path::new("/tmp/x"), how, false, 30));
+        let tail = [
+            "--rsh",
+            "tunnel",
+            "ferry-receiver::ferry/.ferry-manifest",
+            "/tmp/x/",
+        ];
+        let consume = fetch(ManifestFetch::Consume { basis: None });
         assert_eq!(
-            fetch,
+            consume[..3],
+            ["--remove-source-files", "--ignore-missing-args", "--timeout=30"]
+        );
+        assert_eq!(consume[3..], tail);
+        let peek = fetch(ManifestFetch::Peek);
+        assert_eq!(
+            peek[..2],
+            ["--ignore-missing-args", "--timeout=30"],
+            "a peek removes nothing"
+        );
+        assert_eq!(peek[2..], tail);
+        let warm = fetch(ManifestFetch::Consume {
+            basis: Some(Path::new("/tmp/x/basis")),
+        });
+        assert_eq!(
+            warm[..5],
             [
                 "--remove-source-files",
                 "--ignore-missing-args",
-                "--timeout=30",
-                "--rsh",
-                "tunnel",
-                "ferry-receiver::ferry/.ferry-manifest",
-                "/tmp/x/"
+                "--checksum",
+                "--link-dest=/tmp/x/basis",
+                "--timeout=30"
             ]
         );
+        assert_eq!(warm[5..], tail);
         let upload = strings(manifest_upload_args(
             "tunnel",
             Path::new("/tmp/x/.ferry-manifest"),

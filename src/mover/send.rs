@@ -107,6 +107,9 @@ pub struct SendConfig {
     pub manifest_key: Option<String>,
     /// Compress the data on the wire (zstd through rsync).
     pub compress: bool,
+    /// Wait for a release before sending anything (a cutover's held final sender, see [`super::hold`]);
+    /// a delta pass reads the target's manifest meanwhile.
+    pub hold: Option<super::hold::Hold>,
 }
 
 impl SendConfig {
@@ -143,7 +146,6 @@ impl SendOutcome {
 /// Runs the sender. Returns `Err(Error::Rsync)` when rsync failed for good, after printing the stats line;
 /// `Ok` with `success: false` when a verify found differences (see [`SendOutcome::verdict`]).
 pub async fn run(config: SendConfig) -> Result<SendOutcome> {
-    let started = Instant::now();
     // Fail early, with a clear message, on material the tunnel would otherwise reject inside rsync.
     let pinned = config
         .server_name
@@ -184,8 +186,22 @@ pub async fn run(config: SendConfig) -> Result<SendOutcome> {
         tracing::info!("verifying: comparing source and target with checksums, changing nothing");
     }
     let delta = config.manifest_key.is_some() && !config.verify && plan.selection == Selection::Whole;
+    let warm = match &config.hold {
+        Some(hold) => {
+            let warm_up = async {
+                match delta {
+                    true => super::delta_pass::prefetch(&config, &plan).await,
+                    false => None,
+                }
+            };
+            super::hold::wait(hold, warm_up).await?.1
+        }
+        None => None,
+    };
+    // The pass's time (`durationSecs`) starts here, after a hold.
+    let started = Instant::now();
     let outcome = if delta {
-        super::delta_pass::run(&config, &plan, started).await?
+        super::delta_pass::run(&config, &plan, started, warm).await?
     } else {
         run_whole(&config, &plan, started).await?
     };

@@ -381,10 +381,21 @@ mod tests {
         assert_eq!(last_progress(&finished), Some(stats(0, true)));
         let held = format!(
             "{}\n{}",
-            serde_json::to_string(&Progress::Held { timeout_secs: 60 }).unwrap(),
+            serde_json::to_string(&Progress::Held {
+                timeout_secs: 60,
+                prefetched: Some(1_000_000)
+            })
+            .unwrap(),
             "{\"fields\":{\"message\":\"held until released\"}}"
         );
-        assert_eq!(last_progress(&held), Some(Progress::Held { timeout_secs: 60 }));
+        // Held again after reading the target's manifest: still held.
+        assert_eq!(
+            last_progress(&held),
+            Some(Progress::Held {
+                timeout_secs: 60,
+                prefetched: Some(1_000_000)
+            })
+        );
         assert_eq!(
             progress_line("shop/db", &Progress::Released { waited_secs: 41.7 }),
             "shop/db: sender released after 42s held, scanning"
